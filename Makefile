@@ -1,0 +1,43 @@
+# irtrepro: the two commands a user needs are `make report` and `make test`.
+# Both create the virtual environment .venv and install the package when missing.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MANIFEST ?= data_manifest.yaml
+REPORTS ?= reports
+JOBS ?= 2
+STAMP := $(VENV)/.installed
+
+.PHONY: install report test bench lint clean help
+
+help:
+	@echo "make report   build every figure and table of the default study into $(REPORTS)/"
+	@echo "make test     run the test suite"
+	@echo "make bench    run the benchmarks (prints figures)"
+	@echo "make lint     ruff"
+	@echo "make clean    remove generated data, reports and caches (keeps .venv)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+report: $(STAMP)
+	$(VENV)/bin/irtrepro -v report --manifest $(MANIFEST) --out $(REPORTS)
+
+test: $(STAMP)
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q tests
+
+bench: $(STAMP)
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check irtrepro tests analyses benchmarks
+
+clean:
+	rm -rf data/demo data/study.nc data/study.zarr data/cache reports/figures reports/tables reports/index.html
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Subcommands of the ``irtrepro`` CLI, one thin module each (see :mod:`irtrepro.cli`)."""
