@@ -1,0 +1,152 @@
+"""Simple thermal readers: npy/npz, TIFF, FLIR JPEG (flyr), FLIR CSV; checks; calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from irtrepro.errors import FormatError, OptionError
+from irtrepro.io import detect, read
+from irtrepro.io.thermal import (
+    FrameError,
+    check_frames,
+    frames_dataarray,
+    two_point_calibration,
+)
+
+
+def test_npy_with_fps(tmp_path):
+    x = np.linspace(20, 35, 3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    np.save(tmp_path / "a.npy", x)
+    assert detect(tmp_path / "a.npy", "thermal") == "npy"
+    da = read("thermal", tmp_path / "a.npy", fps=2.0)
+    np.testing.assert_array_equal(da.values, x)
+    np.testing.assert_array_equal(da["time"].values, [0.0, 0.5, 1.0])
+    assert da.attrs["format"] == "npy" and da.attrs["source"].endswith("a.npy")
+    with pytest.raises(OptionError, match="neither fps"):
+        read("thermal", tmp_path / "a.npy")
+
+
+def test_npy_integer_counts_need_scale_offset_unit(tmp_path):
+    np.save(tmp_path / "c.npy", np.full((2, 3, 3), 30000, np.uint16))
+    with pytest.raises(OptionError, match="never guessed"):
+        read("thermal", tmp_path / "c.npy", fps=1)
+    da = read("thermal", tmp_path / "c.npy", fps=1, scale=0.01, offset=0.0, unit="K")
+    np.testing.assert_allclose(da.values, 300.0 - 273.15, atol=1e-4)
+
+
+def test_npz_time_array(tmp_path):
+    x = np.full((2, 3, 4), 31.5, np.float32)
+    np.savez(tmp_path / "b.npz", frames=x, time=np.array([0.25, 1.75]))
+    da = read("thermal", tmp_path / "b.npz", start_time="2020-05-05T10:00:00")
+    np.testing.assert_array_equal(da["time"].values, [0.25, 1.75])
+    assert da.attrs["start_time"] == "2020-05-05T10:00:00"
+    np.testing.assert_array_equal(da.values, x)
+
+
+def test_tiff_requires_scale_offset_unit(tmp_path):
+    import tifffile
+
+    counts = np.array([[[27315, 30315]], [[31315, 37315]]], np.uint16)
+    tifffile.imwrite(tmp_path / "s.tif", counts)
+    assert detect(tmp_path / "s.tif", "thermal") == "tiff"
+    for missing in ({"offset": 0, "unit": "K"}, {"scale": 0.01, "unit": "K"},
+                    {"scale": 0.01, "offset": 0}):
+        with pytest.raises(OptionError, match="never guessed"):
+            read("thermal", tmp_path / "s.tif", fps=1, **missing)
+    da = read("thermal", tmp_path / "s.tif", fps=1, scale=0.01, offset=0.0, unit="K")
+    assert da.shape == (2, 1, 2)
+    np.testing.assert_allclose(da.values.ravel(), [0, 30, 40, 100], atol=1e-3)
+
+
+def test_flir_jpeg_matches_flyr_reference(real_exports):
+    path = real_exports / "flir_IR_2412.jpg"
+    assert detect(path, "thermal") == "flir-jpeg"
+    da = read("thermal", path)
+    assert da.shape == (1, 480, 640)
+    v = da.values
+    assert v.min() == pytest.approx(22.74, abs=0.005)
+    assert v.max() == pytest.approx(35.25, abs=0.005)
+    assert v.mean() == pytest.approx(28.26, abs=0.005)
+    assert da.attrs["emissivity"] == pytest.approx(0.95)
+    assert da.attrs["reflected_temperature_degC"] == pytest.approx(20.0, abs=1e-4)
+    # a higher emissivity lowers the reading of a surface warmer than its surroundings
+    hi = read("thermal", path, emissivity=1.0)
+    assert hi.values.mean() < v.mean() - 0.1
+
+
+def test_plain_jpeg_is_not_radiometric(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "plain.jpg")
+    with pytest.raises(FormatError, match="no FLIR radiometric data"):
+        read("thermal", tmp_path / "plain.jpg", fmt="flir-jpeg")
+
+
+def test_flir_csv_german_and_english(tmp_path):
+    en = "File:,C:\\IR_0001.jpg\n\nFrame 1\n20.5,21.0,22.25,\n23.0,24.5,25.0,\n"
+    (tmp_path / "en.csv").write_text(en)
+    da = read("thermal", tmp_path / "en.csv")
+    np.testing.assert_allclose(da.values[0], [[20.5, 21.0, 22.25], [23.0, 24.5, 25.0]])
+    de = "Datei:;IR_0001.jpg\nTemperatur [°C]\n20,5;21,0\n23,0;24,5\n\nFrame 2\n1;2\n3;4\n"
+    (tmp_path / "de.csv").write_text(de, encoding="utf-8")
+    da = read("thermal", tmp_path / "de.csv", fps=1.0)
+    assert da.shape == (2, 2, 2)
+    np.testing.assert_allclose(da.values[0], [[20.5, 21.0], [23.0, 24.5]])
+    np.testing.assert_allclose(da.values[1], [[1, 2], [3, 4]])
+    (tmp_path / "f.csv").write_text("Unit: °F\n32,212\n50,68\n")
+    np.testing.assert_allclose(read("thermal", tmp_path / "f.csv").values[0],
+                               [[0, 100], [10, 20]], atol=1e-4)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2,3\n4,5\n")
+    with pytest.raises(FormatError, match="bad.csv:3"):
+        read("thermal", tmp_path / "bad.csv")
+
+
+def test_check_frames_names_file_and_frame():
+    x = np.full((4, 2, 2), 30.0, np.float32)
+    check_frames(x, source="f.npy")
+    x[2, 1, 1] = np.nan
+    with pytest.raises(FrameError, match=r"f\.npy: frame 2: 1 NaN"):
+        check_frames(x, source="f.npy")
+    check_frames(x, source="f.npy", allow_nan=True)
+    x[3, 0, 0] = np.inf
+    with pytest.raises(FrameError, match="frame 3: 1 infinite"):
+        check_frames(x, source="f.npy", allow_nan=True)
+    y = np.full((3, 2, 2), 30.0, np.float32)
+    y[1, 0, 0] = 2700.0
+    with pytest.raises(FrameError, match="frame 11: .*plausible range"):
+        check_frames(y, source="f.npy", first_frame=10)
+    check_frames(y, plausible_range=(0, 3000))
+    check_frames(y, plausible_range=None)
+
+
+def test_reader_applies_plausible_range(tmp_path):
+    np.save(tmp_path / "k.npy", np.full((1, 2, 2), 303.15, np.float32))  # kelvin, unit forgotten
+    with pytest.raises(FrameError, match="frame 0.*plausible"):
+        read("thermal", tmp_path / "k.npy")
+    assert read("thermal", tmp_path / "k.npy", unit="K").values.mean() == pytest.approx(30.0)
+
+
+def test_two_point_calibration_recovers_truth():
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(25, 35, (5, 10, 10))
+    truth[:, :2, :2] = 20.0   # patch a, a blackbody at 20 degC
+    truth[:, -2:, -2:] = 40.0  # patch b at 40 degC
+    gain = np.array([1.02, 0.97, 1.0, 1.05, 0.9])[:, None, None]
+    offs = np.array([0.3, -0.5, 0.0, 1.1, -2.0])[:, None, None]
+    measured = frames_dataarray((truth * gain + offs).astype(np.float32), np.arange(5.0))
+    pa = (slice(0, 2), slice(0, 2))
+    mb = np.zeros((10, 10), bool)
+    mb[-2:, -2:] = True
+    cal = two_point_calibration(measured, pa, mb, 20.0, 40.0)
+    np.testing.assert_allclose(cal.values, truth, atol=2e-4)
+    np.testing.assert_allclose(cal["calibration_gain"].values, 1 / gain.ravel(), rtol=1e-5)
+    lazy = two_point_calibration(measured.chunk({"frame": 2}), pa, mb, 20.0, 40.0)
+    assert isinstance(lazy, xr.DataArray) and lazy.chunks is not None
+    np.testing.assert_allclose(lazy.values, truth, atol=2e-4)
+    flat = frames_dataarray(np.full((2, 10, 10), 30.0, np.float32), [0.0, 1.0])
+    with pytest.raises(FrameError, match="frame 0: the two calibration patches"):
+        two_point_calibration(flat, pa, mb, 20.0, 40.0)
+    with pytest.raises(OptionError, match="must differ"):
+        two_point_calibration(measured, pa, mb, 20.0, 20.0)
