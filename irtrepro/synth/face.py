@@ -95,6 +95,8 @@ def clip_windows(truth: xr.Dataset, *, clip_s: float = 30.0, min_s: float = 10.0
     ends = np.r_[change, len(time)]
     rows = []
     for s, e in zip(starts, ends, strict=True):
+        if phase[s] in ("", "nan"):  # outside the protocol (padding of shorter sessions)
+            continue
         a, b = max(time[s], lo), min(time[e - 1], hi)
         if b - a < min_s:
             continue
