@@ -123,22 +123,40 @@ def _vein_tree(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(pts), np.concatenate(rad)
 
 
-def make_anatomy(seed: int | np.random.Generator) -> CalfAnatomy:
+def _calf_profile(v, bulge: float, taper: float):
+    """Calf half-width along v relative to its peak (widest at ``bulge``, ``taper`` at the ankle)."""
+    return (0.62 + 0.38 * np.exp(-((v - bulge) / 0.32) ** 2)) * np.where(
+        v > bulge, 1 - (1 - taper) * np.clip((v - bulge) / (1 - bulge), 0, 1) ** 1.5, 1.0)
+
+
+def make_anatomy(seed: int | np.random.Generator, *, vein_fraction: float | None = None,
+                 perforator_fraction: float | None = None) -> CalfAnatomy:
     """Draw a subject's calf anatomy (vein trees, perforators, texture, shape).
 
     Parameters
     ----------
     seed : int or numpy.random.Generator
         Anatomy seed; the same seed gives the same anatomy bit for bit.
+    vein_fraction, perforator_fraction : float, optional
+        Target fractions of the calf area (image pixels at rest) covered by veins and by
+        perforators; the vein radius and the number of perforators are tuned to match (the
+        truth's ``tsk_mean`` is the area-weighted mean with these fractions).
 
     Returns
     -------
     CalfAnatomy
     """
     rng = np.random.default_rng(seed)
+    shape_par = dict(half_width=float(rng.uniform(0.075, 0.092)),
+                     height=float(rng.uniform(0.50, 0.58)), bulge=float(rng.uniform(0.25, 0.38)),
+                     taper=float(rng.uniform(0.45, 0.58)), medial=float(rng.uniform(1.0, 1.15)))
     labels = np.zeros((2, _CH, _CW), np.uint8)
     z = np.zeros((2, _CH, _CW), np.float32)
     vv, uu = np.meshgrid(np.linspace(0, 1, _CH), np.linspace(-1, 1, _CW), indexing="ij")
+    # image area represented by one canonical cell (the warp stretches u by the local width)
+    weight = _calf_profile(vv, shape_par["bulge"], shape_par["taper"]) \
+        * np.where(uu > 0, shape_par["medial"], 1.0) * (vv >= 0.05 * uu**2)
+    weight = weight / weight.sum()
     for s in range(2):
         centre = np.zeros((_CH, _CW), bool)
         radius = np.zeros((_CH, _CW))
@@ -151,15 +169,24 @@ def make_anatomy(seed: int | np.random.Generator) -> CalfAnatomy:
             radius[iv[ok], iu[ok]] = r[ok]
         dist, (ia, ib) = ndimage.distance_transform_edt(~centre, return_indices=True)
         near_r = radius[ia, ib]
-        vein = dist <= near_r
-        # veins fade out near the lateral/medial edges (they run round the leg, out of view)
-        vein &= np.abs(uu) < 0.92
+        ratio = dist / np.maximum(near_r, 1e-9)
+        ratio[np.abs(uu) >= 0.92] = np.inf  # veins run round the leg, out of view, at the edges
+        k = 1.0
+        if vein_fraction is not None:
+            # radius scale whose weighted area fraction equals the target (weighted quantile)
+            order = np.argsort(ratio, axis=None)
+            cw = np.cumsum(weight.ravel()[order])
+            k = float(ratio.ravel()[order][min(np.searchsorted(cw, vein_fraction), cw.size - 1)])
+        vein = ratio <= max(k, 0.5)
         labels[s][vein] = 1
         # perforators: small discs, away from the edges and from the veins
         n_perf = rng.integers(3, 7)
         placed = 0
-        for _ in range(200):
-            if placed == n_perf:
+        for _ in range(400):
+            if perforator_fraction is None and placed == n_perf:
+                break
+            if perforator_fraction is not None and (
+                    weight[labels[s] == 2].sum() >= perforator_fraction or placed >= 16):
                 break
             pv, pu = rng.uniform(0.15, 0.9), rng.uniform(-0.7, 0.7)
             pr = rng.uniform(6.5, 8.5)
@@ -180,14 +207,7 @@ def make_anatomy(seed: int | np.random.Generator) -> CalfAnatomy:
         for lab in (0, 1, 2):
             sel = labels[s] == lab
             z[s][sel] = _gaussianise(raw[sel])
-    return CalfAnatomy(
-        labels=labels, z=z,
-        half_width=float(rng.uniform(0.075, 0.092)),
-        height=float(rng.uniform(0.50, 0.58)),
-        bulge=float(rng.uniform(0.25, 0.38)),
-        taper=float(rng.uniform(0.45, 0.58)),
-        medial=float(rng.uniform(1.0, 1.15)),
-    )
+    return CalfAnatomy(labels=labels, z=z, **shape_par)
 
 
 def _truth_at(truth: xr.Dataset, name: str, t: np.ndarray) -> np.ndarray:
@@ -236,7 +256,9 @@ def render_session(
         One subject-session slice of the truth (dims ``time`` at 1 Hz in s, ``side``) with
         ``tnv``, ``tp``, ``tv`` (degC region means), ``tnv_sd``, ``tp_sd``, ``tv_sd`` (degC
         spatial SDs) and ``cadence`` (steps/min). Scalar ``subject``/``session`` coordinates,
-        when present, key the anatomy and the per-session randomness.
+        when present, key the anatomy and the per-session randomness; scalar
+        ``vein_area_fraction`` and ``perforator_area_fraction``, when present, set the anatomy's
+        vessel area fractions.
     frame_interval_s : float
         Seconds between frames; frames start at the first truth time.
     shape : (int, int)
@@ -289,7 +311,12 @@ def render_session(
         anatomy_seed_seq = [int(seed), _stable_int(subject)]
     else:
         anatomy_seed_seq = [int(anatomy_seed)]
-    anat = make_anatomy(np.random.default_rng(anatomy_seed_seq))
+    fractions = {}
+    for key, var in (("vein_fraction", "vein_area_fraction"),
+                     ("perforator_fraction", "perforator_area_fraction")):
+        if var in truth and truth[var].ndim == 0 and np.isfinite(truth[var].item()):
+            fractions[key] = float(truth[var].item())
+    anat = make_anatomy(np.random.default_rng(anatomy_seed_seq), **fractions)
     rng = np.random.default_rng([int(seed), _stable_int(subject), _stable_int(session), 7])
 
     t_truth = truth["time"].values.astype(float)
@@ -350,8 +377,7 @@ def render_session(
         for s in range(2):
             v = (ys - top[a:b, s, None, None]) / height[a:b, s, None, None]
             centre = cx[a:b, s, None, None] + tilt[a:b, s, None, None] * (ys - top[a:b, s, None, None])
-            prof = (0.62 + 0.38 * np.exp(-((v - anat.bulge) / 0.32) ** 2)) \
-                * np.where(v > anat.bulge, 1 - (1 - anat.taper) * np.clip((v - anat.bulge) / (1 - anat.bulge), 0, 1) ** 1.5, 1.0)
+            prof = _calf_profile(v, anat.bulge, anat.taper)
             hw = anat.half_width * w * widen[a:b, s, None, None] * prof
             dx = xs - centre
             lateral_sign = -1.0 if s == 0 else 1.0   # lateral edge is image-left for the left calf
