@@ -1,0 +1,230 @@
+"""Core temperature: e-Celsius-style CSV and the CORE sensor's FIT field; readers and writers.
+
+``core-csv``
+    A delimited export with a time column and a temperature column, both configurable
+    (``time_column``, ``value_column``, optional ``date_column``). The writer produces what the
+    e-Celsius viewer's export looks like in French/European locale (no real file was available
+    to the project; this is our reading of it): ``;`` separated, decimal comma, columns
+    ``Date;Time;Temperature (°C)`` with ``dd/mm/yyyy`` and ``hh:mm:ss`` clock times, one line
+    per capsule sample (30 s). Clock times become seconds since the first sample (midnight
+    roll-over handled with the date column, or by assuming it when time steps back > 12 h).
+``fit`` (kind ``core``)
+    FIT ``record`` messages carrying core temperature. We read, in order: a developer field
+    named ``core_temperature`` (what the CORE sensor's Connect IQ data field writes, float °C;
+    also what :func:`irtrepro.io.fit.write_fit` writes), a native record field
+    ``core_temperature``, or record field 139 (FIT SDK 21.x ``record.core_temperature``,
+    uint16, scale 100, which fitdecode 0.11 does not yet name and returns as ``unknown_139``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from irtrepro._atomic import atomic_path
+from irtrepro.errors import OptionError
+from irtrepro.io._tabular import (
+    MissingColumnError,
+    Table,
+    TimeFormatError,
+    assemble,
+    find_column,
+    fmt_num,
+    parse_clock,
+    parse_date,
+    read_text,
+)
+from irtrepro.io.cpet import _sniff_sep
+from irtrepro.io.fit import read_fit_records, records_to_frame, write_fit
+from irtrepro.io.registry import register
+
+__all__ = ["read_core_csv", "read_core_fit", "write_core_csv", "write_fit"]
+
+
+@register("core", "core-csv", extensions=(".csv", ".txt"), aliases=("e-celsius", "csv"))
+def read_core_csv(path: str | os.PathLike, *, column_map: dict[str, str] | None = None,
+                  time_column: str | None = None, value_column: str | None = None,
+                  date_column: str | None = None, units: dict[str, str] | None = None,
+                  sep: str | None = None, time_unit: str = "s") -> pd.DataFrame:
+    """Read core temperature from a delimited text export.
+
+    Parameters
+    ----------
+    path : path-like
+    column_map : dict, optional
+        ``{"time": ..., "tcore": ...}``; ``time_column``/``value_column`` are shorthands.
+    time_column, value_column : str, optional
+        Labels of the time and temperature columns (default: found by alias, e.g. ``Time``/
+        ``Heure``/``Zeit`` and ``Temperature (°C)``/``Tcore``).
+    date_column : str, optional
+        Label of a date column (``dd/mm/yyyy``); default ``Date`` if present.
+    units : dict, optional
+        ``{"tcore": "°F"}`` when the file does not say (degC assumed, plausibility checked).
+    sep : str, optional
+        Delimiter (sniffed when ``None``).
+    time_unit : str
+        Unit of numeric time cells (``s`` or ``min``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``time`` (s since the first sample when times are clock times, else as the file says),
+        ``tcore`` (degC); attrs ``start_time`` (date + first clock time when both exist).
+    """
+    path = Path(path)
+    text = read_text(path)
+    sep = sep or _sniff_sep(text)
+    lines = list(csv.reader(io.StringIO(text), delimiter=sep))
+    cmap = dict(column_map or {})
+    if time_column:
+        cmap["time"] = time_column
+    if value_column:
+        cmap["tcore"] = value_column
+    # header: first line holding the mapped labels, else one with time and temperature aliases
+    hi = None
+    for i, row in enumerate(lines[:100]):
+        labels = [c.strip() for c in row]
+        has_t = cmap.get("time") in labels if "time" in cmap else find_column(labels, "time") is not None
+        has_v = (cmap.get("tcore") in labels if "tcore" in cmap
+                 else find_column(labels, "tcore") is not None)
+        if has_t and has_v:
+            hi = i
+            break
+    if hi is None:
+        raise MissingColumnError(f"{path}: no header line with a time column "
+                                 f"({cmap.get('time', 'Time/Heure/Zeit')}) and a temperature "
+                                 f"column ({cmap.get('tcore', 'Temperature/Tcore')})")
+    labels = [c.strip() for c in lines[hi]]
+    cells, rows = [], []
+    for n, row in enumerate(lines[hi + 1:], start=hi + 2):
+        if any(c.strip() for c in row):
+            cells.append(row)
+            rows.append(n)
+    table = Table(labels, None, cells, rows, "line")
+    df = assemble(table, path=path, fmt="core-csv", signals=("tcore",), required=("tcore",),
+                  column_map=cmap, units=units, time_unit=time_unit)
+    # clock times (hh:mm:ss of day): make them relative to the first sample, use the date
+    jt = labels.index(cmap["time"]) if "time" in cmap else find_column(labels, "time")
+    jd = (labels.index(date_column) if date_column in labels else
+          labels.index("Date") if "Date" in labels else None)
+    if date_column is not None and date_column not in labels:
+        raise MissingColumnError(f"{path}: date column {date_column!r} not found; "
+                                 f"columns are {labels}")
+    first = cells[0][jt].strip() if jt < len(cells[0]) else ""
+    if parse_clock(first) is not None and first.count(":") == 2:
+        t = df["time"].to_numpy(float)
+        if jd is not None:
+            days = []
+            for r, n in zip(cells, rows, strict=True):
+                d = parse_date(r[jd] if jd < len(r) else None)
+                if d is None:
+                    raise TimeFormatError(f"{path}: line {n}: column {labels[jd]!r}: cannot read "
+                                          f"date {r[jd] if jd < len(r) else ''!r}; "
+                                          "expected dd/mm/yyyy")
+                days.append(d.toordinal())
+            t = t + (np.asarray(days, float) - days[0]) * 86400.0
+            start_date = dt.date.fromordinal(days[0])
+        else:
+            start_date = None
+        back = np.flatnonzero(np.diff(t) < 0)
+        if back.size:
+            i = int(back[0]) + 1
+            raise TimeFormatError(f"{path}: line {rows[i]}: column {labels[jt]!r}: time goes "
+                                  "backwards")
+        df["time"] = t - t[0]
+        df.attrs["conversions"].append("time: clock time -> s since the first sample")
+        if start_date is not None:
+            clock = parse_clock(first)
+            df.attrs["start_time"] = dt.datetime.combine(start_date, clock)
+    return df
+
+
+def write_core_csv(df: pd.DataFrame, path: str | os.PathLike, *, start_time: dt.datetime
+                   ) -> Path:
+    """Write core temperature as an e-Celsius-style CSV (``;``, decimal comma, clock times).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        ``time`` (s since ``start_time``; whole seconds) and ``tcore`` (degC; NaN -> empty).
+    path : path-like
+        Target; atomic, byte-identical for the same input.
+    start_time : datetime
+        Wall clock of ``time == 0``.
+
+    Returns
+    -------
+    Path
+
+    Notes
+    -----
+    Columns ``Date;Time;Temperature (°C)``, dates ``dd/mm/yyyy``, times ``hh:mm:ss``,
+    temperatures to 0.01 degC (the capsule's resolution).
+    """
+    for c in ("time", "tcore"):
+        if c not in df.columns:
+            raise OptionError(f"write_core_csv: df lacks column {c!r}; has {list(df.columns)}")
+    t = df["time"].to_numpy(float)
+    if len(t) and (np.diff(t) <= 0).any():
+        raise OptionError("write_core_csv: df['time'] must be strictly increasing")
+    tc = df["tcore"].to_numpy(float)
+    out = ["Date;Time;Temperature (°C)"]
+    for ti, v in zip(t, tc, strict=True):
+        stamp = start_time + dt.timedelta(seconds=round(float(ti)))
+        out.append(f"{stamp:%d/%m/%Y};{stamp:%H:%M:%S};{fmt_num(v, 2, ',')}")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(("\r\n".join(out) + "\r\n").encode("utf-8"))
+    return path
+
+
+def _tcore_of(rec: dict) -> float:
+    for key in ("core_temperature", "Core Temperature", "core_temp"):
+        v = rec.get(key)
+        if v is not None:
+            return float(v) if np.isfinite(v) else np.nan
+    v = rec.get("unknown_139")
+    if isinstance(v, (int, float)) and v != 0xFFFF:
+        return float(v) / 100.0  # FIT SDK record.core_temperature: uint16, scale 100, degC
+    return np.nan
+
+
+@register("core", "fit", extensions=(".fit",), sniff=lambda head, path: head[8:12] == b".FIT")
+def read_core_fit(path: str | os.PathLike, *, column_map: dict[str, str] | None = None
+                  ) -> pd.DataFrame:
+    """Read core temperature from a FIT file's records (see module docstring for the field).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``time`` (s since the first record), ``tcore`` (degC; invalid -> NaN).
+    """
+    path = Path(path)
+    field = (column_map or {}).get("tcore")
+    records, offset = read_fit_records(path)
+    if field is not None:
+        def get(r: dict) -> float:
+            v = r.get(field)
+            return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else np.nan
+    else:
+        get = _tcore_of
+    known = (field,) if field else ("core_temperature", "Core Temperature", "core_temp",
+                                    "unknown_139")
+    if records and not any(k in r for r in records for k in known):
+        raise MissingColumnError(f"{path}: no record message has a core temperature field "
+                                 f"(looked for {list(known)})")
+    df = records_to_frame(records, {"tcore": get}, path=path, fmt="fit", offset=offset)
+    v = df["tcore"].to_numpy()
+    if np.isfinite(v).any() and not 30 <= np.nanmedian(v) <= 45:
+        from irtrepro.io._tabular import UnitError
+
+        raise UnitError(f"{path}: median core temperature {np.nanmedian(v):g} is outside "
+                        "30..45 degC; is the field in degC?")
+    return df
+

@@ -1,0 +1,207 @@
+"""Heart-rate exports: Polar Flow CSV and FIT; readers and the writers the synthetic study uses.
+
+``polar-csv``
+    Polar Flow's "Export session" CSV: line 1 the summary labels (``Name,Sport,Date,Start
+    time,Duration,...``), line 2 their values (``Date`` as ``dd-mm-yyyy``, ``Start time`` as
+    ``hh:mm:ss``), line 3 the sample labels ``Sample rate,Time,HR (bpm),Speed (km/h),...``,
+    then one line per second (``Time`` as ``hh:mm:ss``; ``Sample rate`` only on the first).
+    Every line ends with a comma, as Polar writes it.
+``fit``
+    FIT activity files (watches, chest-strap apps): ``record`` messages' ``timestamp`` and
+    ``heart_rate``; decoded with fitdecode, CRCs checked.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from irtrepro._atomic import atomic_path
+from irtrepro.errors import OptionError
+from irtrepro.io._tabular import (
+    EmptyFileError,
+    MissingColumnError,
+    Table,
+    assemble,
+    hms,
+    norm_label,
+    parse_clock,
+    parse_date,
+    read_text,
+)
+from irtrepro.io.fit import read_fit_records, records_to_frame, write_fit
+from irtrepro.io.registry import register
+
+__all__ = ["read_polar_csv", "read_hr_fit", "write_polar_csv", "write_fit"]
+
+_POLAR_SUMMARY = ("Name", "Sport", "Date", "Start time", "Duration", "Total distance (km)",
+                  "Average heart rate (bpm)", "Average speed (km/h)", "Max speed (km/h)",
+                  "Average pace (min/km)", "Max pace (min/km)", "Calories",
+                  "Fat percentage of calories(%)", "Average cadence (rpm)",
+                  "Average stride length (cm)", "Running index", "Training load",
+                  "Ascent (m)", "Descent (m)", "Average power (W)", "Max power (W)", "Notes",
+                  "Height (cm)", "Weight (kg)", "HR max", "HR sit", "VO2max")
+_POLAR_SAMPLES = ("Sample rate", "Time", "HR (bpm)", "Speed (km/h)", "Pace (min/km)",
+                  "Cadence", "Altitude (m)", "Stride length (m)", "Distances (m)",
+                  "Temperatures (C)", "Power (W)")
+
+
+@register("hr", "polar-csv", extensions=(".csv",),
+          sniff=lambda head, path: b"Sample rate" in head and b"HR (bpm)" in head,
+          aliases=("polar",))
+def read_polar_csv(path: str | os.PathLike, *, column_map: dict[str, str] | None = None
+                   ) -> pd.DataFrame:
+    """Read a Polar Flow session CSV.
+
+    Parameters
+    ----------
+    path : path-like
+        The export.
+    column_map : dict, optional
+        Study name -> column label of the sample table (default ``Time``, ``HR (bpm)``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``time`` (s since the session start), ``hr`` (min-1; empty cells are NaN);
+        attrs ``start_time`` (``Date`` + ``Start time``), ``subject`` (height cm, body_mass kg,
+        hr_max, hr_rest, vo2max where filled), ``sport``, ``conversions``.
+    """
+    path = Path(path)
+    text = read_text(path)
+    lines = list(csv.reader(io.StringIO(text)))
+    # the sample table starts at the line whose first field is "Sample rate"
+    k = next((i for i, r in enumerate(lines) if r and norm_label(r[0]) == "samplerate"), None)
+    if k is None:
+        raise MissingColumnError(f"{path}: no 'Sample rate,Time,HR (bpm),...' line; "
+                                 "not a Polar Flow session CSV")
+    start, attrs = None, {}
+    if k >= 2:
+        summary = dict(zip((c.strip() for c in lines[0]), lines[1], strict=False))
+        date, clock = parse_date(summary.get("Date")), parse_clock(summary.get("Start time"))
+        if summary.get("Date") and date is None:
+            raise OptionError(f"{path}: line 2: column 'Date': cannot read {summary['Date']!r}; "
+                              "expected dd-mm-yyyy")
+        if date is not None:
+            start = dt.datetime.combine(date, clock or dt.time(0))
+        subj = {}
+        for label, key in (("Height (cm)", "height"), ("Weight (kg)", "body_mass"),
+                           ("HR max", "hr_max"), ("HR sit", "hr_rest"), ("VO2max", "vo2max")):
+            try:
+                subj[key] = float(summary[label])
+            except (KeyError, ValueError):
+                continue
+        attrs = {"subject": subj, "sport": summary.get("Sport", "").strip() or None}
+    labels = [c.strip() for c in lines[k]]
+    cells, rows = [], []
+    for n, row in enumerate(lines[k + 1:], start=k + 2):
+        if any(c.strip() for c in row):
+            cells.append(row)
+            rows.append(n)
+    if not cells:
+        raise EmptyFileError(f"{path}: no samples after line {k + 1}")
+    cmap = {"time": "Time", "hr": "HR (bpm)"} | dict(column_map or {})
+    table = Table(labels, None, cells, rows, "line")
+    return assemble(table, path=path, fmt="polar-csv", signals=("hr",), required=("hr",),
+                    column_map=cmap, start_time=start, extra_attrs=attrs)
+
+
+def write_polar_csv(df: pd.DataFrame, path: str | os.PathLike, *, start_time: dt.datetime,
+                    sport: str = "RUNNING", name: str = "irtrepro synthetic",
+                    subject: dict | None = None) -> Path:
+    """Write heart rate as a Polar Flow session CSV (1 s samples).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        ``time`` (s since ``start_time``; whole seconds, strictly increasing) and ``hr``
+        (min-1, NaN for strap dropouts -> empty cell). Gaps in time are filled with empty
+        samples so that every second has a line, as in real exports.
+    path : path-like
+        Target; written atomically, byte-identical for the same input.
+    start_time : datetime
+        Session start (``Date`` ``dd-mm-yyyy``, ``Start time`` ``hh:mm:ss``).
+    sport, name : str
+        Summary fields.
+    subject : dict, optional
+        ``height`` (cm), ``body_mass`` (kg), ``hr_max``, ``hr_rest``, ``vo2max``.
+
+    Returns
+    -------
+    Path
+    """
+    for c in ("time", "hr"):
+        if c not in df.columns:
+            raise OptionError(f"write_polar_csv: df lacks column {c!r}; has {list(df.columns)}")
+    t = df["time"].to_numpy(float)
+    secs = np.round(t).astype(np.int64)
+    if len(secs) == 0 or secs[0] < 0 or (np.diff(secs) <= 0).any() or np.abs(t - secs).max() > 1e-6:
+        raise OptionError("write_polar_csv: df['time'] must be whole seconds >= 0, strictly "
+                          "increasing (Polar Flow samples at 1 s)")
+    n = int(secs[-1]) + 1
+    hr = np.full(n, np.nan)
+    hr[secs] = df["hr"].to_numpy(float)
+    subject = dict(subject or {})
+    dur = hms(float(secs[-1]))
+    mean_hr = np.nanmean(hr) if np.isfinite(hr).any() else np.nan
+    summary = {"Name": name, "Sport": sport, "Date": start_time.strftime("%d-%m-%Y"),
+               "Start time": start_time.strftime("%H:%M:%S"), "Duration": dur,
+               "Average heart rate (bpm)": "" if np.isnan(mean_hr) else f"{mean_hr:.0f}",
+               "Height (cm)": _num(subject.get("height")),
+               "Weight (kg)": _num(subject.get("body_mass")),
+               "HR max": _num(subject.get("hr_max")), "HR sit": _num(subject.get("hr_rest")),
+               "VO2max": _num(subject.get("vo2max"))}
+    out = [",".join(_POLAR_SUMMARY) + ",",
+           ",".join(str(summary.get(k, "")) for k in _POLAR_SUMMARY) + ",",
+           ",".join(_POLAR_SAMPLES) + ","]
+    blanks = "," * (len(_POLAR_SAMPLES) - 3)
+    for i in range(n):
+        v = hr[i]
+        out.append(f"{'1' if i == 0 else ''},{hms(i)},"
+                   f"{'' if not np.isfinite(v) else int(round(v))},{blanks}")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(("\r\n".join(out) + "\r\n").encode("utf-8"))
+    return path
+
+
+def _num(v) -> str:
+    return "" if v is None else f"{float(v):g}"
+
+
+def _hr_of(rec: dict) -> float:
+    v = rec.get("heart_rate")
+    return float(v) if isinstance(v, (int, float)) and v not in (0, 255) else np.nan
+
+
+@register("hr", "fit", extensions=(".fit",), sniff=lambda head, path: head[8:12] == b".FIT")
+def read_hr_fit(path: str | os.PathLike, *, column_map: dict[str, str] | None = None
+                ) -> pd.DataFrame:
+    """Read heart rate from a FIT file's ``record`` messages.
+
+    Parameters
+    ----------
+    path : path-like
+    column_map : dict, optional
+        ``{"hr": "<field name>"}`` to read another record field (default ``heart_rate``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``time`` (s since the first record), ``hr`` (min-1; invalid/0 -> NaN). ``start_time``
+        is the first record's local time when the file has an ``activity`` message with
+        ``local_timestamp``, else its UTC time (naive).
+    """
+    path = Path(path)
+    field = (column_map or {}).get("hr", "heart_rate")
+    records, offset = read_fit_records(path)
+    if records and not any(field in r for r in records):
+        raise MissingColumnError(f"{path}: no record message has a {field!r} field")
+    return records_to_frame(records, {"hr": lambda r: _hr_of({"heart_rate": r.get(field)})},
+                            path=path, fmt="fit", offset=offset)
