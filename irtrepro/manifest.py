@@ -1,0 +1,372 @@
+"""The study manifest: which subjects, sessions and files make up a study.
+
+A manifest is a YAML file (``data_manifest.yaml`` at the top of the repository is the default
+study). Paths in it are relative to the manifest's folder. Schema::
+
+    study: {name: str, description: str}
+    camera: {emissivity: 0.98, reflected_temperature: 22.0, distance: 1.5, frame_rate: 0.2}
+    grid: {step_s: 1.0}                      # optional, study time grid (s)
+    protocols: {NAME: {...}} | path.yaml     # optional, default: the reference study's
+    generator: {seed: int, config: {...}}    # optional: files can be regenerated (synthetic)
+    subjects:
+      - id: S01
+        viat: 15.2                           # km/h, positive
+        age: 28
+        sex: M
+        body_mass: 68.0                      # kg
+        sessions:
+          - id: CON
+            day: 1
+            protocol: CON
+            start_time: "2026-03-02T09:00:00"  # exercise start, local wall clock
+            files:
+              cpet: {path: ..., format: cosmed-xlsx, sha256: ..., column_map: {...}}
+              hr: {path: ..., format: polar-csv, sha256: ...}
+
+File kinds: ``thermal``, ``cpet``, ``hr``, ``core``, ``face``, ``pose`` (recordings) and
+``thermal_masks``, ``face_labels``, ``pose_keypoints`` (annotations). Every key of a file entry
+other than ``path``, ``format`` and ``sha256`` is passed to the reader as an option.
+
+Errors name the YAML path and line, e.g.
+``data_manifest.yaml:88: subjects[3].sessions[1].files.cpet: sha256 mismatch``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from irtrepro.errors import ChecksumError, ManifestError, ProtocolError
+from irtrepro.protocols import Protocol, default_protocols, load_protocols
+
+RECORDING_KINDS = ("thermal", "cpet", "hr", "core", "face", "pose")
+ANNOTATION_KINDS = ("thermal_masks", "face_labels", "pose_keypoints")
+FILE_KINDS = RECORDING_KINDS + ANNOTATION_KINDS
+_FILE_KEYS = ("path", "format", "sha256")
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+class _LineDict(dict):
+    line: int = 0
+
+
+class _LineList(list):
+    line: int = 0
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_map(loader, node):
+    d = _LineDict(loader.construct_mapping(node, deep=True))
+    d.line = node.start_mark.line + 1
+    return d
+
+
+def _construct_seq(loader, node):
+    lst = _LineList(loader.construct_sequence(node, deep=True))
+    lst.line = node.start_mark.line + 1
+    return lst
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+
+
+# ---------------------------------------------------------------- data classes
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a session.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`FILE_KINDS`.
+    path : Path
+        Absolute path.
+    rel : str
+        The path as written in the manifest (relative to it).
+    format : str or None
+        Reader name (``None``: detect from the file).
+    sha256 : str or None
+        Expected checksum (of the file, or of a folder's listing, see :func:`sha256_path`).
+    options : dict
+        Reader options (``column_map``, ``offset_s``, ...).
+    where : str
+        YAML path with line, for error messages.
+    """
+
+    kind: str
+    path: Path
+    rel: str
+    format: str | None
+    sha256: str | None
+    options: dict = field(default_factory=dict)
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class SessionEntry:
+    """One session of one subject."""
+
+    subject: str
+    session: str
+    protocol: str
+    day: int | None
+    start_time: _dt.datetime | None
+    files: dict[str, FileEntry]
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class SubjectEntry:
+    """One subject with per-subject variables (``viat`` km/h, ``age`` years, ...)."""
+
+    id: str
+    viat: float
+    attrs: dict
+    where: str = ""
+
+
+@dataclass
+class Manifest:
+    """A loaded, structurally validated manifest (files are checked by :func:`verify`)."""
+
+    path: Path
+    root: Path
+    name: str
+    description: str
+    camera: dict
+    grid_step: float
+    protocols: dict[str, Protocol]
+    subjects: list[SubjectEntry]
+    sessions: list[SessionEntry]
+    generator: dict | None
+    sha256: str
+    raw: dict
+
+    def session(self, subject: str, session: str) -> SessionEntry:
+        """The entry of ``subject``/``session``; :class:`ManifestError` if absent."""
+        for s in self.sessions:
+            if s.subject == subject and s.session == session:
+                return s
+        raise ManifestError(f"{self.path}: no session {session!r} for subject {subject!r}")
+
+    def files(self, kind: str | None = None) -> list[FileEntry]:
+        """Every file entry (of one kind, if given), in manifest order."""
+        return [f for s in self.sessions for k, f in s.files.items() if kind in (None, k)]
+
+
+# ---------------------------------------------------------------- checksums
+def sha256_path(path: str | os.PathLike) -> str:
+    """sha256 of a file, or of a folder (zarr store) as the hash of its sorted listing.
+
+    A folder's checksum hashes one line ``relative/path\\tsha256-of-file\\n`` per file, in
+    sorted order, so it is independent of file-system order and timestamps.
+    """
+    path = Path(path)
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f"{f.relative_to(path).as_posix()}\t{sha256_path(f)}\n".encode())
+        return h.hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- loading
+def _at(path: Path, node: Any, where: str) -> str:
+    line = getattr(node, "line", 0)
+    return f"{path.name}:{line}: {where}" if line else f"{path.name}: {where}"
+
+
+def _parse_time(value, where: str) -> _dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        return value.replace(tzinfo=None) if value.tzinfo is None else value
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day)
+    try:
+        return _dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ManifestError(f"{where}.start_time: {value!r} is not an ISO 8601 date-time "
+                            "such as 2026-03-02T09:00:00") from None
+
+
+def load_manifest(path: str | os.PathLike) -> Manifest:
+    """Read and structurally validate a manifest.
+
+    Every problem found is reported at once in one :class:`ManifestError`, each naming the YAML
+    path and line: missing or duplicate ids, unknown protocol, a vIAT that is not a positive
+    number, unknown file kinds, a file entry without a path.
+
+    Parameters
+    ----------
+    path : path-like
+        The YAML file.
+
+    Returns
+    -------
+    Manifest
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc.strerror}") from exc
+    try:
+        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}: expected a mapping at the top level")
+    root = path.resolve().parent
+    problems: list[str] = []
+
+    study = raw.get("study") or {}
+    camera = dict(raw.get("camera") or {})
+    grid_step = float((raw.get("grid") or {}).get("step_s", 1.0))
+    protos = dict(default_protocols())
+    if raw.get("protocols"):
+        try:
+            src = raw["protocols"]
+            protos.update(load_protocols(root / src if isinstance(src, str) else dict(src)))
+        except ProtocolError as exc:
+            problems.append(f"{_at(path, raw['protocols'], 'protocols')}: {exc}")
+
+    subjects: list[SubjectEntry] = []
+    sessions: list[SessionEntry] = []
+    subs = raw.get("subjects")
+    if not isinstance(subs, list) or not subs:
+        problems.append(f"{path.name}: subjects: expected a non-empty list")
+        subs = []
+    seen_sub: set[str] = set()
+    for i, sub in enumerate(subs):
+        w = f"subjects[{i}]"
+        if not isinstance(sub, dict) or "id" not in sub:
+            problems.append(f"{_at(path, sub, w)}: expected a mapping with 'id'")
+            continue
+        sid = str(sub["id"])
+        if sid in seen_sub:
+            problems.append(f"{_at(path, sub, w)}.id: duplicate subject id {sid!r}")
+        seen_sub.add(sid)
+        viat = sub.get("viat")
+        if isinstance(viat, bool) or not isinstance(viat, int | float) or not viat > 0:
+            problems.append(f"{_at(path, sub, w)}.viat: expected a positive number (km/h), "
+                            f"got {viat!r}")
+            viat = float("nan")
+        attrs = {k: v for k, v in sub.items() if k not in ("id", "viat", "sessions")}
+        subjects.append(SubjectEntry(sid, float(viat), attrs, _at(path, sub, w)))
+        seen_ses: set[str] = set()
+        for j, ses in enumerate(sub.get("sessions") or []):
+            ws = f"{w}.sessions[{j}]"
+            if not isinstance(ses, dict) or "id" not in ses:
+                problems.append(f"{_at(path, ses, ws)}: expected a mapping with 'id'")
+                continue
+            sesid = str(ses["id"])
+            if sesid in seen_ses:
+                problems.append(f"{_at(path, ses, ws)}.id: session {sesid!r} listed twice for "
+                                f"subject {sid!r}")
+            seen_ses.add(sesid)
+            proto = str(ses.get("protocol", sesid))
+            if proto not in protos:
+                problems.append(f"{_at(path, ses, ws)}.protocol: unknown protocol {proto!r}; "
+                                f"expected one of {sorted(protos)}")
+            try:
+                start = _parse_time(ses.get("start_time"), _at(path, ses, ws))
+            except ManifestError as exc:
+                problems.append(str(exc))
+                start = None
+            files: dict[str, FileEntry] = {}
+            for kind, fe in (ses.get("files") or {}).items():
+                wf = f"{ws}.files.{kind}"
+                if kind not in FILE_KINDS:
+                    problems.append(f"{_at(path, fe, wf)}: unknown file kind {kind!r}; "
+                                    f"expected one of {list(FILE_KINDS)}")
+                    continue
+                if isinstance(fe, str):
+                    fe = {"path": fe}
+                if not isinstance(fe, dict) or not fe.get("path"):
+                    problems.append(f"{_at(path, fe, wf)}: expected a mapping with 'path'")
+                    continue
+                opts = {k: v for k, v in fe.items() if k not in _FILE_KEYS}
+                files[kind] = FileEntry(kind, (root / str(fe["path"])).resolve(), str(fe["path"]),
+                                        fe.get("format"), fe.get("sha256"), opts,
+                                        _at(path, fe, wf))
+            day = ses.get("day")
+            sessions.append(SessionEntry(sid, sesid, proto, int(day) if day is not None else None,
+                                         start, files, _at(path, ses, ws)))
+    # a files section for a subject that does not exist
+    for k, v in (raw.get("files") or {}).items():
+        problems.append(f"{_at(path, v, 'files.' + str(k))}: files must be listed under "
+                        "subjects[].sessions[].files")
+    if problems:
+        raise ManifestError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    return Manifest(path=path.resolve(), root=root, name=str(study.get("name", path.stem)),
+                    description=str(study.get("description", "")), camera=camera,
+                    grid_step=grid_step, protocols=protos, subjects=subjects, sessions=sessions,
+                    generator=raw.get("generator"), sha256=sha256_path(path), raw=raw)
+
+
+def verify(manifest: Manifest, *, raise_on_error: bool = True,
+           kinds: tuple[str, ...] | None = None) -> list[tuple[FileEntry, str]]:
+    """Check every file of the manifest exists and matches its sha256.
+
+    Returns
+    -------
+    list of (FileEntry, status)
+        ``status`` is ``"ok"``, ``"missing"``, ``"sha256 mismatch"`` or ``"no sha256"``.
+
+    Raises
+    ------
+    ChecksumError
+        If ``raise_on_error`` and any file is missing or differs, listing each by YAML path.
+    """
+    results = []
+    for fe in manifest.files():
+        if kinds is not None and fe.kind not in kinds:
+            continue
+        if not fe.path.exists():
+            status = "missing"
+        elif not fe.sha256:
+            status = "no sha256"
+        elif sha256_path(fe.path) != fe.sha256:
+            status = "sha256 mismatch"
+        else:
+            status = "ok"
+        results.append((fe, status))
+    bad = [(fe, st) for fe, st in results if st in ("missing", "sha256 mismatch")]
+    if bad and raise_on_error:
+        lines = [f"{fe.where}: {st} ({fe.rel})" for fe, st in bad]
+        raise ChecksumError(f"{manifest.path}: {len(bad)} file(s) failed verification:\n  "
+                            + "\n  ".join(lines))
+    return results
+
+
+def dump_manifest(data: dict, path: str | os.PathLike) -> Path:
+    """Write a manifest mapping as YAML, atomically."""
+    from irtrepro._atomic import atomic_path
+
+    path = Path(path)
+
+    def plain(o):
+        if isinstance(o, dict):
+            return {k: plain(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [plain(v) for v in o]
+        return o
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(plain(data), sort_keys=False, width=100))
+    return path
