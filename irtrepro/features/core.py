@@ -1,0 +1,328 @@
+"""Vectorised skin-temperature features of thermal frames given ROI and vessel masks.
+
+All statistics of a whole stack of frames are computed at once: every (frame, region, side)
+group gets an integer id, and sums come from :func:`numpy.bincount`, order statistics
+(median, percentiles, min, max) and histogram entropies from ONE sort of the skin pixels
+(each pixel offset by ``group_id * 1000`` degC, so one float64 sort orders the groups and the
+values within them). Connected components of veins and perforators come from one
+:func:`scipy.ndimage.label` call over the stack with an in-plane structuring element.
+There is no Python loop over frames, pixels or regions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+
+from irtrepro.errors import OptionError, ReaderError
+
+__all__ = [
+    "REGIONS", "SIDES", "STATS", "PERCENTILES", "FeatureContext", "region_stats",
+    "component_stats", "quality_flags",
+]
+
+SIDES = ("left", "right", "both")
+#: region name -> vessel labels it contains (calf: all of them)
+REGIONS = {"calf": (0, 1, 2), "tnv": (0,), "tv": (1,), "tp": (2,)}
+PERCENTILES = (5, 25, 75, 95)
+STATS = ("mean", "median", "sd", "min", "max", *(f"p{q}" for q in PERCENTILES), "area",
+         "entropy")
+_OFFSET = 1000.0  # degC between groups in the single sort; far above any plausible range
+
+
+class MaskMismatchError(ReaderError):
+    """Masks do not match the frames (shape, labels)."""
+
+
+def _as_arrays(frames, roi, vessels, source: str = "<array>"):
+    f = np.asarray(frames)
+    r = np.asarray(roi)
+    v = np.asarray(vessels)
+    if f.ndim == 2:
+        f, r, v = f[None], r[None], v[None]
+    if f.ndim != 3:
+        raise MaskMismatchError(f"{source}: frames must be (frame, y, x), got shape {f.shape}")
+    if r.shape != f.shape or v.shape != f.shape:
+        raise MaskMismatchError(f"{source}: masks roi {r.shape} / vessels {v.shape} do not match "
+                                f"frames {f.shape}")
+    for name, m, hi in (("roi", r, 2), ("vessels", v, 2)):
+        if m.size and (m.min() < 0 or m.max() > hi):
+            bad = int(np.argmax((m.reshape(m.shape[0], -1) > hi).any(1)
+                                | (m.reshape(m.shape[0], -1) < 0).any(1)))
+            raise MaskMismatchError(f"{source}: {name} has labels outside 0..{hi} "
+                                    f"(first at frame {bad})")
+    return f, r, v
+
+
+@dataclass
+class FeatureContext:
+    """Frames and masks of a batch, plus settings, handed to each feature family.
+
+    Attributes
+    ----------
+    frames : ndarray (frame, y, x), degC
+    roi, vessels : ndarray (frame, y, x), int
+    bin_width : float
+        Histogram bin width for entropies (degC).
+    cache : dict
+        Results families share (e.g. the region statistics).
+    """
+
+    frames: np.ndarray
+    roi: np.ndarray
+    vessels: np.ndarray
+    bin_width: float = 0.1
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return self.frames.shape[0]
+
+
+def region_stats(ctx: FeatureContext, block: int = 256) -> dict[str, np.ndarray]:
+    """Per-frame statistics of each region and side.
+
+    Returns
+    -------
+    dict
+        ``{f"{region}_{stat}": ndarray (frame, 3)}`` for regions calf, tnv, tv, tp, stats
+        mean, median, sd (population, ddof=0), min, max, p5/p25/p75/p95 (linear
+        interpolation, numpy's default), area (pixels) and entropy (bits of the histogram
+        with bins ``[k*bin_width, (k+1)*bin_width)``); sides left, right, both. Empty regions
+        give NaN (area 0). Non-finite pixels are ignored (the quality flags report them).
+
+    Notes
+    -----
+    Frames are processed ``block`` at a time (bounded memory). Within a block each pixel value
+    is shifted by ``group * 1000 + 100`` degC and the block sorted by value only (numpy's SIMD
+    sort, ~6x faster than argsort); values are recovered exactly up to ~1e-9 degC. Pixels
+    outside -100..900 degC (never plausible skin) fall back to a slower argsort.
+    """
+    if "region_stats" in ctx.cache:
+        return ctx.cache["region_stats"]
+    n = ctx.n_frames
+    parts = [_region_stats_block(ctx.frames[a:a + block], ctx.roi[a:a + block],
+                                 ctx.vessels[a:a + block], ctx.bin_width)
+             for a in range(0, max(n, 1), block)] if n else []
+    out = {}
+    for r, name in enumerate(REGIONS):
+        for stat in ("mean", "median", "sd", "min", "max", *(f"p{q}" for q in PERCENTILES),
+                     "area", "entropy"):
+            out[f"{name}_{stat}"] = (np.concatenate([p[stat][:, r, :] for p in parts])
+                                     if parts else np.zeros((0, 3)))
+    ctx.cache["region_stats"] = out
+    return out
+
+
+def _region_stats_block(f: np.ndarray, roi: np.ndarray, ves: np.ndarray, bin_width: float
+                        ) -> dict[str, np.ndarray]:
+    n = f.shape[0]
+    n_reg = len(REGIONS)
+    n_grp = n_reg * 3
+    skin = (roi > 0) & np.isfinite(f)
+    fi = np.nonzero(skin)[0]
+    side = roi[skin].astype(np.int64) - 1                    # 0 left, 1 right
+    reg = 1 + ves[skin].astype(np.int64)                     # tnv=1, tv=2, tp=3 (REGIONS order)
+    val = f[skin].astype(np.float64)
+    # every skin pixel belongs to: calf/its side, calf/both, vessel region/its side, .../both
+    base = fi * n_grp
+    key = np.concatenate([base + side, base + 2, base + reg * 3 + side, base + reg * 3 + 2])
+    vals = np.tile(val, 4)
+    size = n * n_grp
+    cnt_i = np.bincount(key, minlength=size)
+    cnt = cnt_i.astype(np.float64)
+    s1 = np.bincount(key, vals, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / cnt
+        # SD from centred values: no catastrophic cancellation at ~30 degC
+        dev = vals - mean[key]
+        sd = np.sqrt(np.bincount(key, dev * dev, minlength=size) / cnt)
+    if vals.size and (val.min() >= -100 and val.max() < _OFFSET - 100):
+        sk = np.repeat(np.arange(size), cnt_i)
+        sv = np.sort(key * _OFFSET + (vals + 100.0)) - sk * _OFFSET - 100.0
+    else:
+        order = np.lexsort((vals, key))
+        sk, sv = key[order], vals[order]
+    start = np.concatenate([[0], np.cumsum(cnt_i)[:-1]]).astype(np.int64)
+    has = cnt_i > 0
+
+    def quantile(q: float) -> np.ndarray:
+        out = np.full(size, np.nan)
+        pos = (cnt_i[has] - 1) * q
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, cnt_i[has] - 1)
+        frac = pos - lo
+        a, b = sv[start[has] + lo], sv[start[has] + hi]
+        out[has] = a + (b - a) * frac
+        return out
+
+    res = {"mean": mean, "sd": sd, "median": quantile(0.5), "min": quantile(0.0),
+           "max": quantile(1.0)}
+    for q in PERCENTILES:
+        res[f"p{q}"] = quantile(q / 100)
+    res["area"] = cnt
+    # entropy: runs of equal (group, bin) in the sorted order are the histogram's counts
+    b = np.floor(sv / bin_width).astype(np.int64)
+    if sk.size:
+        new_run = np.r_[True, (sk[1:] != sk[:-1]) | (b[1:] != b[:-1])]
+        run_len = np.diff(np.r_[np.flatnonzero(new_run), sk.size]).astype(np.float64)
+        run_grp = sk[new_run]
+        p = run_len / cnt[run_grp]
+        ent = -np.bincount(run_grp, p * np.log2(p), minlength=size)
+    else:
+        ent = np.zeros(size)
+    res["entropy"] = np.where(has, ent + 0.0, np.nan)
+    return {k: v.reshape(n, n_reg, 3) for k, v in res.items()}
+
+
+def component_stats(ctx: FeatureContext) -> dict[str, np.ndarray]:
+    """Connected components (8-connected, within a frame) of veins and perforators.
+
+    Returns
+    -------
+    dict
+        ``{vessel}_count``, ``{vessel}_area_total``, ``{vessel}_area_mean`` (pixels) and
+        ``{vessel}_comp_temp`` (degC, mean over components of each component's mean
+        temperature), vessel in {vein, perforator}, each (frame, 3) for left/right/both. A
+        component is assigned to the side of the majority of its pixels. Counts are 0 and
+        means NaN where there are no components.
+    """
+    if "component_stats" in ctx.cache:
+        return ctx.cache["component_stats"]
+    n = ctx.n_frames
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = True  # in-plane 8-connectivity only: components never span frames
+    out = {}
+    temps = np.where(np.isfinite(ctx.frames), ctx.frames, np.nan).astype(np.float64)
+    for lab, name in ((1, "vein"), (2, "perforator")):
+        mask = (ctx.vessels == lab) & (ctx.roi > 0)
+        comp, ncomp = ndimage.label(mask, structure=structure)
+        cid = comp[mask]
+        area = np.bincount(cid, minlength=ncomp + 1)[1:].astype(np.float64)
+        tv = temps[mask]
+        ok = np.isfinite(tv)
+        tsum = np.bincount(cid[ok], tv[ok], minlength=ncomp + 1)[1:]
+        tcnt = np.bincount(cid[ok], minlength=ncomp + 1)[1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ctemp = tsum / tcnt
+        # frame and side of each component (first pixel's frame; majority side)
+        fidx = np.broadcast_to(np.arange(n)[:, None, None], mask.shape)[mask]
+        cframe = np.zeros(ncomp, np.int64)
+        cframe[cid - 1] = fidx
+        right = np.bincount(cid, ctx.roi[mask] == 2, minlength=ncomp + 1)[1:]
+        cside = (right * 2 > area).astype(np.int64)
+        res = {k: np.zeros((n, 3)) for k in ("count", "area_total", "tsum", "tcnt")}
+        for s_idx, sel in ((0, cside == 0), (1, cside == 1), (2, np.ones(ncomp, bool))):
+            fr = cframe[sel]
+            res["count"][:, s_idx] = np.bincount(fr, minlength=n)
+            res["area_total"][:, s_idx] = np.bincount(fr, area[sel], minlength=n)
+            good = np.isfinite(ctemp[sel])
+            res["tsum"][:, s_idx] = np.bincount(fr[good], ctemp[sel][good], minlength=n)
+            res["tcnt"][:, s_idx] = np.bincount(fr[good], minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"{name}_count"] = res["count"]
+            out[f"{name}_area_total"] = res["area_total"]
+            out[f"{name}_area_mean"] = np.where(res["count"] > 0,
+                                                res["area_total"] / res["count"], np.nan)
+            out[f"{name}_comp_temp"] = np.where(res["tcnt"] > 0, res["tsum"] / res["tcnt"],
+                                                np.nan)
+    ctx.cache["component_stats"] = out
+    return out
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Thresholds of the per-frame quality flags.
+
+    Attributes
+    ----------
+    min_area_fraction, max_area_fraction : float
+        Plausible area of ONE calf as a fraction of the frame.
+    max_components : int
+        A calf mask split into more pieces than this is implausible.
+    plausible_range : (float, float)
+        Plausible skin temperatures (degC); a calf pixel outside is flagged.
+    min_sharpness : float
+        Minimum mean absolute horizontal temperature step across the calf border (degC per
+        pixel); motion blur lowers it. Relative to the batch median when ``relative`` is True.
+    relative_sharpness : bool
+        Compare sharpness with ``min_sharpness * median`` of the batch instead of absolutely.
+    """
+
+    min_area_fraction: float = 0.01
+    max_area_fraction: float = 0.35
+    max_components: int = 1
+    plausible_range: tuple[float, float] = (15.0, 42.0)
+    min_sharpness: float = 0.6
+    relative_sharpness: bool = True
+
+
+def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
+                  ) -> dict[str, np.ndarray]:
+    """Per-frame quality flags (bool, frame) and the sharpness score.
+
+    Returns
+    -------
+    dict
+        ``flag_area`` (a calf missing, too small or too large), ``flag_shape`` (a calf in
+        several pieces), ``flag_range`` (calf pixels non-finite or outside the plausible range),
+        ``flag_blur`` (border sharpness low), ``sharpness`` (degC/pixel) and ``valid`` (no
+        flag), each of shape (frame,).
+    """
+    st = settings or ctx.cache.get("quality_settings") or QualitySettings()
+    f, roi = ctx.frames, ctx.roi
+    n, h, w = f.shape
+    areas = np.stack([(roi == 1).sum((1, 2)), (roi == 2).sum((1, 2))], 1) / (h * w)
+    flag_area = ((areas < st.min_area_fraction) | (areas > st.max_area_fraction)).any(1)
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = True
+    ncomp = np.zeros((n, 2), np.int64)
+    for s in (1, 2):
+        comp, _ = ndimage.label(roi == s, structure=structure)
+        # labels are numbered in scan order and never span frames, so the components of
+        # frame k are the ids between the running maxima of frames k-1 and k
+        top = np.maximum.accumulate(comp.reshape(n, -1).max(1)) if n else np.zeros(0, int)
+        ncomp[:, s - 1] = np.diff(np.r_[0, top])
+    flag_shape = (ncomp > st.max_components).any(1)
+    calf = roi > 0
+    lo, hi = st.plausible_range
+    bad = calf & ~((f >= lo) & (f <= hi))   # NaN compares False: flagged
+    flag_range = bad.any((1, 2))
+    edge = calf[:, :, 1:] != calf[:, :, :-1]
+    step = np.abs(np.diff(f.astype(np.float64), axis=2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sharp = np.where(edge, step, 0).sum((1, 2)) / edge.sum((1, 2))
+    ref = 1.0
+    if st.relative_sharpness:
+        ref = np.nanmedian(sharp) if np.isfinite(sharp).any() else np.nan
+    thr = st.min_sharpness * ref
+    flag_blur = ~(sharp >= thr)
+    valid = ~(flag_area | flag_shape | flag_range | flag_blur)
+    return {"flag_area": flag_area, "flag_shape": flag_shape, "flag_range": flag_range,
+            "flag_blur": flag_blur, "sharpness": sharp, "valid": valid}
+
+
+FamilyFunc = Callable[[FeatureContext], dict[str, np.ndarray]]
+
+
+def check_bin_width(bin_width: float) -> float:
+    if not (np.isfinite(bin_width) and bin_width > 0):
+        raise OptionError(f"bin_width={bin_width!r}; expected a positive width in degC")
+    return float(bin_width)
+
+
+def to_dataset(values: dict[str, np.ndarray], meta: dict[str, tuple[str, str]],
+               time: np.ndarray | None) -> xr.Dataset:
+    """Assemble ``{name: (frame,) or (frame, 3)}`` into a Dataset on (time, side)."""
+    data = {}
+    for name, arr in values.items():
+        units, long_name = meta.get(name, ("1", name))
+        dims = ("time", "side") if arr.ndim == 2 else ("time",)
+        data[name] = (dims, arr, {"units": units, "long_name": long_name})
+    n = next(iter(values.values())).shape[0] if values else 0
+    t = np.arange(n, dtype=float) if time is None else np.asarray(time, dtype=float)
+    return xr.Dataset(data, coords={"time": ("time", t, {"units": "s"}), "side": list(SIDES)})
