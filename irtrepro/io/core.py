@@ -22,6 +22,7 @@ import csv
 import datetime as dt
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ import pandas as pd
 from irtrepro._atomic import atomic_path
 from irtrepro.errors import OptionError
 from irtrepro.io._tabular import (
+    EmptyFileError,
     MissingColumnError,
     Table,
     TimeFormatError,
@@ -39,6 +41,7 @@ from irtrepro.io._tabular import (
     parse_clock,
     parse_date,
     read_text,
+    to_seconds,
 )
 from irtrepro.io.cpet import _sniff_sep
 from irtrepro.io.fit import read_fit_records, records_to_frame, write_fit
@@ -106,19 +109,19 @@ def read_core_csv(path: str | os.PathLike, *, column_map: dict[str, str] | None 
         if any(c.strip() for c in row):
             cells.append(row)
             rows.append(n)
-    table = Table(labels, None, cells, rows, "line")
-    df = assemble(table, path=path, fmt="core-csv", signals=("tcore",), required=("tcore",),
-                  column_map=cmap, units=units, time_unit=time_unit)
-    # clock times (hh:mm:ss of day): make them relative to the first sample, use the date
-    jt = labels.index(cmap["time"]) if "time" in cmap else find_column(labels, "time")
-    jd = (labels.index(date_column) if date_column in labels else
-          labels.index("Date") if "Date" in labels else None)
+    if not cells:
+        raise EmptyFileError(f"{path}: no data rows after line {hi + 1}")
     if date_column is not None and date_column not in labels:
         raise MissingColumnError(f"{path}: date column {date_column!r} not found; "
                                  f"columns are {labels}")
+    jt = labels.index(cmap["time"]) if "time" in cmap else find_column(labels, "time")
+    jd = labels.index(date_column or "Date") if (date_column or "Date") in labels else None
     first = cells[0][jt].strip() if jt < len(cells[0]) else ""
-    if parse_clock(first) is not None and first.count(":") == 2:
-        t = df["time"].to_numpy(float)
+    start, note = None, None
+    if re.fullmatch(r"\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?", first):
+        # clock times of day: seconds since the first sample, across midnight
+        sec = to_seconds([r[jt] if jt < len(r) else None for r in cells], path=path, rows=rows,
+                         column=labels[jt], row_word="line")
         if jd is not None:
             days = []
             for r, n in zip(cells, rows, strict=True):
@@ -128,20 +131,21 @@ def read_core_csv(path: str | os.PathLike, *, column_map: dict[str, str] | None 
                                           f"date {r[jd] if jd < len(r) else ''!r}; "
                                           "expected dd/mm/yyyy")
                 days.append(d.toordinal())
-            t = t + (np.asarray(days, float) - days[0]) * 86400.0
-            start_date = dt.date.fromordinal(days[0])
+            sec = sec + (np.asarray(days, float) - days[0]) * 86400.0
+            start = dt.datetime.combine(dt.date.fromordinal(days[0]), parse_clock(first))
         else:
-            start_date = None
-        back = np.flatnonzero(np.diff(t) < 0)
-        if back.size:
-            i = int(back[0]) + 1
-            raise TimeFormatError(f"{path}: line {rows[i]}: column {labels[jt]!r}: time goes "
-                                  "backwards")
-        df["time"] = t - t[0]
-        df.attrs["conversions"].append("time: clock time -> s since the first sample")
-        if start_date is not None:
-            clock = parse_clock(first)
-            df.attrs["start_time"] = dt.datetime.combine(start_date, clock)
+            # no date: a step back of more than 12 h is taken as passing midnight
+            sec = sec + 86400.0 * np.concatenate([[0], np.cumsum(np.diff(sec) < -43200)])
+        sec = sec - sec[0]
+        cells = [list(r) for r in cells]
+        for r, v in zip(cells, sec, strict=True):
+            r[jt] = float(v)
+        note = "time: clock time of day -> s since the first sample"
+    table = Table(labels, None, cells, rows, "line")
+    df = assemble(table, path=path, fmt="core-csv", signals=("tcore",), required=("tcore",),
+                  column_map=cmap, units=units, time_unit=time_unit, start_time=start)
+    if note:
+        df.attrs["conversions"].insert(0, note)
     return df
 
 
