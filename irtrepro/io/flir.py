@@ -62,6 +62,7 @@ __all__ = [
     "index_fff",
     "raw_to_celsius",
     "read_fff",
+    "read_raw_frame",
     "read_flir_jpeg_fff",
 ]
 
@@ -72,7 +73,7 @@ REC_RAW = 1
 REC_CAMERA = 32
 
 
-class FFFError(FrameError):
+class FFFError(FrameError, FormatError):
     """A FLIR FFF/SEQ/CSQ file or frame is damaged or not what it claims (names file + frame)."""
 
 
@@ -470,6 +471,17 @@ def _decode_raw(buf: bytes, idx: FFFIndex, path, frame: int) -> np.ndarray:
     return img
 
 
+def read_raw_frame(path: str | os.PathLike, frame: int = 0) -> np.ndarray:
+    """Raw counts (uint16, (y, x)) of the ``frame``-th good frame of an FFF/SEQ/CSQ file."""
+    idx = index_fff(path)
+    if not 0 <= frame < idx.n_frames:
+        raise OptionError(f"{path}: frame={frame}; the file has {idx.n_frames} readable frames")
+    with open(path, "rb") as fh:
+        fh.seek(int(idx.raw_offsets[frame]))
+        buf = fh.read(int(idx.raw_lengths[frame]))
+    return np.array(_decode_raw(buf, idx, str(path), frame), dtype=np.uint16)
+
+
 def _read_block(path: str, idx: FFFIndex, frames: np.ndarray, overrides: dict,
                 on_damaged: str) -> np.ndarray:
     out = np.empty((len(frames), idx.height, idx.width), np.float32)
@@ -569,7 +581,10 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
                           attrs=attrs)
     da = da.assign_coords(frame_index=("frame", file_frames))
     if n and plausible_range is not None:
-        first = da.isel(frame=slice(0, 1)).values
+        # decode frame 0 alone (not its whole dask chunk) to catch wrong constants early
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DamagedFrameWarning)  # reported when computed
+            first = _read_block(path, idx, np.array([0]), overrides, "skip")
         check_frames(first, plausible_range=plausible_range, allow_nan=True, source=path,
                      first_frame=int(file_frames[0]))
     logger.debug("%s: %d frames %dx%d (%s)", path, n, idx.width, idx.height, idx.compression)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from irtrepro.errors import OptionError
+from irtrepro.errors import FormatError, OptionError
 from irtrepro.io.registry import register
 from irtrepro.io.thermal import PLAUSIBLE_RANGE, FrameError, check_frames, frames_dataarray
 
@@ -52,7 +52,7 @@ _DATA_AT = 1728
 _OLE_EPOCH = _dt.datetime(1899, 12, 30, tzinfo=_dt.UTC)
 
 
-class IRBError(FrameError):
+class IRBError(FrameError, FormatError):
     """An IRBIS file, block or frame is damaged or of an unsupported kind (names file + frame)."""
 
 
