@@ -162,7 +162,6 @@ def test_overrides_change_temperatures(seq):
     hot = read("thermal", seq, emissivity=0.8).values[0]
     warm_refl = read("thermal", seq, reflected_temperature=30.0).values[0]
     m = base > 25  # surfaces warmer than the 20 degC surroundings
-    assert (hot[m] < base[m]).all() is not None
     assert np.mean(hot[m] - base[m]) > 0.2  # lower emissivity -> higher object temperature
     assert np.mean(warm_refl[m] - base[m]) < -0.1  # warmer surroundings -> lower reading
 
@@ -231,7 +230,7 @@ def test_jpegls_decode_failure(csq, tmp_path):
     bad.write_bytes(bytes(data))
     da = read("thermal", bad, on_damaged="raise")
     with pytest.raises(flir.FFFError, match=r"jls\.csq: frame 3: jpegls raw image failed"):
-        da.values
+        _ = da.values
     lazy = read("thermal", bad)
     with pytest.warns(DamagedFrameWarning, match=r"frame\(s\) \[3\]"):
         v = lazy.values
