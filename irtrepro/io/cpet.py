@@ -59,8 +59,8 @@ __all__ = [
 
 CPET_SIGNALS = ("vo2", "vco2", "ve", "rf", "vt", "hr", "rer", "t_insp", "t_exp")
 _REQUIRED = ("vo2",)
-# Writers stamp xlsx files with this date (the FIT epoch's neighbour, clearly not "now") so
-# that the same data give byte-identical files on every run and machine.
+# Writers stamp xlsx files with this fixed date (clearly not "now") so that the same data give
+# byte-identical files on every run and machine.
 FIXED_STAMP = dt.datetime(2000, 1, 1, 0, 0, 0)
 _HEADER_SEARCH_ROWS = 300
 
@@ -480,7 +480,7 @@ def read_cpet_csv(path: str | os.PathLike, *, column_map: dict[str, str] | None 
     """
     path = Path(path)
     text_head = read_text(path)[:4096]
-    if column_map and "time" in column_map and "vo2" in column_map:
+    if column_map and ("time" in column_map or "vo2" in column_map):
         table, hi, grid = _text_table_mapped(path, sep=sep, column_map=column_map)
     else:
         table, hi, grid = _text_table(path, sep=sep)
@@ -502,15 +502,21 @@ def _text_table_mapped(path: Path, *, sep: str | None, column_map: dict[str, str
     text = read_text(path)
     sep = sep or _sniff_sep("\n".join(ln for ln in text.splitlines() if not ln.startswith("#")))
     grid = _split_lines(text, sep)
-    want = {str(column_map["time"]).strip(), str(column_map["vo2"]).strip()}
+    want = {str(column_map[k]).strip() for k in ("time", "vo2") if k in column_map}
+    need = [k for k in ("time", "vo2") if k not in column_map]  # still found by alias
     i = 0
     for i, row in enumerate(grid[:_HEADER_SEARCH_ROWS]):  # noqa: B007 - i used after the loop
-        if want <= {c.strip() for c in row}:
+        if want <= {c.strip() for c in row} and all(find_column(row, k) is not None
+                                                    for k in need):
             break
     else:
-        raise MissingColumnError(f"{path}: no line holds the mapped columns {sorted(want)}")
+        first = next((r for r in grid if r and not r[0].startswith("#")), [])
+        raise MissingColumnError(f"{path}: column(s) {sorted(want)} from column_map not found on "
+                                 f"any line" + (f" with a {need[0]} column" if need else "")
+                                 + f"; the first line's columns are {[c.strip() for c in first]}")
     header = [c.strip() for c in grid[i]]
-    jt = header.index(str(column_map["time"]).strip())
+    jt = (header.index(str(column_map["time"]).strip()) if "time" in column_map
+          else find_column(header, "time"))
     k, units = i + 1, None
     if k < len(grid) and _looks_like_units(grid[k], jt):
         units, k = [c.strip() or None for c in grid[k]], k + 1

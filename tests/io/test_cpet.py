@@ -204,6 +204,14 @@ def test_generic_csv_with_column_map_and_units(tmp_path):
     assert "vo2: L/min -> mL/min (x1000)" in df.attrs["conversions"]
 
 
+def test_generic_csv_partial_column_map(tmp_path):
+    """Only VO2 mapped: the time column is still found by its alias (Zeit)."""
+    path = tmp_path / "lab.csv"
+    path.write_text("Zeit,O2abs (mL/min)\n0,300\n2.5,320\n", encoding="utf-8")
+    df = read_cpet_csv(path, column_map={"vo2": "O2abs (mL/min)"})
+    assert df.time.tolist() == [0.0, 2.5] and df.vo2.tolist() == [300.0, 320.0]
+
+
 # ---------------------------------------------------------------- bad input
 def _csv(tmp_path, text: str, name: str = "bad.csv"):
     path = tmp_path / name
@@ -219,7 +227,8 @@ def test_bad_missing_column(tmp_path):
     with pytest.raises(MissingColumnError, match=r"bad\.csv.*VO2"):
         read_cpet_csv(path)
     path = _csv(tmp_path, GOOD_HEAD + "1,300,250,90\n", "ok.csv")
-    with pytest.raises(MissingColumnError, match=r"ok\.csv: column 'Sauerstoff'.*column_map"):
+    with pytest.raises(MissingColumnError, match=r"ok\.csv: column\(s\) \['Sauerstoff'\] from "
+                                             r"column_map not found.*'VCO2'"):
         read_cpet_csv(path, column_map={"vo2": "Sauerstoff"})
 
 
