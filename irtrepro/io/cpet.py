@@ -250,7 +250,7 @@ def _cosmed_start(pairs: dict, formats: dict) -> dt.datetime | None:
     return dt.datetime.combine(date, time or dt.time(0))
 
 
-@register("cpet", "cosmed-xlsx", extensions=(".xlsx", ".xls"),
+@register("cpet", "cosmed-xlsx", extensions=(".xlsx",),
           sniff=lambda head, path: head[:2] == b"PK" and _xlsx_flavour(path) == "cosmed",
           aliases=("cosmed",))
 def read_cosmed_xlsx(path: str | os.PathLike, *, column_map: dict[str, str] | None = None,
@@ -306,7 +306,7 @@ def _cortex_start(pairs: dict) -> dt.datetime | None:
     return None
 
 
-@register("cpet", "cortex-xlsx", extensions=(".xlsx", ".xls"),
+@register("cpet", "cortex-xlsx", extensions=(".xlsx",),
           sniff=lambda head, path: head[:2] == b"PK" and _xlsx_flavour(path) == "cortex",
           aliases=("cortex", "metasoft-xlsx"))
 def read_cortex_xlsx(path: str | os.PathLike, *, column_map: dict[str, str] | None = None,
