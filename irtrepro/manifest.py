@@ -300,6 +300,11 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
                 if not isinstance(fe, dict) or not fe.get("path"):
                     problems.append(f"{_at(path, fe, wf)}: expected a mapping with 'path'")
                     continue
+                sha = fe.get("sha256")
+                if sha is not None and not (isinstance(sha, str) and len(sha) == 64
+                                            and all(c in "0123456789abcdef" for c in sha.lower())):
+                    problems.append(f"{_at(path, fe, wf)}.sha256: expected 64 hex digits "
+                                    f"(quote it in YAML), got {sha!r}")
                 opts = {k: v for k, v in fe.items() if k not in _FILE_KEYS}
                 files[kind] = FileEntry(kind, (root / str(fe["path"])).resolve(), str(fe["path"]),
                                         fe.get("format"), fe.get("sha256"), opts,

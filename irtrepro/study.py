@@ -144,7 +144,8 @@ def save_study(ds: xr.Dataset, path: str | os.PathLike, *, validate: bool = True
         if fmt == ".nc":
             out.to_netcdf(tmp, engine="h5netcdf", encoding=_encoding(out))
         else:
-            out.to_zarr(tmp, mode="w", encoding=_encoding(out), consolidated=True)
+            # zarr format 2: its string dtypes are specified (v3 has none yet for unicode)
+            out.to_zarr(tmp, mode="w", encoding=_encoding(out), consolidated=True, zarr_format=2)
     return path
 
 

@@ -28,13 +28,3 @@ def real_exports() -> Path:
 def reference_dir() -> Path:
     """../shared/reference/: classic data sets with published results."""
     return _shared_dir("reference")
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _torch_threads():
-    """Keep torch to the cores CI has."""
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
