@@ -1,0 +1,145 @@
+"""Agreement and reliability figures: Bland–Altman plot, ICC forest plot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from irtrepro.errors import StatsError
+
+__all__ = ["bland_altman_plot", "icc_forest_plot"]
+
+
+def _figure(ax, size):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
+    else:
+        fig = ax.figure
+    return fig, ax
+
+
+def bland_altman_plot(
+    result: Any,
+    *,
+    units: str = "",
+    measure: str = "",
+    x_name: str = "x",
+    y_name: str = "y",
+    ax: Any = None,
+    show_ci: bool = True,
+    show_regression: bool = False,
+) -> Any:
+    """Bland–Altman plot of a :class:`~irtrepro.stats.BlandAltman` (or repeated) result.
+
+    Parameters
+    ----------
+    result : BlandAltman or BlandAltmanRepeated
+    units : str
+        Units of the measure, shown on both axes (e.g. ``"degC"``, ``"L/min"``).
+    measure : str
+        Name of the measure (axis labels).
+    x_name, y_name : str
+        Names of the two methods; the difference is ``x_name - y_name``.
+    ax : matplotlib Axes, optional
+    show_ci : bool
+        Shade the confidence intervals of the bias and of the limits (when the result has them).
+    show_regression : bool
+        Draw the proportional-bias regression line (difference on mean).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not hasattr(result, "diffs") or not hasattr(result, "loa_low"):
+        raise StatsError(f"bland_altman_plot takes a BlandAltman result, got {type(result).__name__}")
+    fig, ax = _figure(ax, (6, 4.5))
+    log = bool(getattr(result, "log", False))
+    means = np.exp(result.means) if log else result.means
+    diffs = np.exp(result.diffs) if log else result.diffs
+    ax.scatter(means, diffs, s=18, color="0.2", alpha=0.8, zorder=3)
+    u = f" ({units})" if units and not log else ""
+    what = f"{measure} " if measure else ""
+    ax.set_xlabel(f"Mean of {x_name} and {y_name} {what}{u}".replace("  ", " ").strip()
+                  if not log else f"Geometric mean of {x_name} and {y_name} {what}"
+                  f"({units})".replace("()", "").strip())
+    if log:
+        ax.set_ylabel(f"Ratio {x_name} / {y_name} (unitless)")
+    else:
+        ax.set_ylabel(f"Difference {x_name} − {y_name}{u}")
+    lines = [("bias", result.bias, getattr(result, "bias_ci", None), "C0", "-"),
+             ("lower LoA", result.loa_low, getattr(result, "loa_low_ci", None), "C3", "--"),
+             ("upper LoA", result.loa_high, getattr(result, "loa_high_ci", None), "C3", "--")]
+    for label, val, ci, color, ls in lines:
+        ax.axhline(val, color=color, ls=ls, lw=1.5, label=f"{label} {val:.4g}")
+        if show_ci and ci is not None and np.all(np.isfinite(ci)):
+            ax.axhspan(ci[0], ci[1], color=color, alpha=0.12, lw=0)
+    if show_regression and np.isfinite(getattr(result, "slope", np.nan)) and not log:
+        xs = np.linspace(np.min(means), np.max(means), 50)
+        ax.plot(xs, result.intercept + result.slope * xs, color="C2", lw=1,
+                label=f"regression, slope {result.slope:.3g} (p={result.slope_p:.2g})")
+    ax.axhline(1.0 if log else 0.0, color="0.6", lw=0.8, zorder=1)
+    n = getattr(result, "n", getattr(result, "n_obs", len(diffs)))
+    level = getattr(result, "ci_level", 0.95)
+    ax.set_title(f"Bland–Altman, n = {n}, limits ±{result.agreement} SD"
+                 + (f", {int(round(level * 100))}% CI shaded" if show_ci else ""), fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def icc_forest_plot(
+    table: pd.DataFrame,
+    *,
+    form: str = "ICC(C,1)",
+    label: str = "metric",
+    ax: Any = None,
+    reference: tuple[float, ...] = (0.5, 0.75, 0.9),
+) -> Any:
+    """Forest plot of ICCs with confidence intervals, one line per metric.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Output of :func:`irtrepro.stats.icc` (or the ``statistic == "icc"`` rows of
+        :func:`irtrepro.stats.reliability`).
+    form : str
+        McGraw–Wong form to show, e.g. ``"ICC(C,1)"``.
+    label : str
+        Column naming each line.
+    reference : tuple of float
+        Vertical guides (Koo & Li 2016 thresholds: poor < 0.5 < moderate < 0.75 < good < 0.9).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if "form" in table.columns:
+        rows = table[table["form"] == form]
+        est = "icc"
+    elif {"statistic", "term"} <= set(table.columns):
+        rows = table[(table["statistic"] == "icc") & (table["term"] == form)]
+        est = "estimate"
+    else:
+        raise StatsError("icc_forest_plot takes the table of icc() or reliability()")
+    if rows.empty:
+        raise StatsError(f"no rows with form {form!r}; forms: {sorted(table.get('form', []))}")
+    if label not in rows.columns:
+        raise StatsError(f"label={label!r} is not a column; columns: {list(rows.columns)}")
+    fig, ax = _figure(ax, (6, 0.35 * len(rows) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    ax.errorbar(rows[est], y, xerr=[rows[est] - rows["ci_low"], rows["ci_high"] - rows[est]],
+                fmt="o", color="0.15", ecolor="0.4", capsize=3, ms=5)
+    for r in reference:
+        ax.axvline(r, color="0.8", lw=0.8, ls=":")
+    ax.set_yticks(y, rows[label].astype(str))
+    level = rows["ci_level"].iloc[0] if "ci_level" in rows else 0.95
+    sf = rows["shrout_fleiss"].iloc[0] if "shrout_fleiss" in rows else ""
+    ax.set_xlabel(f"{form}{' (' + sf + ')' if sf else ''}, unitless, with "
+                  f"{int(round(level * 100))}% CI")
+    ax.set_ylabel(label)
+    lo = min(0.0, float(np.nanmin(rows["ci_low"])))
+    ax.set_xlim(lo - 0.05, 1.02)
+    return fig

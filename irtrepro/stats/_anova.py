@@ -1,0 +1,200 @@
+"""Vectorised variance decomposition of a ``(metric, subject, session)`` cube.
+
+Two estimators give the same :class:`Components`:
+
+- :func:`anova_listwise`: the two-way ANOVA (subjects x sessions, one observation per cell) on
+  the subjects complete in every session, for every metric at once.
+- :func:`reml_crossed`: REML variance components of the two-way crossed random model
+  ``y = mu + s_i + r_j + e_ij`` fitted by batched Fisher scoring over all metrics, so that
+  incomplete subjects still count. With complete data and non-negative components it returns
+  the ANOVA mean squares exactly.
+
+Both report the mean squares the ICC formulas need; for REML they are the mean squares the
+fitted components imply for a balanced design (``MSR = s2_e + k s2_s``, ``MSC = s2_e + n s2_r``,
+``MSE = s2_e``, ``MSW = s2_e + s2_r``), with ``df_e = N_obs - n - k + 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Components:
+    """Mean squares and counts per metric (arrays of shape ``(M,)``)."""
+
+    msr: np.ndarray  # between subjects
+    msc: np.ndarray  # between sessions
+    mse: np.ndarray  # residual
+    msw: np.ndarray  # within subjects (sessions + residual)
+    n: np.ndarray  # subjects used
+    k: int  # sessions
+    df_e: np.ndarray  # residual df
+    n_obs: np.ndarray  # observations used
+    grand: np.ndarray  # grand mean
+    sd: np.ndarray  # SD of all observations used
+    method: str  # "anova" or "reml"
+    converged: np.ndarray | None = None  # REML only
+
+
+def complete_subjects(cube: np.ndarray) -> np.ndarray:
+    """Mask ``(M, S)``: subject has a finite value in every session."""
+    return np.isfinite(cube).all(axis=2)
+
+
+def anova_listwise(cube: np.ndarray) -> Components:
+    """Two-way ANOVA without replication on the complete subjects of each metric.
+
+    ``cube`` has shape ``(..., S, K)``; leading dims are broadcast (metrics, bootstrap draws).
+    """
+    ok = complete_subjects(cube)
+    k = cube.shape[-1]
+    n = ok.sum(-1)
+    y = np.where(ok[..., None], cube, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        grand = y.sum((-2, -1)) / (n * k)
+        rowm = y.sum(-1) / k
+        colm = y.sum(-2) / n[..., None]
+        dev_r = np.where(ok, rowm - grand[..., None], 0.0)
+        ssr = k * (dev_r**2).sum(-1)
+        ssc = n * ((colm - grand[..., None]) ** 2).sum(-1)
+        res = (y - rowm[..., None] - colm[..., None, :] + grand[..., None, None]) * ok[..., None]
+        sse = (res**2).sum((-2, -1))
+        sst = (((y - grand[..., None, None]) * ok[..., None]) ** 2).sum((-2, -1))
+        df_e = (n - 1) * (k - 1)
+        return Components(
+            msr=ssr / (n - 1),
+            msc=ssc / (k - 1),
+            mse=sse / df_e,
+            msw=(ssc + sse) / (n * (k - 1)),
+            n=n,
+            k=k,
+            df_e=df_e.astype(float),
+            n_obs=n * k,
+            grand=grand,
+            sd=np.sqrt(sst / (n * k - 1)),
+            method="anova",
+        )
+
+
+def reml_crossed(
+    cube: np.ndarray, max_iter: int = 200, tol: float = 1e-10
+) -> tuple[Components, np.ndarray]:
+    """REML variance components of ``y = mu + s_i + r_j + e_ij`` for every metric at once.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (M, S, K)
+        NaN marks a missing cell. Subjects without any value are ignored.
+    max_iter, tol
+        Fisher-scoring iterations and convergence tolerance (relative to the total variance).
+
+    Returns
+    -------
+    Components
+        Implied balanced-design mean squares (see module docstring), ``method="reml"``.
+    theta : ndarray, shape (M, 3)
+        ``(s2_subject, s2_session, s2_residual)``.
+
+    Notes
+    -----
+    Fisher scoring on the REML log-likelihood (Harville 1977) with step halving and projection
+    onto the non-negative orthant, so components on the boundary end at exactly zero, as in lme4.
+    Missing cells are decoupled unit rows of V (zero design rows, zero response), which leaves
+    the REML likelihood of the observed cells unchanged and keeps the batch rectangular.
+    """
+    m, s, kk = cube.shape
+    nn = s * kk
+    obs = np.isfinite(cube).reshape(m, nn).astype(float)
+    y = np.where(obs > 0, cube.reshape(m, nn), 0.0)
+    subj = np.repeat(np.arange(s), kk)
+    sess = np.tile(np.arange(kk), s)
+    oo = obs[:, :, None] * obs[:, None, :]
+    g = np.stack(
+        [
+            (subj[:, None] == subj[None, :]) * oo,
+            (sess[:, None] == sess[None, :]) * oo,
+            np.eye(nn)[None] * obs[:, None, :],
+        ],
+        axis=1,
+    )  # (M, 3, N, N)
+    free_diag = np.eye(nn)[None] * (1.0 - obs)[:, None, :]
+    n_obs = obs.sum(1)
+    mean = y.sum(1) / n_obs
+    var = ((y - mean[:, None]) ** 2 * obs).sum(1) / np.maximum(n_obs - 1, 1)
+    scale = np.where(var > 0, var, 1.0)
+    theta = np.repeat(scale[:, None] / 3.0, 3, axis=1)
+    floor = 1e-12 * scale  # residual variance stays positive
+
+    def evaluate(th):
+        v = np.einsum("mi,mijk->mjk", th, g) + free_diag
+        vi = np.linalg.inv(v)
+        vix = vi @ obs[:, :, None]
+        xvix = (obs[:, :, None] * vix).sum((1, 2))
+        p = vi - (vix @ vix.transpose(0, 2, 1)) / xvix[:, None, None]
+        py = (p @ y[:, :, None])[..., 0]
+        _, logdet = np.linalg.slogdet(v)
+        ll = -0.5 * (logdet + np.log(xvix) + (y * py).sum(1))
+        return ll, p, py
+
+    ll, p, py = evaluate(theta)
+    converged = np.zeros(m, bool)
+    for _ in range(max_iter):
+        pg = np.einsum("mjk,mikl->mijl", p, g)  # P G_i
+        score = -0.5 * np.einsum("mijj->mi", pg) + 0.5 * np.einsum(
+            "mj,mijk,mk->mi", py, g, py
+        )
+        info = 0.5 * np.einsum("mijk,mlkj->mil", pg, pg)
+        # active set: components at zero whose score pushes them below zero stay at zero
+        active = (theta <= 0) & (score <= 0)
+        act2 = active[:, :, None] | active[:, None, :]
+        info_f = np.where(act2, 0.0, info) + np.eye(3)[None] * active[:, :, None]
+        score_f = np.where(active, 0.0, score)
+        try:
+            step = np.linalg.solve(info_f, score_f[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = score_f * scale[:, None]
+        step = np.where(converged[:, None], 0.0, step)
+        t = np.ones(m)
+        new = theta
+        for _half in range(30):
+            cand = np.maximum(theta + t[:, None] * step, 0.0)
+            cand[:, 2] = np.maximum(cand[:, 2], floor)
+            ll_c, p_c, py_c = evaluate(cand)
+            better = ll_c >= ll - 1e-12 * np.abs(ll)
+            if better.all():
+                break
+            t = np.where(better, t, t / 2.0)
+        better = ll_c >= ll - 1e-12 * np.abs(ll)
+        new = np.where(better[:, None], cand, theta)
+        change = np.abs(new - theta).max(1) / scale
+        theta = new
+        ll = np.where(better, ll_c, ll)
+        p = np.where(better[:, None, None], p_c, p)
+        py = np.where(better[:, None], py_c, py)
+        converged |= change < tol
+        if converged.all():
+            break
+
+    s2s, s2r, s2e = theta.T
+    has = np.isfinite(cube).any(axis=2)
+    n = has.sum(1)
+    k = kk
+    grand = mean
+    comps = Components(
+        msr=s2e + k * s2s,
+        msc=s2e + n * s2r,
+        mse=s2e,
+        msw=s2e + s2r,
+        n=n,
+        k=k,
+        df_e=n_obs - n - k + 1,
+        n_obs=n_obs.astype(int),
+        grand=grand,
+        sd=np.sqrt(var),
+        method="reml",
+        converged=converged,
+    )
+    return comps, theta
