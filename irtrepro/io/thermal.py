@@ -257,6 +257,22 @@ def _encodable_range(scale_factor: float, add_offset: float) -> tuple[float, flo
     return add_offset, add_offset + (FILL_VALUE - 1) * scale_factor
 
 
+def _encode(block: np.ndarray, scale_factor: float, add_offset: float) -> np.ndarray:
+    """degC float -> uint16 counts (round half to even), NaN -> FILL_VALUE.
+
+    Works in float64 a few frames at a time, so the rounding is exact and the temporary
+    memory small whatever the chunk length.
+    """
+    out = np.empty(block.shape, np.uint16)
+    step = max(1, (1 << 22) // max(1, block[0].size))  # ~32 MB of float64 per step
+    for i in range(0, block.shape[0], step):
+        b = block[i:i + step].astype(np.float64)
+        q = np.rint((b - add_offset) / scale_factor)
+        q[np.isnan(b)] = FILL_VALUE
+        out[i:i + step] = q
+    return out
+
+
 def _check_mask(name: str, mask, frames_shape: tuple[int, ...], path) -> xr.DataArray:
     check_option("mask name", name, tuple(MASK_CLASSES))
     if isinstance(mask, xr.DataArray):
@@ -341,8 +357,10 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
     if not (scale_factor > 0) or int(chunk_frames) < 1:
         raise OptionError(f"scale_factor={scale_factor!r}, chunk_frames={chunk_frames!r}; "
                           "expected positive values")
-    chunk_frames = int(chunk_frames)
     n, ny, nx = frames.shape
+    # a chunk longer than the whole recording makes zarr allocate (and merge into) the full
+    # chunk on every write: cap it
+    chunk_frames = max(1, min(int(chunk_frames), n))
     source = frames.attrs.get("source") or "<frames>"
     lo, hi = _encodable_range(scale_factor, add_offset)
     mask_das = {name: _check_mask(name, m, frames.shape, path) for name, m in (masks or {}).items()}
@@ -372,6 +390,10 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
     with atomic_path(path, is_dir=True) as tmp:
         ds_tpl.to_zarr(tmp, mode="w", encoding=encoding, compute=False, consolidated=False,
                        zarr_format=3)
+        import zarr
+
+        arrays = {name: zarr.open_array(str(tmp / name), mode="r+")
+                  for name in ("frames", *mask_das)}
         starts = range(0, n, chunk_frames)
         for s in progress_bar(starts, progress, desc=f"writing {path.name}",
                               total=len(starts)):
@@ -390,12 +412,12 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
                     f"{np.nanmax(block[i]):.3f} degC outside the store's encodable range "
                     f"{lo:.2f}..{hi:.2f} degC (scale_factor={scale_factor}, "
                     f"add_offset={add_offset}); writing to {path}", source, s + i)
-            region = {"frames": (("frame", "y", "x"), block)}
+            # encode here (not through xarray, which works on float64 copies of the whole
+            # block) and write the uint16 counts straight into the zarr array
+            arrays["frames"][sl] = _encode(block, scale_factor, add_offset)
+            del block
             for name, m in mask_das.items():
-                region[name] = (("frame", "y", "x"),
-                                _check_mask_values(name, np.asarray(m.data[sl]), path, s))
-            xr.Dataset(region).to_zarr(tmp, region={"frame": sl}, consolidated=False,
-                                       zarr_format=3)
+                arrays[name][sl] = _check_mask_values(name, np.asarray(m.data[sl]), path, s)
     logger.info("wrote %d frames (%dx%d) to %s", n, ny, nx, path)
     return path
 
@@ -769,18 +791,26 @@ def read_flir_csv(path: str | os.PathLike, *, unit: str | None = None, fps: floa
         text = path.read_text(encoding="latin-1")
     lines, delim, dec_comma = _csv_rows(text)
     num_re = re.compile(rf"^\s*{_NUM}\s*$")
+    numeric_line = re.compile(r"[0-9eE+\-.,;\t ]+")
     blocks: list[list[list[float]]] = []
     header: list[str] = []
     current: list[list[float]] = []
     for lineno, ln in enumerate(lines, 1):
-        cells = [c.strip() for c in ln.split(delim)]
-        while cells and cells[-1] == "":
-            cells.pop()
-        # a FLIR ResearchIR row may start with a row label; allow one non-numeric leading cell
-        numeric = cells and all(num_re.match(c) for c in cells)
-        if numeric and len(cells) > 1:
-            vals = [float(c.replace(",", ".")) if dec_comma or delim != "," else float(c)
-                    for c in cells]
+        body = ln.strip().rstrip(delim).rstrip()
+        vals = None
+        # fast path: a line of only number characters is parsed in C; cell-by-cell otherwise
+        if body and numeric_line.fullmatch(body):
+            txt = body.replace(",", ".") if dec_comma else body
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                arr = np.fromstring(txt, sep=delim)
+            if arr.size == body.count(delim) + 1 and arr.size > 1:
+                vals = arr
+            else:
+                cells = [c.strip() for c in body.split(delim)]
+                if len(cells) > 1 and all(num_re.match(c) for c in cells):
+                    vals = np.array([float(c.replace(",", ".")) for c in cells])
+        if vals is not None:
             if current and len(vals) != len(current[0]):
                 raise FormatError(f"{path}:{lineno}: {len(vals)} values; the rows above have "
                                   f"{len(current[0])}")

@@ -150,3 +150,27 @@ def test_two_point_calibration_recovers_truth():
         two_point_calibration(flat, pa, mb, 20.0, 40.0)
     with pytest.raises(OptionError, match="must differ"):
         two_point_calibration(measured, pa, mb, 20.0, 20.0)
+
+
+def test_cli_info_and_convert(tmp_path, capsys):
+    import json
+
+    from irtrepro.cli import main
+    from irtrepro.io.thermal import open_frames, quantisation_bound
+
+    x = np.linspace(20, 35, 4 * 3 * 5, dtype=np.float32).reshape(4, 3, 5)
+    np.save(tmp_path / "a.npy", x)
+    assert main(["-q", "thermal", "convert", str(tmp_path / "a.npy"),
+                 str(tmp_path / "a.zarr"), "--fps", "4"]) == 0
+    back = open_frames(tmp_path / "a.zarr")
+    assert np.abs(back.values - x).max() <= quantisation_bound()
+    np.testing.assert_array_equal(back["time"].values, [0, 0.25, 0.5, 0.75])
+    capsys.readouterr()
+    assert main(["-q", "thermal", "info", str(tmp_path / "a.zarr"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format"] == "zarr" and info["frames"] == 4
+    assert (info["width"], info["height"]) == (5, 3)
+    assert info["frame_rate_hz"] == pytest.approx(4.0) and info["time_span_s"] == 0.75
+    (tmp_path / "x.txt").write_text("hello")
+    assert main(["-q", "thermal", "info", str(tmp_path / "x.txt")]) == 2
+    assert "no thermal reader recognises" in capsys.readouterr().err

@@ -1,0 +1,94 @@
+"""``irtrepro thermal info FILE`` and ``irtrepro thermal convert FILE OUT.zarr``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+NAME = "thermal"
+HELP = "inspect a thermal recording or convert it to the zarr frame store"
+
+_CONSTANTS = (
+    "camera_model", "device", "optics", "lens_model", "emissivity", "object_distance_m",
+    "reflected_temperature_degC", "atmospheric_temperature_degC", "environment_temperature_degC",
+    "path_temperature_degC", "ir_window_temperature_degC", "ir_window_transmission",
+    "relative_humidity", "planck_r1", "planck_r2", "planck_b", "planck_f", "planck_o",
+    "atmospheric_trans_alpha1", "atmospheric_trans_alpha2", "atmospheric_trans_beta1",
+    "atmospheric_trans_beta2", "atmospheric_trans_x", "calibration_range_min_degC",
+    "calibration_range_max_degC", "compression", "damaged_frames",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="thermal_command", metavar="ACTION")
+    sub.required = True
+    info = sub.add_parser("info", help="size, frames, frame rate, time span, camera constants")
+    info.add_argument("file", type=Path)
+    info.add_argument("--format", help="reader format (default: detected by magic bytes)")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    conv = sub.add_parser("convert", help="convert a recording to the project's zarr frame store")
+    conv.add_argument("file", type=Path)
+    conv.add_argument("out", type=Path, help="target store, e.g. session.zarr (replaced)")
+    conv.add_argument("--format", help="reader format (default: detected)")
+    conv.add_argument("--chunk-frames", type=int, default=64, help="frames per zarr chunk")
+    conv.add_argument("--emissivity", type=float, help="override (FLIR)")
+    conv.add_argument("--reflected-temperature", type=float, help="override, degC (FLIR)")
+    conv.add_argument("--distance", type=float, help="object distance override, m (FLIR)")
+    conv.add_argument("--fps", type=float, help="frame rate, Hz (npy/tiff/csv stacks)")
+    conv.add_argument("--scale", type=float, help="T = value * scale + offset (tiff/npy counts)")
+    conv.add_argument("--offset", type=float)
+    conv.add_argument("--unit", choices=("degC", "K", "degF"))
+
+
+def _open(args):
+    from irtrepro.io import detect, read
+
+    fmt = args.format or detect(args.file, "thermal")
+    opts = {}
+    for name, key in (("emissivity", "emissivity"),
+                      ("reflected_temperature", "reflected_temperature"),
+                      ("distance", "object_distance"), ("fps", "fps"), ("scale", "scale"),
+                      ("offset", "offset"), ("unit", "unit")):
+        val = getattr(args, name, None)
+        if val is not None:
+            opts[key] = val
+    return fmt, read("thermal", args.file, fmt, **opts)
+
+
+def summarize(path: Path, fmt: str, da) -> dict:
+    """The facts ``thermal info`` prints, as a dict."""
+    t = np.asarray(da["time"].values, dtype=float)
+    dt = np.diff(t)
+    rate = float(1.0 / np.median(dt)) if dt.size and np.median(dt) > 0 else None
+    size = (sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir()
+            else path.stat().st_size)
+    out = {"file": str(path), "format": fmt, "size_bytes": size,
+           "frames": int(da.sizes["frame"]), "width": int(da.sizes["x"]),
+           "height": int(da.sizes["y"]), "frame_rate_hz": rate,
+           "declared_frame_rate_hz": da.attrs.get("frame_rate_hz"),
+           "start_time": da.attrs.get("start_time") or None,
+           "time_span_s": float(t[-1] - t[0]) if t.size else 0.0}
+    out.update({k: da.attrs[k] for k in _CONSTANTS if k in da.attrs})
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.thermal_command == "info":
+        fmt, da = _open(args)
+        info = summarize(args.file, fmt, da)
+        if args.json:
+            print(json.dumps(info, default=str))
+        else:
+            width = max(len(k) for k in info)
+            for k, v in info.items():
+                print(f"{k:<{width}}  {v}")
+        return 0
+    from irtrepro.io.thermal import write_frames
+
+    fmt, da = _open(args)
+    out = write_frames(args.out, da, chunk_frames=args.chunk_frames, progress=None)
+    print(f"{args.file} ({fmt}, {da.sizes['frame']} frames) -> {out}")
+    return 0
