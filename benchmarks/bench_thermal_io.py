@@ -27,10 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from irtrepro.io import (
-    flir,  # noqa: E402
-    read,  # noqa: E402
-)
+from irtrepro.io import flir, read  # noqa: E402
 from irtrepro.io.thermal import write_frames  # noqa: E402
 
 
