@@ -1,0 +1,25 @@
+"""``irtrepro report``: every figure and table of a study, into reports/ (what `make report` runs)."""
+
+from __future__ import annotations
+
+NAME = "report"
+HELP = "generate/verify data, build the Study, train or reuse models, run every analysis"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--manifest", default="data_manifest.yaml",
+                        help="study manifest (default: %(default)s)")
+    parser.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
+    parser.add_argument("--cache", default=None, help="model/result cache (default: data/cache)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of training and resampling")
+    parser.add_argument("--parts", default="vision,breathing,keypoints",
+                        help="model parts to run, comma-separated (default: %(default)s)")
+
+
+def run(args) -> int:
+    from irtrepro.report.run import run_report
+
+    parts = tuple(f"irtrepro.{p.strip()}" for p in args.parts.split(",") if p.strip())
+    page = run_report(args.manifest, args.out, cache_dir=args.cache, seed=args.seed, parts=parts)
+    print(f"wrote {page}")
+    return 0

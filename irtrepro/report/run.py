@@ -1,0 +1,220 @@
+"""``make report``: from a manifest to ``reports/`` in one call, doing only what changed.
+
+Steps (each timed for the provenance block):
+
+1. **data**: load the manifest; regenerate a synthetic study's missing files; verify sha256.
+2. **study**: readers + sync -> the Study (cached by the manifest's sha256 and the code).
+3. **models**: each model part (``irtrepro.vision``, ``irtrepro.breathing``,
+   ``irtrepro.keypoints``) trains or reuses its models, evaluates them on held-out subjects and
+   returns Study variables (thermal metrics, camera respiratory rate, cadence). A part's result
+   is cached by the manifest's sha256, the part's source code and the seed.
+4. **analyses**: every ``analyses/*.py`` script's ``run(study, seed=...)`` on the merged Study.
+5. **write**: figures, tables and ``index.html``.
+
+A part or analysis that fails is listed at the top of the page with its error; the rest of the
+report is still built. Nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import pickle
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import xarray as xr
+
+from irtrepro._atomic import atomic_path
+from irtrepro._logging import logger
+from irtrepro.errors import IrtreproError
+from irtrepro.report.part import ReportPart
+
+MODEL_PARTS = ("irtrepro.vision", "irtrepro.breathing", "irtrepro.keypoints")
+ANALYSES = ("time_courses", "reliability", "cardiopulmonary", "individual", "mixed_models",
+            "auxiliary")
+
+
+@contextlib.contextmanager
+def _timer(timings: dict, step: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    logger.info("report: %s ...", step)
+    try:
+        yield
+    finally:
+        timings[step] = round(time.perf_counter() - t0, 2)
+        logger.info("report: %s done in %.1f s", step, timings[step])
+
+
+def source_hash(*modules: str) -> str:
+    """sha256 over the source files of the given packages/modules (cache keys)."""
+    h = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            h.update(f"{name}:absent".encode())
+            continue
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for f in files:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _cached(path: Path, compute):
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                logger.info("report: reusing %s", path.name)
+                return pickle.load(fh), True
+        except Exception:  # a stale or unreadable cache is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    value = compute()
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(value, fh)
+    return value, False
+
+
+def find_analyses(analyses_dir: str | os.PathLike | None = None) -> Path:
+    """The ``analyses/`` folder: given, or beside the repository's ``irtrepro/`` package."""
+    if analyses_dir is not None:
+        return Path(analyses_dir)
+    here = Path(__file__).resolve().parents[2] / "analyses"
+    return here if here.is_dir() else Path.cwd() / "analyses"
+
+
+def load_analysis(name: str, analyses_dir: Path):
+    """Import ``analyses/<name>.py`` as a module."""
+    path = analyses_dir / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"irtrepro_analyses_{name}", path)
+    if spec is None or spec.loader is None or not path.exists():
+        raise FileNotFoundError(f"{path}: analysis script not found")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def merge_study(study: xr.Dataset, extra: xr.Dataset) -> xr.Dataset:
+    """Add a part's variables to the Study, aligned on its subject/session/time grid."""
+    extra = extra.reindex({d: study[d] for d in ("subject", "session", "time")
+                           if d in extra.dims})
+    return study.merge(extra, compat="override", join="left")
+
+
+def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
+               out: str | os.PathLike = "reports", *, cache_dir: str | os.PathLike | None = None,
+               study_path: str | os.PathLike | None = None, seed: int = 0,
+               analyses_dir: str | os.PathLike | None = None, parts: tuple[str, ...] = MODEL_PARTS,
+               progress: bool | None = None) -> Path:
+    """Build every figure and table of the study described by ``manifest``.
+
+    Parameters
+    ----------
+    manifest : path-like
+        Study manifest (default: the synthetic demo study).
+    out : path-like
+        Output folder (``figures/``, ``tables/``, ``index.html``).
+    cache_dir : path-like, optional
+        Models and cached results (default ``<manifest folder>/data/cache``).
+    study_path : path-like, optional
+        Where the Study is written (default ``<manifest folder>/data/study.nc``).
+    seed : int
+        Seed of model training and resampling.
+    analyses_dir : path-like, optional
+        Folder of the analysis scripts (default: the repository's ``analyses/``).
+    parts : tuple of str
+        Model parts to run.
+    progress : bool or None
+        Progress bars.
+
+    Returns
+    -------
+    Path
+        ``index.html``.
+    """
+    from irtrepro.info import device, versions
+    from irtrepro.pipeline import ensure_files
+    from irtrepro.report.writer import write_report
+    from irtrepro.study import git_commit, save_study
+    from irtrepro.sync import build_study
+
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    left_out: list[str] = []
+    manifest = Path(manifest)
+    root = manifest.resolve().parent
+    cache = Path(cache_dir) if cache_dir else root / "data" / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    with _timer(timings, "data: generate if missing, verify checksums"):
+        m = ensure_files(manifest, progress=progress)
+    with _timer(timings, "study: read, sync, build"):
+        key = hashlib.sha256((m.sha256 + source_hash("irtrepro.sync", "irtrepro.io",
+                                                     "irtrepro.manifest", "irtrepro.study")
+                              ).encode()).hexdigest()[:16]
+        study, _ = _cached(cache / f"study-{key}.pkl", lambda: build_study(m, progress=progress))
+        for miss in json.loads(study.attrs.get("missing", "[]")):
+            left_out.append(f"{miss['subject']}/{miss['session']} {miss['kind']}: "
+                            f"{miss['reason']}")
+    model_parts: list[ReportPart] = []
+    for name in parts:
+        short = name.rsplit(".", 1)[-1]
+        with _timer(timings, f"models: {short}"):
+            try:
+                mod = importlib.import_module(name)
+                fn = mod.run_for_report
+            except (ImportError, AttributeError) as exc:
+                left_out.append(f"{short}: part not available ({exc})")
+                continue
+            key = hashlib.sha256(f"{m.sha256}|{source_hash(name)}|{seed}".encode()
+                                 ).hexdigest()[:16]
+            try:
+                part, reused = _cached(
+                    cache / f"part-{short}-{key}.pkl",
+                    lambda fn=fn, short=short: fn(m, cache / "models" / short, seed=seed,
+                                                  progress=progress))
+            except Exception as exc:  # a failing part must not take the report down
+                logger.error("report: %s failed:\n%s", short, traceback.format_exc())
+                left_out.append(f"{short}: failed with {type(exc).__name__}: {exc}")
+                continue
+            timings.update({f"{short}: {k}": v for k, v in part.timings.items()})
+            if part.study_vars is not None:
+                study = merge_study(study, part.study_vars)
+            model_parts.append(part)
+    with _timer(timings, "study: save"):
+        sp = Path(study_path) if study_path else root / "data" / "study.nc"
+        try:
+            save_study(study, sp)
+        except IrtreproError as exc:
+            left_out.append(f"Study file not written: {exc}")
+    analysis_parts: list[ReportPart] = []
+    adir = find_analyses(analyses_dir)
+    for name in ANALYSES:
+        with _timer(timings, f"analysis: {name}"):
+            try:
+                mod = load_analysis(name, adir)
+                analysis_parts.append(mod.run(study, seed=seed))
+            except Exception as exc:
+                logger.error("report: analysis %s failed:\n%s", name, traceback.format_exc())
+                left_out.append(f"analysis {name}: failed with {type(exc).__name__}: {exc}")
+    timings["total before writing"] = round(time.perf_counter() - t_start, 2)
+    with _timer(timings, "write report"):
+        prov = {
+            "git_commit": git_commit(), "versions": versions(), "device": device(),
+            "manifest": str(m.path), "manifest_sha256": m.sha256,
+            "seeds": {"report": seed, "generator": (m.generator or {}).get("seed")},
+            "study": {"subjects": len(m.subjects), "sessions": len(m.sessions)},
+            "timings_s": timings, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        intro = (f"Study '{m.name}': {len(m.subjects)} subjects, {len(m.sessions)} sessions. "
+                 f"{m.description}")
+        page = write_report(analysis_parts + model_parts, out, title=f"irtrepro report: {m.name}",
+                            provenance=prov, left_out=left_out, intro=intro)
+    logger.info("report: %s (%.0f s)", page, time.perf_counter() - t_start)
+    return page
