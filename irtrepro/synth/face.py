@@ -210,7 +210,7 @@ def render_face_session(truth: xr.Dataset, breaths: pd.DataFrame, *, fps: float 
     # appearance (per subject)
     cy0 = ny * 0.5 + app.uniform(-2, 2) * s
     cx0 = nx * 0.5 + app.uniform(-3, 3) * s
-    ry, rx = app.uniform(18, 21) * s, app.uniform(13, 16) * s
+    ry, rx = app.uniform(16.5, 18.5) * s, app.uniform(12.5, 15) * s
     t_skin = app.uniform(33.0, 34.8)
     t_room = app.uniform(21.0, 25.0)
     nose_dy = app.uniform(2.0, 4.0) * s      # nose tip below centre

@@ -1,0 +1,181 @@
+"""Evaluation on held-out subjects: classification metrics, the ablation table, RR errors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from irtrepro._logging import logger
+from irtrepro.breathing.data import ImageSet
+from irtrepro.errors import ModelError
+
+__all__ = ["classification_metrics", "split_subjects", "run_ablation", "true_rate_from_labels",
+           "window_mean", "agreement"]
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """Accuracy, precision, recall, F1 (EXH = positive class) and the confusion matrix.
+
+    Returns a dict with ``accuracy``, ``precision``, ``recall``, ``f1``, ``tn``, ``fp``,
+    ``fn``, ``tp`` (counts; rows of the confusion matrix are the truth INH, EXH) and ``n``.
+    Precision/recall/F1 are NaN when undefined (no predicted / true positives).
+    """
+    y, p = np.asarray(y_true).astype(int), np.asarray(y_pred).astype(int)
+    tp = int(((y == 1) & (p == 1)).sum())
+    tn = int(((y == 0) & (p == 0)).sum())
+    fp = int(((y == 0) & (p == 1)).sum())
+    fn = int(((y == 1) & (p == 0)).sum())
+    prec = tp / (tp + fp) if tp + fp else np.nan
+    rec = tp / (tp + fn) if tp + fn else np.nan
+    f1 = 2 * prec * rec / (prec + rec) if np.isfinite(prec) and np.isfinite(rec) and \
+        prec + rec > 0 else np.nan
+    return {"accuracy": (tp + tn) / max(len(y), 1) if len(y) else np.nan, "precision": prec,
+            "recall": rec, "f1": f1, "tn": tn, "fp": fp, "fn": fn, "tp": tp, "n": len(y)}
+
+
+def split_subjects(subjects, *, test_fraction: float = 0.3, seed: int = 0
+                   ) -> tuple[list[str], list[str]]:
+    """Split subject ids into (train, test), at least one of each; seeded."""
+    subs = sorted(set(map(str, subjects)))
+    if len(subs) < 2:
+        raise ModelError(f"need >= 2 subjects for a held-out-subject split, got {subs}")
+    rng = np.random.default_rng(seed)
+    n_test = min(len(subs) - 1, max(1, int(round(test_fraction * len(subs)))))
+    test = sorted(rng.choice(subs, n_test, replace=False).tolist())
+    return [s for s in subs if s not in test], test
+
+
+def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None = None,
+                 baseline: pd.DataFrame | None = None, progress: bool | None = None,
+                 models: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """Train every ablation row on ``train_set`` and score it on ``test_set``.
+
+    Parameters
+    ----------
+    rows : dict, optional
+        ``{name: BreathConfig}``; default :data:`irtrepro.breathing.train.ABLATION`.
+    baseline : pandas.DataFrame, optional
+        Signal-baseline frame labels on the test sessions: ``label`` (true), ``label_pred``
+        and ``seconds_per_image``; adds the row "signal baseline (ROI slope)".
+    models : dict, optional
+        Already trained models by row name (reused, e.g. from a cache).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per method: ``method``, ``accuracy``, ``precision``, ``recall``, ``f1``,
+        ``accuracy_hard`` (frames near a phase boundary), ``tn``, ``fp``, ``fn``, ``tp``,
+        ``n``, ``ms_per_image`` (inference, 1 thread), ``train_s``.
+    models : dict
+        ``{name: BreathModel}``.
+    """
+    import torch
+
+    from irtrepro.breathing.train import ABLATION, predict_proba, train
+
+    rows = rows or ABLATION
+    models = dict(models or {})
+    out = []
+    if baseline is not None and len(baseline):
+        lab = baseline["label"].to_numpy()
+        ok = np.isin(lab, ["INH", "EXH"]) & np.isin(baseline["label_pred"], ["INH", "EXH"])
+        m = classification_metrics(lab[ok] == "EXH", baseline["label_pred"].to_numpy()[ok]
+                                   == "EXH")
+        hard = baseline.get("hard", pd.Series(False, index=baseline.index)).to_numpy()[ok]
+        m["accuracy_hard"] = float(((lab[ok] == "EXH") == (baseline["label_pred"].to_numpy()[ok]
+                                                           == "EXH"))[hard].mean()) \
+            if hard.any() else np.nan
+        out.append({"method": "signal baseline (ROI slope)", **m,
+                    "ms_per_image": float(baseline["seconds_per_image"].iloc[0] * 1e3),
+                    "train_s": 0.0})
+    teacher = None
+    threads = torch.get_num_threads()
+    for name, cfg in rows.items():
+        if name not in models:
+            logger.info("breathing: training %r", name)
+            use_teacher = teacher if teacher is not None and cfg.kd and (
+                teacher.config.grey, teacher.config.amt) == (cfg.grey, cfg.amt) else None
+            models[name] = train(train_set, cfg, teacher=use_teacher, progress=progress)
+        model = models[name]
+        if (model.config.arch == "source" and not model.config.kd and model.config.amt
+                and model.config.finetune == "full"):
+            teacher = model  # the "+ AMT" network is the KD teacher of the rows below
+        torch.set_num_threads(1)
+        t0 = time.perf_counter()
+        p = predict_proba(model, test_set.images)
+        dt = (time.perf_counter() - t0) / max(len(p), 1)
+        torch.set_num_threads(threads)
+        yhat = p > 0.5
+        m = classification_metrics(test_set.labels, yhat)
+        hard = test_set.meta["hard"].to_numpy(bool)
+        m["accuracy_hard"] = float((yhat == test_set.labels)[hard].mean()) if hard.any() \
+            else np.nan
+        out.append({"method": name, **m, "ms_per_image": dt * 1e3,
+                    "train_s": float(model.history.get("train_seconds", np.nan))})
+    cols = ["method", "accuracy", "precision", "recall", "f1", "accuracy_hard", "tn", "fp",
+            "fn", "tp", "n", "ms_per_image", "train_s"]
+    return pd.DataFrame(out)[cols], models
+
+
+def true_rate_from_labels(time: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """True respiratory rate (min-1) per frame from INH/EXH labels.
+
+    A breath starts at each EXH->INH transition; the rate of a frame is 60 / the duration of
+    the breath containing it. Frames before the first or after the last complete breath are NaN.
+    """
+    t = np.asarray(time, float)
+    lab = np.asarray(labels).astype(str)
+    onset = np.flatnonzero((lab[1:] == "INH") & (lab[:-1] == "EXH")) + 1
+    # interpolate the onset time between the two frames
+    t_on = 0.5 * (t[onset] + t[onset - 1])
+    rf = np.full(len(t), np.nan)
+    if len(onset) < 2:
+        return rf
+    k = np.searchsorted(t_on, t, side="right") - 1
+    ok = (k >= 0) & (k < len(t_on) - 1)
+    dur = np.diff(t_on)
+    rf[ok] = 60.0 / dur[k[ok]]
+    # a gap between clips is not a breath
+    rf[ok & (dur[np.clip(k, 0, len(dur) - 1)] > 20)] = np.nan
+    return rf
+
+
+def window_mean(t_value: np.ndarray, value: np.ndarray, centres: np.ndarray,
+                half_width: float) -> np.ndarray:
+    """Mean of ``value`` over ``|t - centre| <= half_width`` for each centre (NaN if none)."""
+    tv = np.asarray(t_value, float)
+    v = np.asarray(value, float)
+    c = np.asarray(centres, float)[:, None]
+    w = (np.abs(tv[None, :] - c) <= half_width) & np.isfinite(v)[None, :]
+    n = w.sum(1)
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, (w * np.nan_to_num(v)[None, :]).sum(1) / np.maximum(n, 1), np.nan)
+
+
+def agreement(camera: np.ndarray, reference: np.ndarray, *, ci_level: float = 0.95) -> dict:
+    """MAE and Bland-Altman bias / limits of agreement of camera minus reference (min-1).
+
+    Uses :func:`irtrepro.stats.bland_altman` when available; otherwise bias = mean difference,
+    LoA = bias +- 1.96 SD (Bland & Altman 1986), ``method`` says which.
+    """
+    a, b = np.asarray(camera, float), np.asarray(reference, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    out = {"n": int(ok.sum()), "mae": float(np.abs(d).mean()) if ok.any() else np.nan}
+    if ok.sum() < 3:
+        return {**out, "bias": np.nan, "loa_low": np.nan, "loa_high": np.nan,
+                "method": "too few pairs"}
+    try:
+        from irtrepro.stats import bland_altman  # type: ignore[attr-defined]
+
+        res = bland_altman(a[ok], b[ok])
+        get = (lambda k: float(getattr(res, k))) if not isinstance(res, pd.DataFrame) else \
+            (lambda k: float(res[k].iloc[0]))
+        return {**out, "bias": get("bias"), "loa_low": get("loa_low"),
+                "loa_high": get("loa_high"), "method": "irtrepro.stats.bland_altman"}
+    except (ImportError, AttributeError, KeyError, TypeError):
+        bias, sd = float(d.mean()), float(d.std(ddof=1))
+        return {**out, "bias": bias, "loa_low": bias - 1.96 * sd, "loa_high": bias + 1.96 * sd,
+                "method": "own: bias +- 1.96 SD (irtrepro.stats.bland_altman not available)"}

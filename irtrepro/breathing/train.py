@@ -1,0 +1,397 @@
+"""Training of the BreathAI pipeline, every stage switchable (:class:`BreathConfig`).
+
+Stages (in the order the full method applies them)
+--------------------------------------------------
+1. ``balance``: class balancing by resampling (the minority class is oversampled with
+   replacement to the size of the majority class, then ``max_train`` images are drawn).
+2. ``grey``: grey-scale conversion of the RGB-coloured images (1 channel instead of 3).
+3. ``amt``: adaptive multi-thresholding, ``amt_k`` thresholded copies as extra channels.
+4. ``pretrain``: the network starts from weights pretrained by this project on the source task
+   (self-supervised rotation prediction, 4 classes, on the training images without labels).
+5. ``finetune``: ``"head"`` trains only the classifier on frozen features (transfer learning
+   without fine-tuning), ``"full"`` all layers at once, ``"gradual"`` unfreezes one stage per
+   epoch from the head down to the stem (gradual unfreezing).
+6. ``kd``: knowledge distillation: a ``teacher_arch`` network is fine-tuned first (grey/AMT as
+   configured, full fine-tuning), then the ``arch`` student learns from
+   ``alpha * T^2 * KL(p_teacher(T) || p_student(T)) + (1 - alpha) * CE``.
+7. ``contrastive``: adds ``beta * contrastive`` on L2-normalised embeddings: same-class pairs
+   pulled together (d^2), INH-EXH pairs pushed beyond ``margin`` (max(0, margin - d)^2).
+8. ``ensemble``: deep features of the trained network into an SVM (RBF) and a random forest,
+   probabilities combined with the weight chosen on a validation split of training subjects.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from irtrepro._logging import logger
+from irtrepro.breathing.amt import network_input
+from irtrepro.breathing.data import ImageSet
+from irtrepro.errors import ModelError, OptionError, check_option
+
+__all__ = ["BreathConfig", "BreathModel", "train", "predict_proba", "pretrain_rotation",
+           "ABLATION", "config_key"]
+
+
+@dataclass(frozen=True)
+class BreathConfig:
+    """Switches and sizes of the pipeline (defaults: the full method)."""
+
+    arch: str = "target"
+    grey: bool = True
+    amt: bool = True
+    amt_k: int = 2
+    pretrain: bool = True
+    finetune: str = "gradual"
+    kd: bool = True
+    teacher_arch: str = "source"
+    temperature: float = 4.0
+    alpha: float = 0.5
+    contrastive: bool = True
+    margin: float = 1.0
+    beta: float = 0.5
+    ensemble: bool = True
+    balance: bool = True
+    size: int = 32
+    epochs: int = 5
+    pretrain_epochs: int = 2
+    batch_size: int = 64
+    lr: float = 2e-3
+    max_train: int = 2400
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_option("finetune", self.finetune, ("head", "full", "gradual"))
+        check_option("arch", self.arch, ("cnn", "source", "target"))
+        if self.finetune == "head" and not self.pretrain:
+            raise OptionError("finetune='head' needs pretrain=True (frozen random features)")
+
+    @property
+    def in_chans(self) -> int:
+        return (1 if self.grey else 3) + (self.amt_k if self.amt else 0)
+
+
+# The published ablation rows (BreathAI), in order; each adds one stage to the row above
+# from "standard fine-tuning" on.
+ABLATION: dict[str, BreathConfig] = {
+    "plain CNN": BreathConfig(arch="cnn", grey=False, amt=False, pretrain=False,
+                              finetune="full", kd=False, contrastive=False, ensemble=False),
+    "transfer learning, no preprocessing": BreathConfig(
+        arch="source", grey=False, amt=False, finetune="head", kd=False, contrastive=False,
+        ensemble=False),
+    "standard fine-tuning": BreathConfig(arch="source", amt=False, finetune="full", kd=False,
+                                         contrastive=False, ensemble=False),
+    "+ AMT": BreathConfig(arch="source", finetune="full", kd=False, contrastive=False,
+                          ensemble=False),
+    "+ KD": BreathConfig(finetune="full", contrastive=False, ensemble=False),
+    "full method": BreathConfig(),
+}
+
+
+def config_key(cfg: BreathConfig, data_hash: str) -> str:
+    """Cache key of a trained model: hash of the settings and of the training data."""
+    blob = json.dumps(asdict(cfg), sort_keys=True) + data_hash
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class BreathModel:
+    """A trained classifier: network state, settings, optional SVM/RF ensemble."""
+
+    config: BreathConfig
+    state: dict
+    ensemble: Any = None
+    history: dict = field(default_factory=dict)
+    classes: tuple[str, ...] = ("INH", "EXH")
+
+    def network(self):
+        from irtrepro.breathing.models import build_model
+
+        net = build_model(self.config.arch, self.config.in_chans)
+        try:
+            net.load_state_dict(self.state)
+        except RuntimeError as exc:
+            raise ModelError(f"checkpoint does not match arch={self.config.arch!r} with "
+                             f"{self.config.in_chans} input channels: {exc}") from exc
+        net.eval()
+        return net
+
+    def save(self, path) -> None:
+        import pickle
+
+        from irtrepro._atomic import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            pickle.dump({"config": asdict(self.config), "state": self.state,
+                         "ensemble": self.ensemble, "history": self.history,
+                         "classes": self.classes}, fh)
+
+    @classmethod
+    def load(cls, path) -> BreathModel:
+        import pickle
+
+        try:
+            with open(path, "rb") as fh:
+                d = pickle.load(fh)
+            return cls(BreathConfig(**d["config"]), d["state"], d["ensemble"], d["history"],
+                       tuple(d["classes"]))
+        except (OSError, KeyError, TypeError, pickle.UnpicklingError, EOFError) as exc:
+            raise ModelError(f"{path}: not a breathing model checkpoint ({exc})") from exc
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _balanced_indices(y: np.ndarray, cfg: BreathConfig, rng: np.random.Generator) -> np.ndarray:
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise ModelError(f"training set has only class {classes.tolist()}; need INH and EXH")
+    if cfg.balance:
+        per = min(counts.max(), cfg.max_train // len(classes))
+        idx = np.concatenate([rng.choice(np.flatnonzero(y == c), per,
+                                         replace=per > (y == c).sum()) for c in classes])
+    else:
+        idx = rng.choice(len(y), min(len(y), cfg.max_train), replace=False)
+    return rng.permutation(idx)
+
+
+def _augment(x, rng: np.random.Generator):
+    """Random shifts (+-2 px, edge-padded) and horizontal flips: faces are left-right symmetric
+    and the crop centre jitters with head motion."""
+    torch = _torch()
+    n = x.shape[0]
+    pad = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate")
+    dy, dx = rng.integers(0, 5, 2)
+    x = pad[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
+    flip = torch.from_numpy(rng.random(n) < 0.5)
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def _contrastive(emb, y, margin: float):
+    torch = _torch()
+    z = torch.nn.functional.normalize(emb, dim=1)
+    d = torch.cdist(z, z)
+    same = (y[:, None] == y[None, :]).float()
+    off = 1.0 - torch.eye(len(y))
+    loss = same * d ** 2 + (1 - same) * torch.clamp(margin - d, min=0) ** 2
+    return (loss * off).sum() / off.sum()
+
+
+def loss_terms(net, xb, yb, cfg: BreathConfig, teacher=None) -> dict:
+    """The loss of one batch split into its terms (``ce``, ``kd``, ``contrastive``, ``total``)."""
+    torch = _torch()
+    F = torch.nn.functional
+    emb = net.embed(xb)
+    logits = net.head(emb)
+    ce = F.cross_entropy(logits, yb)
+    terms = {"ce": ce}
+    total = ce
+    if cfg.kd and teacher is not None:
+        with torch.no_grad():
+            t_logits = teacher(xb)
+        T = cfg.temperature
+        kl = F.kl_div(F.log_softmax(logits / T, 1), F.softmax(t_logits / T, 1),
+                      reduction="batchmean") * T * T
+        terms["kd"] = kl
+        total = cfg.alpha * kl + (1 - cfg.alpha) * ce
+    if cfg.contrastive:
+        c = _contrastive(emb, yb, cfg.margin)
+        terms["contrastive"] = c
+        total = total + cfg.beta * c
+    terms["total"] = total
+    return terms
+
+
+def _set_trainable(net, cfg: BreathConfig, epoch: int) -> int:
+    """Freeze/unfreeze per the fine-tuning mode; returns the number of trainable stages."""
+    stages = net.stages()
+    if cfg.finetune == "full" or not cfg.pretrain:
+        n = len(stages)
+    elif cfg.finetune == "head":
+        n = 1
+    else:  # gradual: head at epoch 0, one more stage per epoch
+        n = min(len(stages), epoch + 1)
+    for i, ps in enumerate(stages):
+        for p in ps:
+            p.requires_grad_(i < n)
+    return n
+
+
+def pretrain_rotation(images: np.ndarray, arch: str, cfg: BreathConfig,
+                      progress: bool | None = None) -> dict:
+    """Source task: self-supervised rotation prediction (0/90/180/270 degrees, 4 classes).
+
+    Trained on the network inputs of the training images, without their INH/EXH labels
+    (Gidaris et al. 2018). Returns the body's state dict (the 4-class head is dropped).
+    """
+    torch = _torch()
+    from irtrepro.breathing.models import build_model
+
+    rng = np.random.default_rng([cfg.seed, 1])
+    torch.manual_seed(cfg.seed)
+    net = build_model(arch, images.shape[1], n_classes=4)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    x_all = torch.from_numpy(images)
+    net.train()
+    loss = torch.tensor(float("nan"))
+    for _ in range(cfg.pretrain_epochs):
+        order = rng.permutation(len(x_all))
+        for a in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
+            xb = x_all[order[a:a + cfg.batch_size]]
+            k = torch.from_numpy(rng.integers(0, 4, len(xb)))
+            xb = torch.stack([torch.rot90(xi, int(ki), (1, 2)) for xi, ki in zip(xb, k,
+                                                                              strict=True)])
+            loss = torch.nn.functional.cross_entropy(net(xb), k)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    logger.debug("rotation pretraining of %s: last loss %.3f", arch, float(loss.detach()))
+    return {k: v for k, v in net.state_dict().items() if not k.startswith("head.")}
+
+
+def _fit_network(x: np.ndarray, y: np.ndarray, cfg: BreathConfig, arch: str,
+                 teacher=None, progress: bool | None = None) -> tuple[Any, dict]:
+    torch = _torch()
+    from irtrepro._logging import progress_bar
+    from irtrepro.breathing.models import build_model
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, 2])
+    net = build_model(arch, x.shape[1])
+    if cfg.pretrain:
+        body = pretrain_rotation(x, arch, cfg, progress)
+        net.load_state_dict(body, strict=False)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    hist: dict[str, list[float]] = {"loss": [], "trainable_stages": []}
+    for epoch in progress_bar(range(cfg.epochs), progress, desc=f"train {arch}"):
+        n_tr = _set_trainable(net, cfg, epoch)
+        net.train()
+        if cfg.finetune == "head" and cfg.pretrain:
+            net.body.eval()  # frozen features: keep BatchNorm statistics of the source task
+        order = rng.permutation(len(xt))
+        losses = []
+        for a in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
+            b = order[a:a + cfg.batch_size]
+            xb = _augment(xt[b], rng)
+            terms = loss_terms(net, xb, yt[b], cfg, teacher)
+            opt.zero_grad()
+            terms["total"].backward()
+            opt.step()
+            losses.append(float(terms["total"].detach()))
+        sched.step()
+        hist["loss"].append(float(np.mean(losses)))
+        hist["trainable_stages"].append(n_tr)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    net.eval()
+    return net, hist
+
+
+def _embed(net, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    torch = _torch()
+    with torch.no_grad():
+        return np.concatenate([net.embed(torch.from_numpy(x[a:a + batch])).numpy()
+                               for a in range(0, len(x), batch)])
+
+
+def _logits(net, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    torch = _torch()
+    with torch.no_grad():
+        return np.concatenate([net(torch.from_numpy(x[a:a + batch])).numpy()
+                               for a in range(0, len(x), batch)])
+
+
+def train(data: ImageSet, cfg: BreathConfig | None = None, *, teacher: BreathModel | None = None,
+          progress: bool | None = None) -> BreathModel:
+    """Train the pipeline configured by ``cfg`` on ``data``.
+
+    Parameters
+    ----------
+    data : ImageSet
+        Labelled training images (labels 0 INH / 1 EXH; unlabelled -1 are ignored).
+    cfg : BreathConfig
+        Switches; default the full method.
+    teacher : BreathModel, optional
+        Trained teacher for ``cfg.kd`` (must take the same inputs); trained here if ``None``.
+
+    Raises
+    ------
+    ModelError
+        Fewer than two classes, or a teacher whose inputs differ.
+    """
+    torch = _torch()
+    cfg = cfg or BreathConfig()
+    t0 = time.perf_counter()
+    lab = data.labels >= 0
+    if lab.sum() == 0:
+        raise ModelError("no labelled images to train on")
+    data = data.subset(lab)
+    rng = np.random.default_rng([cfg.seed, 0])
+    # hold out ~20 % of training subjects (or images, with one subject) for the ensemble weight
+    subs = np.unique(data.meta["subject"].astype(str))
+    if cfg.ensemble and len(subs) >= 3:
+        val_subs = rng.choice(subs, max(1, len(subs) // 5), replace=False)
+        is_val = data.meta["subject"].astype(str).isin(val_subs).to_numpy()
+    else:
+        is_val = rng.random(len(data)) < 0.2 if cfg.ensemble else np.zeros(len(data), bool)
+    fit_set = data.subset(~is_val)
+    idx = _balanced_indices(fit_set.labels, cfg, rng)
+    x = network_input(fit_set.images[idx], grey=cfg.grey, amt=cfg.amt, amt_k=cfg.amt_k)
+    y = fit_set.labels[idx]
+    teacher_net = None
+    if cfg.kd:
+        if teacher is None:
+            tcfg = replace(cfg, arch=cfg.teacher_arch, kd=False, contrastive=False,
+                           ensemble=False, finetune="full")
+            teacher = train(data, tcfg, progress=progress)
+        if teacher.config.in_chans != cfg.in_chans or (teacher.config.grey, teacher.config.amt) \
+                != (cfg.grey, cfg.amt):
+            raise ModelError(f"teacher takes {teacher.config.in_chans} channels (grey="
+                             f"{teacher.config.grey}, amt={teacher.config.amt}); the student "
+                             f"{cfg.in_chans} (grey={cfg.grey}, amt={cfg.amt})")
+        teacher_net = teacher.network()
+    net, hist = _fit_network(x, y, cfg, cfg.arch, teacher_net, progress)
+    ens = None
+    if cfg.ensemble:
+        from irtrepro.breathing.ensemble import fit_ensemble
+
+        xv = network_input(data.images[is_val], grey=cfg.grey, amt=cfg.amt, amt_k=cfg.amt_k)
+        ens = fit_ensemble(_embed(net, x), y, _embed(net, xv), data.labels[is_val],
+                           seed=cfg.seed)
+        hist["ensemble_weight_svm"] = ens.weight
+    hist["train_seconds"] = time.perf_counter() - t0
+    hist["n_train"] = int(len(y))
+    state = copy.deepcopy(net.state_dict())
+    del torch
+    return BreathModel(cfg, state, ens, hist)
+
+
+def predict_proba(model: BreathModel, images: np.ndarray) -> np.ndarray:
+    """P(EXH) per image ``(n,)`` from RGB uint8 images ``(n, rows, cols, 3)``."""
+    cfg = model.config
+    if len(images) == 0:
+        return np.zeros(0)
+    if images.shape[1:3] != (cfg.size, cfg.size):
+        raise ModelError(f"images are {images.shape[1]}x{images.shape[2]} px; the model was "
+                         f"trained on {cfg.size}x{cfg.size}")
+    x = network_input(images, grey=cfg.grey, amt=cfg.amt, amt_k=cfg.amt_k)
+    net = model.network()
+    if model.ensemble is not None:
+        return model.ensemble.predict_proba(_embed(net, x))
+    z = _logits(net, x)
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    return p[:, 1] / p.sum(1)
