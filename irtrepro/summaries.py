@@ -7,6 +7,7 @@ label per time, so they serve the truth of the synthetic study and measured Stud
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 #: ΔTNV windows (s since exercise start): onset baseline and end of the warm-up, where the
@@ -60,3 +61,42 @@ def core_skin_gradient(tcore: xr.DataArray, tsk: xr.DataArray, phase: xr.DataArr
     out.attrs = {"units": "degC", "long_name": "core-to-skin temperature gradient",
                  "phases": list(phases)}
     return out
+
+
+#: Skin-temperature metrics of the Study (those present are used).
+THERMAL_METRICS = ("tsk_mean", "tnv", "tp", "tv", "tp_entropy", "tnv_entropy")
+#: Cardiopulmonary and core signals.
+CARDIO_SIGNALS = ("hr", "vo2", "vco2", "ve", "rf", "tcore")
+
+
+def present(study: xr.Dataset, names) -> list[str]:
+    """The names that are Study variables with at least one finite value."""
+    return [n for n in names if n in study and bool(study[n].notnull().any())]
+
+
+def one_side(study: xr.Dataset, side: str = "both") -> xr.Dataset:
+    """The Study with thermal variables reduced to one ``side`` (others unchanged)."""
+    if "side" in study.dims:
+        sides = study["side"].values.tolist()
+        if side not in sides and side == "both" and {"left", "right"} <= set(sides):
+            both = study.sel(side="left") * 0.5 + study.sel(side="right") * 0.5
+            return study.drop_dims("side").merge(both[[v for v in study.data_vars
+                                                       if "side" in study[v].dims]])
+        return study.sel(side=side)
+    return study
+
+
+def summary_table(study: xr.Dataset, variables, *, side: str = "both",
+                  onset: tuple[float, float] = ONSET_WINDOW) -> pd.DataFrame:
+    """Long table of per-session summaries: one row per subject, session and window.
+
+    Windows are every protocol phase (phase means) plus ``onset`` (the first minute of
+    exercise, before the skin responds; identical in every protocol).
+    """
+    ds = one_side(study, side)[list(variables) + ["phase"]]
+    pm = phase_means(ds[list(variables)], ds["phase"]).to_dataframe().reset_index()
+    pm = pm.rename(columns={"phase": "window"})
+    on = xr.Dataset({v: window_mean(ds[v], *onset) for v in variables}).to_dataframe()
+    on = on.reset_index().assign(window="onset")
+    keep = ["subject", "session", "window", *variables]
+    return pd.concat([on[keep], pm[keep]], ignore_index=True)

@@ -197,10 +197,11 @@ def _session(sub: pd.Series, proto: Protocol, offsets: dict, rng: np.random.Gene
     slow = slow * np.exp(-np.cumsum(above == 0) * dt / 600.0)
     demand = np.minimum(demand + slow, 0.98 * vo2max)
     drift = 1 + 0.0015 * t / 60.0  # cardiovascular drift, +1.5 % per 10 min
-    vo2 = _first_order(demand * drift, sub.tau_vo2, dt, 0.22 * vo2max)
+    vo2 = _first_order(demand * drift * (1 + offsets["vo2"]), sub.tau_vo2, dt, 0.22 * vo2max)
     rel = vo2 / vo2max
     hr_demand = sub.hr_rest + (sub.hr_max - sub.hr_rest) * np.clip(1.05 * rel - 0.02, 0, 1)
-    hr = _first_order(hr_demand * (1 + 0.002 * t / 60.0), sub.tau_hr, dt, sub.hr_rest + 25)
+    hr = _first_order(hr_demand * (1 + 0.002 * t / 60.0) + offsets["hr"], sub.tau_hr, dt,
+                      sub.hr_rest + 25)
     rer_demand = 0.82 + 0.17 * np.clip(frac - 0.6, 0, None) / 0.6
     rer = _first_order(rer_demand, 60.0, dt, 0.85)
     vco2 = vo2 * rer
@@ -332,11 +333,14 @@ def simulate_study(config: SynthConfig | None = None) -> xr.Dataset:
         # TNV offsets for the skin level; TP/TV offsets for their contrast above TNV
         sub_off = {m: rng.normal(0, cfg.between_subject_sd[m]) for m in SKIN_METRICS}
         day_off = {d: {m: rng.normal(0, cfg.between_day_sd[m]) for m in SKIN_METRICS}
-                   for d in days}
+                   | {"hr": rng.normal(0, 3.0), "vo2": rng.normal(0, 0.03)} for d in days}
         for j, (sid, pname, day) in enumerate(cfg.sessions):
             proto = protos[sid]
             offsets = {m: sub_off[m] + day_off[day][m] + rng.normal(0, cfg.session_sd[m])
                        for m in SKIN_METRICS}
+            # day-to-day and session-to-session variation of the cardiopulmonary response
+            offsets["hr"] = day_off[day]["hr"] + rng.normal(0, 2.0)      # min-1
+            offsets["vo2"] = day_off[day]["vo2"] + rng.normal(0, 0.02)   # relative
             srng = np.random.default_rng([cfg.seed, i, j])
             inside = t < proto.duration_s
             res = _session(sub, proto, offsets, srng, cfg, t[inside])

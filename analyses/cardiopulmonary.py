@@ -1,0 +1,98 @@
+"""Skin temperature against the cardiopulmonary response.
+
+TP against HR and VO2 in intervals and recovery; TP entropy against TCORE in the warm-up; TNV
+against TCORE. Per-subject correlations (range over subjects, Fisher-z pooled) and the
+repeated-measures correlation; a heatmap of every metric x signal pair with Holm control.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from irtrepro.plots.timecourse import heatmap
+from irtrepro.report.part import ReportPart
+from irtrepro.stats import p_adjust, rmcorr, windowed_corr
+from irtrepro.summaries import CARDIO_SIGNALS, THERMAL_METRICS, one_side, present
+
+NAME = "cardiopulmonary"
+#: The questions of the reference study: (metric, signal, phases).
+QUESTIONS = (("tp", "hr", ("intervals", "recovery")), ("tp", "vo2", ("intervals", "recovery")),
+             ("tp_entropy", "tcore", ("warmup",)), ("tnv", "tcore", ("warmup", "steady")))
+
+
+def _long(study: xr.Dataset, names, phases) -> pd.DataFrame:
+    ds = one_side(study)[list(names) + ["phase"]]
+    df = ds.to_dataframe().reset_index()
+    df = df[df.phase.isin(phases)].dropna(subset=list(names))
+    # one unit of repeated measures = one subject's session
+    df["unit"] = df["subject"].astype(str) + "/" + df["session"].astype(str)
+    return df
+
+
+def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
+    part = ReportPart(NAME, "Skin temperature and the cardiopulmonary response")
+    thermal = present(study, THERMAL_METRICS)
+    signals = present(study, CARDIO_SIGNALS)
+    if not thermal:
+        part.notes.append("no skin-temperature metrics in the Study: analysis left out")
+        return part
+    rows, per_subject = [], []
+    for metric, signal, phases in QUESTIONS:
+        if metric not in thermal or signal not in signals:
+            part.notes.append(f"{metric} vs {signal}: variable missing")
+            continue
+        df = _long(study, (metric, signal), phases)
+        # each subject-session is a unit: sessions carry their own offsets (day effects)
+        rm = rmcorr(df, "unit", metric, signal).assign(phases="+".join(phases))
+        wc = windowed_corr(df, "unit", metric, signal)
+        ps = wc.per_subject.assign(metric=metric, signal=signal, phases="+".join(phases))
+        per_subject.append(ps)
+        pooled = wc.pooled.iloc[0]
+        rows.append(rm.assign(r_within_pooled=pooled["r"], r_within_min=pooled["r_min"],
+                              r_within_max=pooled["r_max"], n_units=pooled["n_subjects"]))
+    if rows:
+        table = pd.concat(rows, ignore_index=True)
+        part.tables["questions"] = (table, "Repeated-measures correlation (rmcorr, each "
+                                    "subject-session a unit; analytic CI) and per-session within-subject Pearson r "
+                                    "(Fisher-z pooled, with the range over subject-sessions) for "
+                                    "the study's questions, in the phases named. Samples are "
+                                    "autocorrelated: p-values of rmcorr are optimistic.")
+        part.tables["per_subject"] = (pd.concat(per_subject, ignore_index=True),
+                                      "Per subject-session correlations behind the table above.")
+    # every metric x signal pair, all exercise phases, Holm and BH across the grid
+    df = _long(study, thermal + signals, ("warmup", "steady", "intervals", "recovery"))
+    xs = [m for m in thermal for _ in signals]
+    ys = [s for _ in thermal for s in signals]
+    grid = rmcorr(df, "unit", xs, ys, errors="warn")
+    grid["p_holm"] = p_adjust(grid["p"].to_numpy(), "holm")
+    grid["p_bh"] = p_adjust(grid["p"].to_numpy(), "bh")
+    grid["significant_holm"] = grid["p_holm"] < 0.05
+    part.tables["heatmap"] = (grid, "Repeated-measures correlation of every skin metric with "
+                              "every cardiopulmonary signal over all exercise phases; p adjusted "
+                              "by Holm (family-wise) and Benjamini-Hochberg (FDR).")
+    fig = heatmap(grid, row="x", col="y", value="r", mark="significant_holm",
+                  title="rmcorr r, * Holm-adjusted p < 0.05")
+    part.figures["heatmap"] = (fig, "Repeated-measures correlation r of skin metrics (rows) with "
+                               "cardiopulmonary signals (columns); * Holm-adjusted p < 0.05.")
+    if "tp" in thermal and "hr" in signals:
+        import matplotlib.pyplot as plt
+
+        d = _long(study, ("tp", "hr"), ("intervals", "recovery"))
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for _i, (_, g) in enumerate(d.groupby("subject")):
+            ax.plot(g.hr, g.tp, ".", ms=2, alpha=0.5)
+        ax.set_xlabel("heart rate (1/min)")
+        ax.set_ylabel("TP, perforator skin temperature (degC)")
+        ax.set_title("TP against HR in intervals and recovery (colour = subject)", fontsize=9)
+        fig.tight_layout()
+        part.figures["tp_hr"] = (fig, "TP against HR, all samples of the intervals and recovery "
+                                 "phases; one colour per subject.")
+    return part
+
+
+if __name__ == "__main__":
+    from _cli import main
+
+    main(run, NAME, __doc__)
