@@ -14,7 +14,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=20261125, help="seed of the whole study")
     parser.add_argument("--kinds", default="cpet,hr,core,thermal,face,pose",
                         help="comma-separated file kinds to write (default: %(default)s)")
-    parser.add_argument("--frame-interval", type=float, default=5.0,
+    parser.add_argument("--frame-interval", type=float, default=10.0,
                         help="seconds between calf thermograms (default: %(default)s)")
     parser.add_argument("--shape", default="120x160", help="thermogram rows x columns")
 

@@ -65,7 +65,7 @@ class GeneratorConfig:
 
     physiology: SynthConfig = field(default_factory=SynthConfig)
     kinds: tuple[str, ...] = DEFAULT_KINDS
-    thermal: dict = field(default_factory=lambda: {"frame_interval_s": 5.0,
+    thermal: dict = field(default_factory=lambda: {"frame_interval_s": 10.0,
                                                    "shape": [120, 160]})
     face: dict = field(default_factory=lambda: {"fps": 8.0, "shape": [48, 64], "clip_s": 30.0})
     pose: dict = field(default_factory=lambda: {"fps": 15.0, "clip_s": 8.0})
