@@ -1,0 +1,539 @@
+"""Training and evaluation of the keypoint teacher, the distilled student and the baseline.
+
+Protocol (per fold of a leave-subject-out split):
+
+1. Render a paired corpus (:func:`irtrepro.synth.pose.make_paired_dataset`); detect the person
+   in each thermal frame (:func:`~irtrepro.keypoints.detector.detect_people`) and crop thermal
+   and RGB frames with the same window.
+2. Of the training subjects' frames a fraction ``label_fraction`` carries keypoint labels (L);
+   all their frames (L + U) are paired but unlabelled for the student.
+3. **Teacher**: encoder (``teacher``) + classic decoder trained on the RGB crops of L with
+   Adaptive Wing on Gaussian heatmaps; then frozen.
+4. **Student**: a thermal encoder (``student``) trained on the thermal crops of L + U with
+   ``beta * L1(latent) + (1 - beta) * AWing(decoder(z_s), teacher heatmaps on the paired RGB)``;
+   the teacher's decoder is frozen and reused. No thermal keypoint label enters.
+5. **Baseline**: the same MobileNetV3-Small + decoder trained directly on the thermal crops of
+   L with the labels of L (the same labels the teacher had; the held-out subjects' withheld).
+6. Evaluate on the held-out subjects' thermal frames: detector -> crop -> model -> sub-pixel
+   decoding -> keypoints in thermal pixels -> COCO OKS AP via pycocotools.
+
+All randomness follows ``seed``; torch runs deterministic CPU kernels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from irtrepro._logging import logger, progress_bar
+from irtrepro.errors import ModelError, OptionError, check_option
+from irtrepro.keypoints.detector import box_to_crop, crop_images, crop_to_image, detect_people
+from irtrepro.keypoints.decode import decode_heatmaps, gaussian_targets
+
+
+@dataclass(frozen=True)
+class KeypointConfig:
+    """Settings of the keypoint experiment.
+
+    The defaults are the *report* configuration sized for 2 CPU cores (crops 128x96, heatmaps
+    32x24, decoder width 64); :meth:`published` gives the published 256x192 / 64x48 / 256
+    setting. ``folds=None`` means full leave-one-subject-out.
+    """
+
+    crop_hw: tuple[int, int] = (128, 96)
+    latent_ch: int = 96
+    deconv_ch: int = 64
+    teacher: str = "cnn"
+    student: str = "mobilenetv3"
+    n_subjects: int = 4
+    frames_per_subject: int = 360
+    fps: float = 10.0
+    tug_share: float = 0.25
+    label_fraction: float = 0.3
+    folds: int | None = 2
+    beta: float = 0.4
+    lr: float = 0.01  # student (published)
+    teacher_lr: float = 2e-3
+    baseline_lr: float = 2e-3
+    batch: int = 50
+    max_epochs: int = 30
+    teacher_epochs: int = 40
+    patience: int = 4
+    val_fraction: float = 0.1
+    min_score: float = 0.15
+    seed: int = 0
+
+    @property
+    def hm_hw(self) -> tuple[int, int]:
+        return (self.crop_hw[0] // 4, self.crop_hw[1] // 4)
+
+    @property
+    def sigma(self) -> float:
+        """Heatmap Gaussian sigma (heatmap px): 2 at 64x48, scaled with the map."""
+        return 2.0 * self.hm_hw[1] / 48
+
+    @classmethod
+    def published(cls, **kw) -> KeypointConfig:
+        """The published setting: 256x192 crops, 64x48 heatmaps, 256-channel deconvolutions,
+        full leave-one-subject-out."""
+        return cls(crop_hw=(256, 192), deconv_ch=256, folds=None, **kw)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus -> crops
+# --------------------------------------------------------------------------------------------
+@dataclass
+class CropSet:
+    """Crops of a corpus: one row per frame (frames without a detection have ``detected`` False
+    and zero crops)."""
+
+    thermal: np.ndarray  # (N, 1, h, w) float16, z-scored per crop
+    rgb: np.ndarray  # (N, 3, h, w) uint8
+    window: np.ndarray  # (N, 4) cx, cy, w, h thermal px
+    detected: np.ndarray  # (N,) bool
+    keypoints: np.ndarray  # (N, 17, 3) thermal px truth
+    area: np.ndarray
+    bbox: np.ndarray
+    subject: np.ndarray  # (N,) str
+    activity: np.ndarray
+    frames: np.ndarray | None = None  # (N, H, W) thermal frames (kept for figures)
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.subject)
+
+
+def normalise_thermal(crops: np.ndarray) -> np.ndarray:
+    """Per-crop z-score (the thermal input convention of every thermal model here)."""
+    m = crops.mean(axis=(-1, -2, -3), keepdims=True)
+    s = crops.std(axis=(-1, -2, -3), keepdims=True)
+    return (crops - m) / np.maximum(s, 1e-3)
+
+
+def crops_from_clips(clips, crop_hw: tuple[int, int], *, keep_frames: bool = False) -> CropSet:
+    """Detect, window and crop every frame of ``clips`` (thermal and, when present, RGB)."""
+    th_l, rgb_l, win_l, det_l, kp_l, ar_l, bb_l, sub_l, act_l, fr_l = ([] for _ in range(10))
+    for c in clips:
+        n = len(c)
+        win = np.zeros((n, 4))
+        det = np.zeros(n, bool)
+        for f in range(n):
+            d = detect_people(c.thermal[f])
+            if d:
+                win[f] = box_to_crop(d[0].box, crop_hw)
+                det[f] = True
+        win[~det] = [40, 30, 60, 80]  # placeholder window, never used for training or results
+        th_l.append(normalise_thermal(crop_images(c.thermal, win, crop_hw)).astype(np.float16))
+        if c.rgb is not None:
+            r = crop_images(c.rgb, win, crop_hw, scale=c.rgb_scale)
+            rgb_l.append(np.clip(r * 255 + 0.5, 0, 255).astype(np.uint8))
+        win_l.append(win)
+        det_l.append(det)
+        kp_l.append(c.keypoints)
+        ar_l.append(c.area)
+        bb_l.append(c.bbox)
+        sub_l.append(np.full(n, c.subject, dtype=object))
+        act_l.append(np.full(n, c.activity, dtype=object))
+        if keep_frames:
+            fr_l.append(c.thermal)
+    cat = np.concatenate
+    return CropSet(thermal=cat(th_l), rgb=cat(rgb_l) if rgb_l else np.zeros((0, 3, *crop_hw), np.uint8),
+                   window=cat(win_l), detected=cat(det_l), keypoints=cat(kp_l), area=cat(ar_l),
+                   bbox=cat(bb_l), subject=cat(sub_l), activity=cat(act_l),
+                   frames=cat(fr_l) if keep_frames else None)
+
+
+def heatmap_targets(cs: CropSet, idx: np.ndarray, cfg: KeypointConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian targets and keypoint weights of rows ``idx`` (labelled keypoints only)."""
+    from irtrepro.keypoints.detector import image_to_crop
+
+    kp = cs.keypoints[idx]
+    xy = image_to_crop(kp[..., :2], cs.window[idx], cfg.hm_hw)
+    vis = kp[..., 2] > 0
+    return gaussian_targets(xy, vis, cfg.hm_hw, cfg.sigma), vis.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Training loops
+# --------------------------------------------------------------------------------------------
+def _torch():
+    import torch
+
+    return torch
+
+
+def _rgb_input(x_uint8):
+    return x_uint8.float() / 255.0 - 0.5
+
+
+def _fit(params, loss_fn, n: int, *, lr: float, batch: int, max_epochs: int, patience: int,
+         val_fraction: float, seed: int, desc: str, progress=None, modules=()) -> dict:
+    """Adam + ReduceLROnPlateau on a held-out share of the rows + early stopping.
+
+    ``loss_fn(idx, train: bool) -> loss tensor``. Returns the loss history; the parameters of
+    the best validation epoch are restored.
+    """
+    torch = _torch()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    n_val = max(1, int(round(n * val_fraction))) if n > 10 else 0
+    val, tr = order[:n_val], order[n_val:]
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
+    best, best_state, bad = np.inf, None, 0
+    hist = {"train": [], "val": [], "lr": []}
+    for _ep in progress_bar(range(max_epochs), progress, desc=desc):
+        for m in modules:
+            m.train()
+        perm = rng.permutation(tr)
+        tot = 0.0
+        for s in range(0, len(perm), batch):
+            idx = perm[s:s + batch]
+            if len(idx) < 2:
+                continue  # BatchNorm needs two samples
+            loss = loss_fn(idx, True)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += float(loss) * len(idx)
+        hist["train"].append(tot / max(1, len(tr)))
+        for m in modules:
+            m.eval()
+        with torch.no_grad():
+            vl = float(np.mean([float(loss_fn(val[s:s + batch], False))
+                                for s in range(0, len(val), batch)])) if n_val else hist["train"][-1]
+        hist["val"].append(vl)
+        hist["lr"].append(opt.param_groups[0]["lr"])
+        sched.step(vl)
+        if vl < best - 1e-6:
+            best, bad = vl, 0
+            best_state = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in modules]
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    if best_state is not None:
+        for m, st in zip(modules, best_state):
+            m.load_state_dict(st)
+    for m in modules:
+        m.eval()
+    return hist
+
+
+def train_supervised(kind: str, x: np.ndarray, targets: np.ndarray, weights: np.ndarray,
+                     cfg: KeypointConfig, *, rgb: bool, lr: float, epochs: int, seed: int,
+                     progress=None, desc: str = "train"):
+    """Train encoder ``kind`` + classic decoder on crops ``x`` with Adaptive Wing.
+
+    Returns the model (eval mode) and the loss history.
+    """
+    torch = _torch()
+    from irtrepro.keypoints.losses import adaptive_wing
+    from irtrepro.keypoints.models import build_posenet
+
+    torch.manual_seed(seed)
+    model = build_posenet(kind, in_ch=3 if rgb else 1, latent_ch=cfg.latent_ch,
+                          deconv_ch=cfg.deconv_ch, crop_hw=cfg.crop_hw)
+    X = torch.from_numpy(x)
+    T = torch.from_numpy(targets)
+    W = torch.from_numpy(weights)
+
+    def loss_fn(idx, train):
+        xb = _rgb_input(X[idx]) if rgb else X[idx].float()
+        _, hm = model(xb)
+        return adaptive_wing(hm, T[idx], weight=W[idx])
+
+    hist = _fit(list(model.parameters()), loss_fn, len(x), lr=lr, batch=cfg.batch,
+                max_epochs=epochs, patience=cfg.patience, val_fraction=cfg.val_fraction,
+                seed=seed, desc=desc, progress=progress, modules=[model])
+    return model, hist
+
+
+def teacher_outputs(teacher, rgb: np.ndarray, batch: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Latents and heatmaps of the frozen teacher on RGB crops (float32 arrays)."""
+    torch = _torch()
+    teacher.eval()
+    zs, hs = [], []
+    with torch.no_grad():
+        for s in range(0, len(rgb), batch):
+            z, h = teacher(_rgb_input(torch.from_numpy(rgb[s:s + batch])))
+            zs.append(z.numpy())
+            hs.append(h.numpy())
+    return np.concatenate(zs), np.concatenate(hs)
+
+
+def train_student(kind: str, x_thermal: np.ndarray, z_t: np.ndarray, hm_t: np.ndarray, decoder,
+                  cfg: KeypointConfig, *, beta: float, seed: int, progress=None,
+                  epochs: int | None = None):
+    """Distil a thermal encoder into the teacher's latent space (decoder frozen).
+
+    Loss ``beta * L1(z_s, z_t) + (1 - beta) * AWing(decoder(z_s), clip(hm_t, 0, 1))``.
+    """
+    torch = _torch()
+    import copy
+
+    from irtrepro.keypoints.losses import adaptive_wing
+    from irtrepro.keypoints.models import PoseNet, build_encoder
+
+    check_option("student", kind, ("vit", "cnn", "mobilenetv3"))
+    if not 0.0 <= beta <= 1.0:
+        raise OptionError(f"beta={beta}; expected a value in [0, 1]")
+    torch.manual_seed(seed)
+    enc = build_encoder(kind, in_ch=1, latent_ch=cfg.latent_ch, crop_hw=cfg.crop_hw)
+    dec = copy.deepcopy(decoder).eval()
+    for p in dec.parameters():
+        p.requires_grad_(False)
+    X = torch.from_numpy(x_thermal)
+    Z = torch.from_numpy(z_t)
+    H = torch.from_numpy(np.clip(hm_t, 0, 1))
+
+    def loss_fn(idx, train):
+        z = enc(X[idx].float())
+        loss = 0.0
+        if beta > 0:
+            loss = loss + beta * (z - Z[idx]).abs().mean()
+        if beta < 1:
+            loss = loss + (1 - beta) * adaptive_wing(dec(z), H[idx])
+        return loss
+
+    hist = _fit(list(enc.parameters()), loss_fn, len(x_thermal), lr=cfg.lr, batch=cfg.batch,
+                max_epochs=epochs or cfg.max_epochs, patience=cfg.patience,
+                val_fraction=cfg.val_fraction, seed=seed, desc=f"student {kind}",
+                progress=progress, modules=[enc])
+    model = PoseNet(enc, dec).eval()
+    return model, hist
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction and evaluation
+# --------------------------------------------------------------------------------------------
+def predict_crops(model, x: np.ndarray, cfg: KeypointConfig, *, rgb: bool = False,
+                  batch: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmap-decoded keypoints on crops: ``xy`` (N, 17, 2) heatmap px and scores (N, 17)."""
+    torch = _torch()
+    model.eval()
+    hms = []
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            xb = torch.from_numpy(x[s:s + batch])
+            xb = _rgb_input(xb) if rgb else xb.float()
+            hms.append(model(xb)[1].numpy())
+    hm = np.concatenate(hms) if hms else np.zeros((0, 17, *cfg.hm_hw))
+    return decode_heatmaps(hm, sigma=cfg.sigma)
+
+
+def predict_frames(model, frames: np.ndarray, cfg: KeypointConfig, *, all_people: bool = True,
+                   min_score: float | None = None) -> list[list[dict]]:
+    """Keypoints of every person detected in thermal ``frames`` (n, H, W) degC.
+
+    Returns
+    -------
+    list (per frame) of list (per person) of dict
+        ``keypoints`` (17, 3): ``x, y`` thermal px and the heatmap score; keypoints scoring
+        below ``min_score`` are NaN (not found, never guessed). ``score`` (mean keypoint score),
+        ``box``. A frame with nobody gives an empty list.
+    """
+    frames = np.asarray(frames, float)
+    if frames.ndim == 2:
+        frames = frames[None]
+    if frames.ndim != 3:
+        raise ModelError(f"frames have shape {frames.shape}; expected (frame, y, x) in degC")
+    thr = cfg.min_score if min_score is None else min_score
+    rows, wins, boxes = [], [], []
+    for f in range(len(frames)):
+        dets = detect_people(frames[f])
+        for d in (dets if all_people else dets[:1]):
+            rows.append(f)
+            wins.append(box_to_crop(d.box, cfg.crop_hw))
+            boxes.append(d.box)
+    out: list[list[dict]] = [[] for _ in range(len(frames))]
+    if not rows:
+        return out
+    wins = np.array(wins)
+    crops = normalise_thermal(crop_images(frames[rows], wins, cfg.crop_hw)).astype(np.float32)
+    xy, sc = predict_crops(model, crops, cfg)
+    pts = crop_to_image(xy, wins, cfg.hm_hw)
+    for r, f in enumerate(rows):
+        kp = np.concatenate([pts[r], sc[r][:, None]], 1)
+        kp[sc[r] < thr, :2] = np.nan
+        out[f].append({"keypoints": kp, "score": float(sc[r].mean()), "box": boxes[r]})
+    return out
+
+
+def evaluate_crops(model, cs: CropSet, idx: np.ndarray, cfg: KeypointConfig, *,
+                   rgb: bool = False) -> dict:
+    """COCO AP / AP50 / AP75 of ``model`` on rows ``idx`` (frames without detection = misses)."""
+    from irtrepro.keypoints.coco import to_results
+    from irtrepro.keypoints.oks import coco_keypoint_ap
+    from irtrepro.synth.pose import COCO_SKELETON, KEYPOINT_NAMES
+
+    idx = np.asarray(idx)
+    gt = {"images": [], "annotations": [], "categories": [
+        {"id": 1, "name": "person", "keypoints": list(KEYPOINT_NAMES), "skeleton": COCO_SKELETON}]}
+    for j, i in enumerate(idx):
+        gt["images"].append({"id": j + 1})
+        kp = cs.keypoints[i]
+        if np.any(kp[:, 2] > 0):
+            gt["annotations"].append({"id": j + 1, "image_id": j + 1, "category_id": 1,
+                                      "keypoints": kp.reshape(-1).tolist(), "iscrowd": 0,
+                                      "area": float(cs.area[i]), "bbox": cs.bbox[i].tolist(),
+                                      "num_keypoints": int(np.sum(kp[:, 2] > 0))})
+    det = idx[cs.detected[idx]]
+    x = cs.rgb[det] if rgb else cs.thermal[det]
+    xy, sc = predict_crops(model, x, cfg, rgb=rgb)
+    pts = crop_to_image(xy, cs.window[det], cfg.hm_hw)
+    pos = {i: j for j, i in enumerate(idx)}
+    res = to_results([pos[i] + 1 for i in det], pts, sc.mean(1))
+    return coco_keypoint_ap(gt, res)
+
+
+def make_folds(subjects: list[str], folds: int | None) -> list[list[str]]:
+    """Held-out subject groups: one per subject (``folds=None``) or ``folds`` contiguous groups."""
+    subjects = list(subjects)
+    if folds is None or folds >= len(subjects):
+        return [[s] for s in subjects]
+    if folds < 2:
+        raise OptionError(f"folds={folds}; expected >= 2 or None (leave-one-subject-out)")
+    return [list(g) for g in np.array_split(np.array(subjects, dtype=object), folds)]
+
+
+def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilenetv3",),
+                   baseline: bool = True, betas=(), progress=None, corpus: CropSet | None = None,
+                   keep_models: bool = False) -> dict:
+    """Leave-subject-out experiment: teacher, students, baseline, optional beta sweep.
+
+    Returns
+    -------
+    dict
+        ``table`` (one row per model and fold: model, fold, test subjects, AP, AP50, AP75, AR,
+        params, flops), ``beta`` (beta, fold, AP ...), ``timings``, ``corpus`` (the CropSet),
+        ``models`` (last fold's models when ``keep_models``), ``history``.
+    """
+    from irtrepro.keypoints.models import count_flops, count_params
+    from irtrepro.synth.pose import make_paired_dataset
+
+    torch = _torch()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    subjects = [f"K{i + 1:02d}" for i in range(cfg.n_subjects)]
+    if corpus is None:
+        clips = make_paired_dataset(subjects, frames_per_subject=cfg.frames_per_subject,
+                                    fps=cfg.fps, tug_share=cfg.tug_share, seed=cfg.seed,
+                                    progress=progress)
+        corpus = crops_from_clips(clips, cfg.crop_hw, keep_frames=True)
+        del clips
+    timings["render+crop"] = time.perf_counter() - t0
+    rng = np.random.default_rng(cfg.seed + 1)
+    labelled = rng.random(len(corpus)) < cfg.label_fraction
+    rows, brows, hist = [], [], {}
+    models = {}
+    shape1 = (1, 1, *cfg.crop_hw)
+    for fi, test_subj in enumerate(make_folds(subjects, cfg.folds)):
+        test = np.flatnonzero(np.isin(corpus.subject, test_subj))
+        train = np.flatnonzero(~np.isin(corpus.subject, test_subj) & corpus.detected)
+        lab = train[labelled[train]]
+        info = {"fold": fi, "test_subjects": ",".join(test_subj), "n_labelled": len(lab),
+                "n_paired": len(train), "n_test": len(test)}
+        t = time.perf_counter()
+        tg, tw = heatmap_targets(corpus, lab, cfg)
+        teacher, h = train_supervised(cfg.teacher, corpus.rgb[lab], tg, tw, cfg, rgb=True,
+                                      lr=cfg.teacher_lr, epochs=cfg.teacher_epochs,
+                                      seed=cfg.seed + fi, progress=progress, desc="teacher")
+        timings[f"teacher f{fi}"] = time.perf_counter() - t
+        hist[f"teacher f{fi}"] = h
+        ap = evaluate_crops(teacher, corpus, test, cfg, rgb=True)
+        rows.append({"model": f"teacher ({cfg.teacher}, RGB frames)", **info, **ap,
+                     "params": count_params(teacher),
+                     "flops": count_flops(teacher, (1, 3, *cfg.crop_hw))})
+        z_t, hm_t = teacher_outputs(teacher, corpus.rgb[train])
+        xt = corpus.thermal[train]
+        for kind in students:
+            t = time.perf_counter()
+            st, h = train_student(kind, xt, z_t, hm_t, teacher.decoder, cfg, beta=cfg.beta,
+                                  seed=cfg.seed + fi, progress=progress)
+            timings[f"student {kind} f{fi}"] = time.perf_counter() - t
+            hist[f"student {kind} f{fi}"] = h
+            ap = evaluate_crops(st, corpus, test, cfg)
+            rows.append({"model": f"student {kind} (thermal, distilled)", **info, **ap,
+                         "params": count_params(st), "flops": count_flops(st, shape1)})
+            if keep_models:
+                models[f"student {kind}"] = st
+        for beta in betas:
+            t = time.perf_counter()
+            st, _ = train_student(cfg.student, xt, z_t, hm_t, teacher.decoder, cfg, beta=beta,
+                                  seed=cfg.seed + fi, progress=progress)
+            timings[f"beta {beta} f{fi}"] = time.perf_counter() - t
+            brows.append({"beta": beta, **info, **evaluate_crops(st, corpus, test, cfg)})
+        if baseline:
+            t = time.perf_counter()
+            tgt, wt = heatmap_targets(corpus, lab, cfg)
+            bl, h = train_supervised("mobilenetv3", corpus.thermal[lab], tgt, wt, cfg, rgb=False,
+                                     lr=cfg.baseline_lr, epochs=cfg.teacher_epochs,
+                                     seed=cfg.seed + fi, progress=progress, desc="baseline")
+            timings[f"baseline f{fi}"] = time.perf_counter() - t
+            hist[f"baseline f{fi}"] = h
+            ap = evaluate_crops(bl, corpus, test, cfg)
+            rows.append({"model": "baseline mobilenetv3 (thermal, supervised on L)", **info,
+                         **ap, "params": count_params(bl), "flops": count_flops(bl, shape1)})
+            if keep_models:
+                models["baseline"] = bl
+        if keep_models:
+            models["teacher"] = teacher
+        logger.info("keypoints fold %d: %s", fi, pd.DataFrame(rows).query("fold == @fi")[
+            ["model", "AP", "AP50", "AP75"]].to_string(index=False))
+    del torch
+    return {"table": pd.DataFrame(rows), "beta": pd.DataFrame(brows), "timings": timings,
+            "corpus": corpus, "models": models, "history": hist, "config": cfg}
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean over folds per model: AP, AP50, AP75 (and their min over folds), params, flops."""
+    if table.empty:
+        return table
+    g = table.groupby("model", sort=False)
+    out = g[["AP", "AP50", "AP75", "AR"]].mean()
+    out["AP_min_fold"] = g["AP"].min()
+    out["params"] = g["params"].first()
+    out["gflops"] = g["flops"].first() / 1e9
+    out["folds"] = g.size()
+    return out.reset_index()
+
+
+def save_model(model, path: str | Path, *, kind: str, cfg: KeypointConfig, role: str) -> Path:
+    """Save a model checkpoint (state dict + config + encoder kind), atomically."""
+    torch = _torch()
+    from irtrepro._atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), "kind": kind, "role": role,
+                    "config": cfg.to_dict()}, tmp)
+    return path
+
+
+def load_model(path: str | Path):
+    """Load a checkpoint written by :func:`save_model`; returns ``(model, cfg)``."""
+    torch = _torch()
+    from irtrepro.keypoints.models import build_posenet
+
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        d = dict(ck["config"])
+        d["crop_hw"] = tuple(d["crop_hw"])
+        cfg = KeypointConfig(**d)
+        model = build_posenet(ck["kind"], in_ch=3 if ck["role"] == "teacher" else 1,
+                              latent_ch=cfg.latent_ch, deconv_ch=cfg.deconv_ch,
+                              crop_hw=cfg.crop_hw)
+        model.load_state_dict(ck["state_dict"])
+    except (OSError, KeyError, RuntimeError, TypeError) as exc:
+        raise ModelError(f"{path}: not a keypoint checkpoint of irtrepro ({exc})") from exc
+    return model.eval(), cfg
