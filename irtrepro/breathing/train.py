@@ -9,8 +9,8 @@ Stages (in the order the full method applies them)
 4. ``pretrain``: the network starts from weights pretrained by this project on the source task
    (self-supervised rotation prediction, 4 classes, on the training images without labels).
 5. ``finetune``: ``"head"`` trains only the classifier on frozen features (transfer learning
-   without fine-tuning), ``"full"`` all layers at once, ``"gradual"`` unfreezes one stage per
-   epoch from the head down to the stem (gradual unfreezing).
+   without fine-tuning), ``"full"`` all layers at once, ``"gradual"`` unfreezes one stage at a
+   time from the head down to the stem over the first half of training (gradual unfreezing).
 6. ``kd``: knowledge distillation: a ``teacher_arch`` network is fine-tuned first (grey/AMT as
    configured, full fine-tuning), then the ``arch`` student learns from
    ``alpha * T^2 * KL(p_teacher(T) || p_student(T)) + (1 - alpha) * CE``.
@@ -213,15 +213,21 @@ def loss_terms(net, xb, yb, cfg: BreathConfig, teacher=None) -> dict:
     return terms
 
 
-def _set_trainable(net, cfg: BreathConfig, epoch: int) -> int:
-    """Freeze/unfreeze per the fine-tuning mode; returns the number of trainable stages."""
+def _set_trainable(net, cfg: BreathConfig, frac: float) -> int:
+    """Freeze/unfreeze per the fine-tuning mode; returns the number of trainable stages.
+
+    ``frac`` is the fraction of training done. Gradual unfreezing opens the head first and one
+    more stage (head -> stem) at equal steps over the first half of training, so that the
+    whole network still trains for the second half (with few epochs, one stage per epoch
+    would leave the stem frozen almost to the end).
+    """
     stages = net.stages()
     if cfg.finetune == "full" or not cfg.pretrain:
         n = len(stages)
     elif cfg.finetune == "head":
         n = 1
-    else:  # gradual: head at epoch 0, one more stage per epoch
-        n = min(len(stages), epoch + 1)
+    else:
+        n = min(len(stages), 1 + int(frac * 2 * len(stages)))
     for i, ps in enumerate(stages):
         for p in ps:
             p.requires_grad_(i < n)
@@ -276,14 +282,16 @@ def _fit_network(x: np.ndarray, y: np.ndarray, cfg: BreathConfig, arch: str,
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     hist: dict[str, list[float]] = {"loss": [], "trainable_stages": []}
+    n_batches = max(1, len(xt) // cfg.batch_size)
     for epoch in progress_bar(range(cfg.epochs), progress, desc=f"train {arch}"):
-        n_tr = _set_trainable(net, cfg, epoch)
         net.train()
         if cfg.finetune == "head" and cfg.pretrain:
             net.body.eval()  # frozen features: keep BatchNorm statistics of the source task
         order = rng.permutation(len(xt))
         losses = []
         for a in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
+            frac = (epoch + a / cfg.batch_size / n_batches) / cfg.epochs
+            n_tr = _set_trainable(net, cfg, frac)
             b = order[a:a + cfg.batch_size]
             xb = _augment(xt[b], rng)
             terms = loss_terms(net, xb, yt[b], cfg, teacher)

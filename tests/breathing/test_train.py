@@ -1,0 +1,193 @@
+"""BreathAI pipeline: losses fall, each ablation switch changes what it claims, CLI, bad input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from irtrepro.breathing.data import ImageSet  # noqa: E402
+from irtrepro.breathing.evaluate import (  # noqa: E402
+    agreement,
+    classification_metrics,
+    true_rate_from_labels,
+)
+from irtrepro.breathing.models import build_model  # noqa: E402
+from irtrepro.breathing.train import (  # noqa: E402
+    ABLATION,
+    BreathConfig,
+    BreathModel,
+    _balanced_indices,
+    _set_trainable,
+    loss_terms,
+    predict_proba,
+    train,
+)
+from irtrepro.errors import ModelError, OptionError  # noqa: E402
+
+pytestmark = pytest.mark.requires_torch
+TINY = dict(size=16, epochs=3, pretrain_epochs=1, batch_size=16, max_train=96, lr=3e-3)
+
+
+def _toy(n: int = 120, seed: int = 0) -> ImageSet:
+    """16x16 RGB images: EXH has a warm (bright) blob in the lower half, INH a dark one."""
+    from irtrepro.breathing.amt import to_rgb
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    t = rng.normal(30, 0.3, (n, 16, 16))
+    t[:, 9:13, 5:11] += np.where(y == 1, 2.0, -2.0)[:, None, None]
+    meta = pd.DataFrame({"subject": [f"S{i % 4}" for i in range(n)], "session": "a",
+                         "time": np.arange(n) / 8.0, "clip": 0, "hard": False, "source": "",
+                         "frame": np.arange(n)})
+    return ImageSet(to_rgb(t), y, meta)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    torch.manual_seed(0)
+    return _toy()
+
+
+def test_plain_cnn_loss_falls_and_learns(toy):
+    cfg = replace(ABLATION["plain CNN"], **{**TINY, "epochs": 4})
+    m = train(toy, cfg)
+    assert m.history["loss"][-1] < 0.7 * m.history["loss"][0]
+    test = _toy(60, seed=1)
+    assert ((predict_proba(m, test.images) > 0.5) == test.labels).mean() > 0.8
+
+
+def test_kd_adds_kl_term_and_contrastive_adds_its_term():
+    x = torch.randn(8, 3, 16, 16)
+    y = torch.tensor([0, 1] * 4)
+    net = build_model("target", 3)
+    teacher = build_model("source", 3).eval()
+    plain = loss_terms(net, x, y, BreathConfig(kd=False, contrastive=False), None)
+    kd = loss_terms(net, x, y, BreathConfig(kd=True, contrastive=False), teacher)
+    both = loss_terms(net, x, y, BreathConfig(kd=True, contrastive=True), teacher)
+    assert set(plain) == {"ce", "total"}
+    assert "kd" in kd and float(kd["kd"]) >= 0
+    assert float(kd["total"]) == pytest.approx(0.5 * float(kd["kd"]) + 0.5 * float(kd["ce"]),
+                                               rel=1e-5)
+    assert float(both["total"]) == pytest.approx(float(kd["total"]) +
+                                                 0.5 * float(both["contrastive"]), rel=1e-5)
+
+
+def test_contrastive_loss_prefers_separated_classes():
+    from irtrepro.breathing.train import _contrastive
+
+    y = torch.tensor([0, 0, 1, 1])
+    apart = torch.tensor([[1.0, 0], [1, 0.01], [-1, 0], [-1, 0.01]])
+    mixed = torch.tensor([[1.0, 0], [-1, 0], [1, 0.01], [-1, 0.01]])
+    assert float(_contrastive(apart, y, 1.0)) < float(_contrastive(mixed, y, 1.0))
+
+
+def test_gradual_unfreezing_opens_one_stage_at_a_time():
+    net = build_model("target", 3)
+    cfg = BreathConfig(finetune="gradual")
+    n_stages = len(net.stages())
+    fracs = np.arange(n_stages + 2) / (2 * n_stages)  # stage k opens at k / (2 n_stages)
+    counts = [_set_trainable(net, cfg, f) for f in fracs]
+    assert counts == list(range(1, n_stages + 1)) + [n_stages, n_stages]
+    _set_trainable(net, cfg, 0)
+    assert all(p.requires_grad for p in net.head.parameters())
+    assert not any(p.requires_grad for p in net.stages()[-1])  # stem frozen at epoch 0
+    assert _set_trainable(net, BreathConfig(finetune="full"), 0) == n_stages
+
+
+def test_head_only_finetuning_keeps_the_body(toy):
+    cfg = replace(ABLATION["transfer learning, no preprocessing"], **{**TINY, "epochs": 1})
+    m = train(toy, cfg)
+    net = m.network()
+    # the body equals the rotation-pretrained body: retrain pretraining with the same seed
+    from irtrepro.breathing.amt import network_input
+    from irtrepro.breathing.train import pretrain_rotation
+
+    rng = np.random.default_rng([cfg.seed, 0])
+    idx = _balanced_indices(toy.labels, cfg, rng)
+    body = pretrain_rotation(network_input(toy.images[idx], grey=False), "source", cfg)
+    key = next(k for k in body if k.endswith("conv1.weight"))
+    assert torch.allclose(net.state_dict()[key], body[key])
+    assert m.history["trainable_stages"] == [1]
+
+
+def test_full_method_uses_every_stage(toy):
+    cfg = replace(BreathConfig(), **TINY)
+    m = train(toy, cfg)
+    assert m.ensemble is not None and 0.0 <= m.ensemble.weight <= 1.0
+    assert m.config.in_chans == 1 + cfg.amt_k
+    # stages open at the end of each of the 3 epochs: not all after the first, all at the end
+    st = m.history["trainable_stages"]
+    assert st == sorted(st) and st[0] < 5 and st[-1] == 5
+    p = predict_proba(m, _toy(20, seed=2).images)
+    assert p.shape == (20,) and np.all((p >= 0) & (p <= 1))
+
+
+def test_balancing_resamples_to_equal_classes():
+    y = np.array([0] * 90 + [1] * 10)
+    rng = np.random.default_rng(0)
+    idx = _balanced_indices(y, BreathConfig(max_train=100), rng)
+    assert (y[idx] == 0).sum() == (y[idx] == 1).sum() == 50
+    idx = _balanced_indices(y, BreathConfig(max_train=100, balance=False), rng)
+    assert (y[idx] == 1).sum() == 10
+
+
+def test_ablation_rows_differ_as_published():
+    a = ABLATION
+    assert a["plain CNN"].arch == "cnn" and not a["plain CNN"].pretrain
+    assert a["transfer learning, no preprocessing"].finetune == "head"
+    assert not a["transfer learning, no preprocessing"].grey
+    assert a["standard fine-tuning"].grey and not a["standard fine-tuning"].amt
+    assert a["+ AMT"].amt and not a["+ AMT"].kd
+    assert a["+ KD"].kd and a["+ KD"].arch == "target" and not a["+ KD"].contrastive
+    full = a["full method"]
+    assert full.kd and full.contrastive and full.ensemble and full.finetune == "gradual"
+
+
+def test_bad_training_input(toy):
+    one = toy.subset(toy.labels == 1)
+    with pytest.raises(ModelError, match="only class"):
+        train(one, replace(ABLATION["plain CNN"], **TINY))
+    with pytest.raises(OptionError, match="finetune"):
+        BreathConfig(finetune="sometimes")
+    m = train(toy, replace(ABLATION["plain CNN"], **{**TINY, "epochs": 1}))
+    with pytest.raises(ModelError, match="16x16"):
+        predict_proba(m, np.zeros((2, 32, 32, 3), np.uint8))
+
+
+def test_checkpoint_roundtrip(toy, tmp_path):
+    m = train(toy, replace(ABLATION["plain CNN"], **{**TINY, "epochs": 1}))
+    m.save(tmp_path / "m.pkl")
+    m2 = BreathModel.load(tmp_path / "m.pkl")
+    np.testing.assert_allclose(predict_proba(m, toy.images[:5]),
+                               predict_proba(m2, toy.images[:5]), rtol=1e-5)
+    (tmp_path / "bad.pkl").write_bytes(b"junk")
+    with pytest.raises(ModelError, match="bad.pkl"):
+        BreathModel.load(tmp_path / "bad.pkl")
+
+
+def test_metrics_on_hand_made_counts():
+    m = classification_metrics([1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
+    assert (m["tp"], m["fn"], m["fp"], m["tn"]) == (2, 1, 1, 1)
+    assert m["accuracy"] == pytest.approx(0.6)
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert np.isnan(classification_metrics([0, 0], [0, 0])["precision"])
+
+
+def test_true_rate_from_labels():
+    t = np.arange(0, 20, 0.125)
+    lab = np.where((t % 2.0) < 0.8, "INH", "EXH")  # 2 s breaths = 30 min-1
+    rf = true_rate_from_labels(t, lab)
+    assert np.nanmax(np.abs(rf - 30.0)) < 0.01
+    assert np.isnan(rf[0])  # before the first complete breath
+
+
+def test_agreement_reports_method():
+    a = agreement(np.array([10.0, 12, 14, 16]), np.array([10.0, 11, 15, 15]))
+    assert a["mae"] == pytest.approx(0.75) and a["n"] == 4
+    assert "bland_altman" in a["method"] or "1.96" in a["method"]
+    assert np.isnan(agreement(np.array([1.0]), np.array([np.nan]))["bias"])
