@@ -1,0 +1,44 @@
+"""irtrepro.plots.agreement: results in, labelled matplotlib Figure out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irtrepro.errors import StatsError
+from irtrepro.stats import bland_altman, icc, reliability
+
+
+def test_bland_altman_plot_labels_units():
+    from matplotlib.figure import Figure
+
+    from irtrepro.plots import bland_altman_plot
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(33, 1, 20)
+    res = bland_altman(x, x + rng.normal(0.2, 0.3, 20))
+    fig = bland_altman_plot(res, units="degC", measure="TNV", x_name="IRT", y_name="probe",
+                            show_regression=True)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert "degC" in ax.get_xlabel() and "degC" in ax.get_ylabel()
+    assert "IRT" in ax.get_ylabel() and "probe" in ax.get_ylabel()
+    assert len(ax.get_legend().get_texts()) == 4
+    ratio = bland_altman(x, x * 1.01 + rng.normal(0, 0.1, 20), log=True)
+    assert "Ratio" in bland_altman_plot(ratio).axes[0].get_ylabel()
+    with pytest.raises(StatsError):
+        bland_altman_plot({"bias": 1})
+
+
+def test_icc_forest_plot_from_icc_and_reliability(study_summary):
+    from irtrepro.plots import icc_forest_plot
+
+    table = icc(study_summary[["tp"]])
+    fig = icc_forest_plot(table, form="ICC(A,1)")
+    ax = fig.axes[0]
+    assert "ICC(A,1)" in ax.get_xlabel() and "95% CI" in ax.get_xlabel()
+    assert sorted(t.get_text() for t in ax.get_yticklabels()) == sorted(table.metric.unique())
+    fig2 = icc_forest_plot(reliability(study_summary[["tp"]]))
+    assert fig2.axes[0].get_ylabel() == "metric"
+    with pytest.raises(StatsError, match="no rows with form"):
+        icc_forest_plot(table, form="ICC(B,1)")
