@@ -1,0 +1,31 @@
+"""U-Net segmentation of calf thermograms (segmentation-models-pytorch), lazily imported.
+
+Torch and smp load inside the functions, so ``import irtrepro.vision`` stays light.
+
+- :mod:`~irtrepro.vision.models`: ``build_unet``, ``Checkpoint`` (save/load, metadata), ``normalise``
+- :mod:`~irtrepro.vision.data`: augmentation (left/right-swapping flips, rotation/scale, noise,
+  ambient offset, contrast), subject-wise split
+- :mod:`~irtrepro.vision.train`: ``train_segmenter``
+- :mod:`~irtrepro.vision.infer`: ``predict_masks``, ``segment_store``
+- :mod:`~irtrepro.vision.evaluate`: ``segmentation_scores``, ``robustness_table``
+- :mod:`~irtrepro.vision.report`: ``run_for_report``
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_NAMES = {
+    "build_unet": "models", "Checkpoint": "models", "normalise": "models",
+    "train_segmenter": "train", "predict_masks": "infer", "segment_store": "infer",
+    "segmentation_scores": "evaluate", "robustness_table": "evaluate",
+    "read_coco_masks": "evaluate", "run_for_report": "report", "subject_split": "data",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"irtrepro.vision.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'irtrepro.vision' has no attribute {name!r}")

@@ -1,0 +1,162 @@
+"""Segmentation quality per class, robustness under perturbations, COCO mask reading."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from irtrepro.errors import ReaderError
+
+ROI_LABELS = {1: "left_calf", 2: "right_calf"}
+VESSEL_LABELS = {1: "vein", 2: "perforator"}
+
+
+def segmentation_scores(mask_true: np.ndarray, mask_pred: np.ndarray, *,
+                        labels: dict[int, str] | Sequence[int] = ROI_LABELS) -> pd.DataFrame:
+    """Per-class Dice, IoU, precision, recall and F1, pooled over all pixels given.
+
+    Parameters
+    ----------
+    mask_true, mask_pred : ndarray of int, same shape
+        Ground truth first, prediction second.
+    labels : dict or sequence
+        Label values to score (``{value: name}``); 0 (background) is not scored by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns label, name, dice, iou, precision, recall, f1, n_true, n_pred (pixels). A
+        class absent from both masks gives NaN scores (never 0 or 1).
+
+    Notes
+    -----
+    Dice equals F1 for a binary mask; both are given because readers look for either.
+    """
+    t = np.asarray(mask_true)
+    p = np.asarray(mask_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"mask_true {t.shape} and mask_pred {p.shape} differ in shape")
+    if not isinstance(labels, dict):
+        labels = {int(k): str(k) for k in labels}
+    rows = []
+    for lab, name in labels.items():
+        tt, pp = t == lab, p == lab
+        tp = float((tt & pp).sum())
+        nt, npred = float(tt.sum()), float(pp.sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prec = tp / npred if npred else np.nan
+            rec = tp / nt if nt else np.nan
+            dice = 2 * tp / (nt + npred) if (nt + npred) else np.nan
+            iou = tp / (nt + npred - tp) if (nt + npred) else np.nan
+        rows.append({"label": lab, "name": name, "dice": dice, "iou": iou, "precision": prec,
+                     "recall": rec, "f1": dice, "n_true": int(nt), "n_pred": int(npred)})
+    return pd.DataFrame(rows)
+
+
+def _blur(f: np.ndarray, k: float) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(f, sigma=(0, k, k)) if k > 0 else f
+
+
+def _scale(arrs: list[np.ndarray], s: float, order: list[int]) -> list[np.ndarray]:
+    """Zoom about the frame centre by ``s`` keeping the shape (order per array)."""
+    from scipy import ndimage
+
+    out = []
+    for a, o in zip(arrs, order, strict=True):
+        n, h, w = a.shape
+        mat = np.diag([1.0, 1 / s, 1 / s])
+        offset = np.array([0, (h - 1) / 2 * (1 - 1 / s), (w - 1) / 2 * (1 - 1 / s)])
+        out.append(ndimage.affine_transform(a, mat, offset=offset, order=o, mode="nearest"))
+    return out
+
+
+#: name -> list of (level, description)
+PERTURBATIONS = {
+    "none": [0.0],
+    "noise_sd_degC": [0.1, 0.2],
+    "ambient_offset_degC": [-3.0, 3.0],
+    "blur_sigma_px": [1.0, 2.0],
+    "scale": [0.9, 1.1],
+}
+
+
+def robustness_table(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
+                     predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], *,
+                     perturbations: dict[str, list[float]] | None = None, seed: int = 0
+                     ) -> pd.DataFrame:
+    """Dice per class under perturbations of the input frames.
+
+    Parameters
+    ----------
+    frames : ndarray (frame, y, x), degC; roi, vessels : ground truth
+    predict : callable
+        ``frames -> (roi, vessels)``.
+    perturbations : dict, optional
+        ``{kind: [levels]}``; kinds ``none``, ``noise_sd_degC`` (added Gaussian noise),
+        ``ambient_offset_degC`` (added outside the calves), ``blur_sigma_px`` (Gaussian),
+        ``scale`` (zoom about the centre; masks zoomed alike).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns perturbation, level, label, name, dice, iou, precision, recall, f1, n_true,
+        n_pred.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kind, levels in (perturbations or PERTURBATIONS).items():
+        for lev in levels:
+            f, r, v = frames.astype(np.float32), roi, vessels
+            if kind == "noise_sd_degC":
+                f = f + rng.normal(0, lev, f.shape).astype(np.float32)
+            elif kind == "ambient_offset_degC":
+                f = np.where(r == 0, f + lev, f).astype(np.float32)
+            elif kind == "blur_sigma_px":
+                f = _blur(f, lev)
+            elif kind == "scale":
+                f, r, v = _scale([f, r, v], lev, [1, 0, 0])
+            elif kind != "none":
+                raise ValueError(f"perturbation {kind!r} unknown; expected {list(PERTURBATIONS)}")
+            pr, pv = predict(f)
+            for tab in (segmentation_scores(r, pr, labels=ROI_LABELS),
+                        segmentation_scores(np.where(r > 0, v, 0), pv, labels=VESSEL_LABELS)):
+                tab.insert(0, "level", lev)
+                tab.insert(0, "perturbation", kind)
+                rows.append(tab)
+    return pd.concat(rows, ignore_index=True)
+
+
+def read_coco_masks(path: str | os.PathLike, shape: tuple[int, int] | None = None
+                    ) -> dict[str, np.ndarray]:
+    """Label images from a COCO (or CVAT COCO-export) instance annotation file.
+
+    Categories are matched by name: ``left_calf``/``right_calf`` (roi 1/2) and
+    ``vein``/``perforator`` (vessels 1/2); names are case-insensitive, spaces or hyphens
+    allowed. Returns ``{file_name: (roi, vessels)}`` stacked as ``(2, H, W)`` uint8.
+    """
+    from pycocotools.coco import COCO
+
+    try:
+        coco = COCO(str(path))
+    except Exception as exc:  # pycocotools raises bare errors on bad JSON
+        raise ReaderError(f"{path}: not a COCO annotation file: {exc}") from exc
+    names = {c["id"]: c["name"].lower().replace(" ", "_").replace("-", "_")
+             for c in coco.loadCats(coco.getCatIds())}
+    where = {"left_calf": (0, 1), "right_calf": (0, 2), "vein": (1, 1), "perforator": (1, 2)}
+    unknown = sorted(set(names.values()) - set(where))
+    if unknown:
+        raise ReaderError(f"{path}: categories {unknown} unknown; expected {sorted(where)}")
+    out = {}
+    for img in coco.loadImgs(coco.getImgIds()):
+        h, w = shape or (img["height"], img["width"])
+        lab = np.zeros((2, h, w), np.uint8)
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=img["id"])):
+            ch, val = where[names[ann["category_id"]]]
+            lab[ch][coco.annToMask(ann).astype(bool)] = val
+        out[img["file_name"]] = lab
+    return out
