@@ -9,7 +9,7 @@ REPORTS ?= reports
 JOBS ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: install report test bench lint clean help
+.PHONY: install report test bench lint clean help sysdeps
 
 help:
 	@echo "make report   build every figure and table of the default study into $(REPORTS)/"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench    run the benchmarks (prints figures)"
 	@echo "make lint     ruff"
 	@echo "make clean    remove generated data, reports and caches (keeps .venv)"
+	@echo "make sysdeps  install chromium and exiftool with apt-get when missing (tests use them)"
 
 install: $(STAMP)
 
@@ -26,10 +27,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Debian packages some tests need: chromium (HTML report in a headless browser) and exiftool
+# (independent reference for FLIR sequences). Installs only what is missing, only as root with
+# apt-get; never fails (the tests that need them skip with a reason).
+sysdeps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v exiftool >/dev/null 2>&1 || missing="$$missing libimage-exiftool-perl"; \
+	if [ -z "$$missing" ]; then echo "sysdeps: chromium and exiftool present"; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "sysdeps: not root or no apt-get: install$$missing yourself (the tests needing it skip)"; \
+	else (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing) \
+	  || echo "sysdeps: apt-get install$$missing failed (the tests needing it skip)"; fi
+
 report: $(STAMP)
 	$(VENV)/bin/irtrepro -v report --manifest $(MANIFEST) --out $(REPORTS)
 
-test: $(STAMP)
+test: $(STAMP) sysdeps
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q tests
 
 bench: $(STAMP)

@@ -177,7 +177,7 @@ def _write_mask_store(path: Path, masks: xr.Dataset) -> None:
 
 def generate_study(out: str | os.PathLike, config: GeneratorConfig | None = None, *,
                    manifest_path: str | os.PathLike | None = None,
-                   progress: bool | None = None) -> Path:
+                   progress: bool | None = None, n_jobs: int | None = None) -> Path:
     """Simulate the study and write every file and the manifest.
 
     Parameters
@@ -191,6 +191,9 @@ def generate_study(out: str | os.PathLike, config: GeneratorConfig | None = None
         relative to its folder.
     progress : bool or None
         Progress bar.
+    n_jobs : int, optional
+        Sessions written in parallel processes (default: the CPU count). The files are
+        identical for any ``n_jobs``.
 
     Returns
     -------
@@ -221,55 +224,29 @@ def generate_study(out: str | os.PathLike, config: GeneratorConfig | None = None
     order = {}
     for _sid, _p, day in phys.sessions:
         order.setdefault(day, []).append(_sid)
-    jobs = [(i, s, j) for i, s in enumerate(truth.subject.values)
-            for j in range(len(phys.sessions))]
-    entries: dict[str, list] = {}
-    for i, sub, j in progress_bar(jobs, progress, desc="synthetic study"):
-        sid, pname, day = phys.sessions[j]
-        ts = truth.sel(subject=sub, session=sid)
-        start = session_start(i, day, order[day].index(sid))
-        rng = np.random.default_rng([phys.seed, i, j, 7])
-        breaths = simulate_breaths(ts, rng)
-        base = out / f"sub-{sub}" / f"ses-{sid}"
-        stem = f"sub-{sub}_ses-{sid}"
-        files: dict[str, dict] = {}
+    jobs = []
+    for i, sub in enumerate(truth.subject.values):
         subj = {"id": str(sub), "sex": str(truth.sex.values[i]), "age": int(truth.age.values[i]),
                 "body_mass": float(truth.body_mass.values[i])}
-        if "cpet" in cfg.kinds:
-            fmt = CPET_FORMATS[i % len(CPET_FORMATS)]
-            ext = ".csv" if fmt == "csv" else ".xlsx"
-            p = base / "cpet" / f"{stem}_cpet{ext}"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            lead = LEAD_S["cpet"]
-            _write_cpet(fmt, _cpet_frame(breaths, lead, phys.cart_dropout, rng), p,
-                        start - _dt.timedelta(seconds=lead), subj)
-            files["cpet"] = {"path": rel(p), "format": fmt}
-        if "hr" in cfg.kinds:
-            fmt = HR_FORMATS[i % len(HR_FORMATS)]
-            p = base / "hr" / f"{stem}_hr{'.csv' if fmt == 'polar-csv' else '.fit'}"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            lead = LEAD_S["hr"]
-            _write_hr(fmt, _hr_frame(ts, lead, phys.hr_dropout_per_hour, rng), p,
-                      start - _dt.timedelta(seconds=lead))
-            files["hr"] = {"path": rel(p), "format": fmt}
-        if "core" in cfg.kinds:
-            fmt = CORE_FORMATS[(i + 1) % len(CORE_FORMATS)]
-            p = base / "core" / f"{stem}_core{'.csv' if fmt == 'core-csv' else '.fit'}"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            lead = LEAD_S["core"]
-            _write_core(fmt, _core_frame(ts, lead, rng), p, start - _dt.timedelta(seconds=lead))
-            files["core"] = {"path": rel(p), "format": fmt}
-        if "thermal" in cfg.kinds:
-            _thermal(cfg, truth, ts, sub, sid, base, stem, start, files, rel)
-        if "face" in cfg.kinds:
-            _face(cfg, ts, breaths, sub, sid, base, stem, start, files, rel)
-        if "pose" in cfg.kinds:
-            _pose(cfg, ts, sub, sid, base, stem, start, files, rel)
-        for f in files.values():
-            f["sha256"] = sha256_path(mroot / f["path"])
-        entries.setdefault(str(sub), []).append({
-            "id": sid, "day": int(day), "protocol": pname,
-            "start_time": start.isoformat(), "files": files})
+        for j, (sid, _p, day) in enumerate(phys.sessions):
+            ts = _subject_scalars(truth, truth.sel(subject=sub, session=sid), sub)
+            jobs.append((cfg, ts, i, j, str(sub), subj,
+                         session_start(i, day, order[day].index(sid)), out, mroot))
+    entries: dict[str, list] = {}
+    n_jobs = max(1, min(int(n_jobs or os.cpu_count() or 1), len(jobs)))
+    if n_jobs > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        # sessions are independent (each has its own seeded generator): same bytes in any order
+        with cf.ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn")) as pool:
+            results = list(progress_bar(pool.map(_write_session, jobs), progress,
+                                        desc="synthetic study", total=len(jobs)))
+    else:
+        results = [_write_session(job) for job in progress_bar(jobs, progress,
+                                                               desc="synthetic study")]
+    for sub, entry in results:
+        entries.setdefault(sub, []).append(entry)
     for i, sub in enumerate(truth.subject.values):
         subjects_yaml.append({
             "id": str(sub), "viat": float(truth.viat.values[i]), "age": int(truth.age.values[i]),
@@ -291,6 +268,56 @@ def generate_study(out: str | os.PathLike, config: GeneratorConfig | None = None
     return manifest_path
 
 
+def _write_session(job) -> tuple[str, dict]:
+    """Write every file of one session; returns (subject, manifest entry)."""
+    cfg, ts, i, j, sub, subj, start, out, mroot = job
+    phys = cfg.physiology
+    sid, pname, day = phys.sessions[j]
+
+    def rel(p: Path) -> str:
+        return os.path.relpath(p.resolve(), mroot).replace(os.sep, "/")
+
+    rng = np.random.default_rng([phys.seed, i, j, 7])
+    breaths = simulate_breaths(ts, rng)
+    base = out / f"sub-{sub}" / f"ses-{sid}"
+    stem = f"sub-{sub}_ses-{sid}"
+    files: dict[str, dict] = {}
+    if "cpet" in cfg.kinds:
+        fmt = CPET_FORMATS[i % len(CPET_FORMATS)]
+        ext = ".csv" if fmt == "csv" else ".xlsx"
+        p = base / "cpet" / f"{stem}_cpet{ext}"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        lead = LEAD_S["cpet"]
+        _write_cpet(fmt, _cpet_frame(breaths, lead, phys.cart_dropout, rng), p,
+                    start - _dt.timedelta(seconds=lead), subj)
+        files["cpet"] = {"path": rel(p), "format": fmt}
+    if "hr" in cfg.kinds:
+        fmt = HR_FORMATS[i % len(HR_FORMATS)]
+        p = base / "hr" / f"{stem}_hr{'.csv' if fmt == 'polar-csv' else '.fit'}"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        lead = LEAD_S["hr"]
+        _write_hr(fmt, _hr_frame(ts, lead, phys.hr_dropout_per_hour, rng), p,
+                  start - _dt.timedelta(seconds=lead))
+        files["hr"] = {"path": rel(p), "format": fmt}
+    if "core" in cfg.kinds:
+        fmt = CORE_FORMATS[(i + 1) % len(CORE_FORMATS)]
+        p = base / "core" / f"{stem}_core{'.csv' if fmt == 'core-csv' else '.fit'}"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        lead = LEAD_S["core"]
+        _write_core(fmt, _core_frame(ts, lead, rng), p, start - _dt.timedelta(seconds=lead))
+        files["core"] = {"path": rel(p), "format": fmt}
+    if "thermal" in cfg.kinds:
+        _thermal(cfg, ts, base, stem, start, files, rel)
+    if "face" in cfg.kinds:
+        _face(cfg, ts, breaths, base, stem, start, files, rel)
+    if "pose" in cfg.kinds:
+        _pose(cfg, ts, sub, sid, base, stem, start, files, rel)
+    for f in files.values():
+        f["sha256"] = sha256_path(mroot / f["path"])
+    return sub, {"id": sid, "day": int(day), "protocol": pname,
+                 "start_time": start.isoformat(), "files": files}
+
+
 def _subject_scalars(truth: xr.Dataset, ts: xr.Dataset, sub) -> xr.Dataset:
     ts = ts.copy()
     for k in ("vein_area_fraction", "perforator_area_fraction"):
@@ -298,7 +325,7 @@ def _subject_scalars(truth: xr.Dataset, ts: xr.Dataset, sub) -> xr.Dataset:
     return ts
 
 
-def _thermal(cfg, truth, ts, sub, sid, base, stem, start, files, rel) -> None:
+def _thermal(cfg, ts, base, stem, start, files, rel) -> None:
     from irtrepro.io.thermal import write_frames
     from irtrepro.synth.thermogram import render_session
 
@@ -306,7 +333,7 @@ def _thermal(cfg, truth, ts, sub, sid, base, stem, start, files, rel) -> None:
     if "shape" in opts:
         opts["shape"] = tuple(opts["shape"])
     valid = np.isfinite(ts.tnv.isel(side=0).values)
-    tsv = _subject_scalars(truth, ts.isel(time=valid), sub)
+    tsv = ts.isel(time=valid)
     rendered = render_session(tsv, seed=cfg.physiology.seed,
                               emissivity=cfg.camera.get("emissivity", 0.98),
                               ambient=cfg.camera.get("reflected_temperature", 22.0), **opts)
@@ -323,7 +350,7 @@ def _thermal(cfg, truth, ts, sub, sid, base, stem, start, files, rel) -> None:
     files["thermal_masks"] = {"path": rel(mp), "format": "zarr-masks"}
 
 
-def _face(cfg, ts, breaths, sub, sid, base, stem, start, files, rel) -> None:
+def _face(cfg, ts, breaths, base, stem, start, files, rel) -> None:
     from irtrepro.io.thermal import write_frames
     from irtrepro.synth.face import render_face_session, write_face_labels
 

@@ -24,7 +24,7 @@ CFG = GeneratorConfig(
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    manifest = generate_study(root / "data", CFG, manifest_path=root / "study.yaml")
+    manifest = generate_study(root / "data", CFG, manifest_path=root / "study.yaml", n_jobs=1)
     return root, manifest
 
 
@@ -64,7 +64,9 @@ def test_study_matches_generator_signals(demo, tmp_path):
 
 def test_generator_is_deterministic_and_regenerates_missing_files(demo, tmp_path):
     root, manifest = demo
-    again = generate_study(tmp_path / "data", CFG, manifest_path=tmp_path / "study.yaml")
+    # two worker processes: the same bytes as the serial run
+    again = generate_study(tmp_path / "data", CFG, manifest_path=tmp_path / "study.yaml",
+                           n_jobs=2)
     a, b = load_manifest(manifest), load_manifest(again)
     assert [f.sha256 for f in a.files()] == [f.sha256 for f in b.files()]
     # delete files: ensure_files regenerates them and they match the recorded checksums
