@@ -14,8 +14,8 @@ from irtrepro.vision.models import DEFAULT_ENCODER, TASK_CLASSES, Checkpoint
 
 #: defaults per task, chosen by measured speed/quality on 2 CPU cores
 TASK_DEFAULTS = {
-    "roi": dict(downsample=2, crop=None, max_steps=250, batch_size=12, lr=3e-3),
-    "vessels": dict(downsample=1, crop=64, max_steps=500, batch_size=12, lr=3e-3),
+    "roi": dict(downsample=2, crop=None, max_steps=120, batch_size=12, lr=3e-3),
+    "vessels": dict(downsample=1, crop=64, max_steps=300, batch_size=12, lr=3e-3),
 }
 
 
@@ -148,7 +148,7 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         timeout = max_seconds is not None and time.perf_counter() - t0 > max_seconds
         if step % eval_every == 0 or step == max_steps or timeout:
             model.eval()

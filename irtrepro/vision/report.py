@@ -1,0 +1,202 @@
+"""The vision part of ``make report``: train or reuse the models, segment, extract, evaluate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from irtrepro._logging import logger, progress_bar
+
+
+def _load_session(entry):
+    from irtrepro.io.thermal import open_frame_store
+
+    ds = open_frame_store(entry.files["thermal"].path)
+    truth = xr.open_zarr(entry.files["thermal_masks"].path, consolidated=None)
+    return ds["frames"], truth["roi"], truth["vessels"]
+
+
+def _training_arrays(sessions, max_frames: int, progress):
+    per = max(1, max_frames // max(1, len(sessions)))
+    F, R, V, S = [], [], [], []
+    for e in progress_bar(sessions, progress, desc="loading training frames"):
+        fr, roi, ves = _load_session(e)
+        idx = np.linspace(0, fr.shape[0] - 1, min(per, fr.shape[0])).astype(int)
+        F.append(fr.values[idx])
+        R.append(roi.values[idx].astype(np.uint8))
+        V.append(ves.values[idx].astype(np.uint8))
+        S += [e.subject] * idx.size
+    return np.concatenate(F), np.concatenate(R), np.concatenate(V), S
+
+
+def train_or_load(frames, roi, vessels, subjects, cache_dir: Path, *, seed: int = 0,
+                  settings: dict | None = None):
+    """Train both models, or load them from ``cache_dir`` when data and settings match."""
+    from irtrepro.vision.data import data_hash
+    from irtrepro.vision.models import Checkpoint
+    from irtrepro.vision.train import train_segmenter
+
+    settings = dict(settings or {})
+    key = data_hash(frames, roi, vessels, json.dumps([seed, settings], sort_keys=True))[:16]
+    out = []
+    for task in ("roi", "vessels"):
+        path = Path(cache_dir) / f"{task}_{key}.pt"
+        if path.is_file():
+            out.append(Checkpoint.load(path, task=task))
+            logger.info("vision: reusing %s", path)
+            continue
+        ck = train_segmenter(frames, roi, vessels, subjects, task=task, seed=seed,
+                             **settings.get(task, {}))
+        ck.save(path)
+        out.append(ck)
+    return out[0], out[1]
+
+
+def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
+                   max_train_frames: int = 2400, n_heldout: int = 3):
+    """Train-or-reuse the ROI and vessel models, segment every session, extract features.
+
+    Returns a :class:`irtrepro.report.part.ReportPart` with the quality table (per class on
+    held-out subjects), the metric-error table (segmented vs ground-truth masks), the
+    robustness table, an example figure and ``study_vars`` on (subject, session, time, side).
+    """
+    import matplotlib.pyplot as plt
+
+    from irtrepro.features.extract import extract_session, to_study_vars
+    from irtrepro.report.part import ReportPart
+    from irtrepro.vision.data import subject_split
+    from irtrepro.vision.evaluate import (
+        ROI_LABELS, VESSEL_LABELS, robustness_table, segmentation_scores,
+    )
+    from irtrepro.vision.infer import device, predict_masks, set_threads
+
+    t_start = time.perf_counter()
+    cache_dir = Path(cache_dir) / "vision"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    part = ReportPart(name="vision", title="Thermal segmentation and skin-temperature metrics")
+    sessions = [e for e in manifest.sessions if "thermal" in e.files]
+    with_truth = [e for e in sessions if "thermal_masks" in e.files]
+    if not with_truth:
+        part.notes.append("no session has ground-truth thermal masks: nothing to train on")
+        return part
+    subjects = sorted({e.subject for e in with_truth})
+    train_s, held = subject_split(subjects, n_val=min(n_heldout, len(subjects) - 1), seed=seed)
+    set_threads(2)
+    t0 = time.perf_counter()
+    F, R, V, S = _training_arrays([e for e in with_truth if e.subject in train_s],
+                                  max_train_frames, progress)
+    roi_ck, ves_ck = train_or_load(F, R, V, S, cache_dir, seed=seed)
+    part.timings["train_or_load"] = time.perf_counter() - t0
+    del F, R, V
+    dev = device()
+    models = (roi_ck.build().to(dev), ves_ck.build().to(dev))
+    per_session, err_rows, t_pairs, p_pairs = {}, [], [], []
+    example = None
+    t0 = time.perf_counter()
+    for e in progress_bar(sessions, progress, desc="segmenting sessions"):
+        try:
+            from irtrepro.io.thermal import open_frame_store
+
+            fr = open_frame_store(e.files["thermal"].path)["frames"]
+            f = fr.values
+            pr, pv = predict_masks(f, roi_ck, ves_ck, models=models, dev=dev)
+            np.savez_compressed(cache_dir / f"masks_{e.subject}_{e.session}.npz", roi=pr,
+                                vessels=pv, time=fr["time"].values)
+            sec = extract_session(f, pr, pv, time=fr["time"].values)
+            per_session[(e.subject, e.session)] = to_study_vars(sec)
+            if e.subject in held and "thermal_masks" in e.files:
+                _, gr, gv = _load_session(e)
+                gr, gv = gr.values, gv.values
+                t_pairs.append((gr, np.where(gr > 0, gv, 0)))
+                p_pairs.append((pr, pv))
+                names = ["calf_mean", "tnv_mean", "tp_mean", "tv_mean"]
+                from irtrepro.features import compute_features
+
+                a = compute_features(f, pr, pv, features=names)
+                b = compute_features(f, gr, gv, features=names)
+                for n in names:
+                    d = np.abs(a[n].sel(side=["left", "right"]).values
+                               - b[n].sel(side=["left", "right"]).values).ravel()
+                    err_rows.append({"subject": e.subject, "session": e.session, "metric": n,
+                                     "errors": d[np.isfinite(d)]})
+                if example is None:
+                    k = f.shape[0] // 2
+                    example = (f[k], gr[k], gv[k], pr[k], pv[k], e)
+        except Exception as exc:  # one bad session must not sink the report; it is listed
+            part.notes.append(f"{e.subject}/{e.session}: segmentation failed: {exc}")
+    part.timings["segment_extract"] = time.perf_counter() - t0
+    if t_pairs:
+        tr = np.concatenate([t[0] for t in t_pairs])
+        tv = np.concatenate([t[1] for t in t_pairs])
+        prr = np.concatenate([p[0] for p in p_pairs])
+        pvv = np.concatenate([p[1] for p in p_pairs])
+        q = pd.concat([segmentation_scores(tr, prr, labels=ROI_LABELS).assign(model="roi"),
+                       segmentation_scores(tv, pvv, labels=VESSEL_LABELS).assign(model="vessels")],
+                      ignore_index=True)
+        part.tables["segmentation_quality"] = (
+            q, f"Per-class pixel scores pooled over all frames of the held-out subjects {held} "
+               f"(models trained on {train_s}); Dice = F1.")
+        rows = []
+        for n in ("calf_mean", "tnv_mean", "tp_mean", "tv_mean"):
+            d = np.concatenate([r["errors"] for r in err_rows if r["metric"] == n])
+            rows.append({"metric": n, "median_abs_error": float(np.median(d)) if d.size else np.nan,
+                         "p95_abs_error": float(np.percentile(d, 95)) if d.size else np.nan,
+                         "n": int(d.size), "units": "degC"})
+        part.tables["metric_error"] = (
+            pd.DataFrame(rows), "Absolute difference per frame and calf between the metric "
+            "under predicted masks and under ground-truth masks (held-out subjects).")
+        k = np.linspace(0, len(tr) - 1, min(48, len(tr))).astype(int)
+        frames_all = []
+        for e in sessions:
+            if e.subject in held:
+                frames_all.append(open_frame_store(e.files["thermal"].path)["frames"].values)
+        fa = np.concatenate(frames_all)[k]
+        rob = robustness_table(fa, tr[k], tv[k], lambda x: predict_masks(
+            x, roi_ck, ves_ck, models=models, dev=dev), seed=seed)
+        part.tables["robustness"] = (rob, "Dice etc. per class on 48 held-out frames under "
+                                     "perturbations of the input (masks scaled alike).")
+    if example is not None:
+        f, gr, gv, pr, pv, e = example
+        fig, ax = plt.subplots(1, 3, figsize=(10, 3.2))
+        im = ax[0].imshow(f, cmap="inferno")
+        fig.colorbar(im, ax=ax[0], label="temperature (degC)")
+        ax[0].set_title(f"{e.subject}/{e.session} frame")
+        ax[1].imshow(gr * 3 + gv, cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+        ax[1].set_title("ground truth (roi, vessels)")
+        ax[2].imshow(pr * 3 + pv, cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+        ax[2].set_title("predicted")
+        for a in ax:
+            a.set_xlabel("x (pixel)")
+            a.set_ylabel("y (pixel)")
+        part.figures["example_segmentation"] = (fig, "Example held-out frame: ground-truth and "
+                                                "predicted calf (colour) and vessel masks.")
+    if per_session:
+        subs = sorted({k[0] for k in per_session})
+        sess = sorted({k[1] for k in per_session}, key=lambda s: [e.session for e in sessions].index(s))
+        rows = []
+        for s in subs:
+            items = [per_session[(s, x)].expand_dims(session=[x]) for x in sess
+                     if (s, x) in per_session]
+            rows.append(xr.concat(items, dim="session", join="outer").expand_dims(subject=[s]))
+        sv = xr.concat(rows, dim="subject", join="outer")
+        for k in sv.data_vars:
+            sv[k].attrs = next(iter(per_session.values()))[k].attrs
+        sv.attrs["vision_models"] = json.dumps({"roi": roi_ck.data_hash[:16],
+                                                "vessels": ves_ck.data_hash[:16],
+                                                "held_out": held})
+        part.study_vars = sv
+    part.notes.append(f"models: encoder {roi_ck.encoder} depth {roi_ck.encoder_depth}, "
+                      f"trained {roi_ck.metrics.get('seconds', 0):.0f} s + "
+                      f"{ves_ck.metrics.get('seconds', 0):.0f} s on {train_s}")
+    part.timings["total"] = time.perf_counter() - t_start
+    return part
+
+
+def _hash_settings(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
