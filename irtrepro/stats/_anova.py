@@ -128,55 +128,56 @@ def reml_crossed(
     theta = np.repeat(scale[:, None] / 3.0, 3, axis=1)
     floor = 1e-12 * scale  # residual variance stays positive
 
-    def evaluate(th):
-        v = np.einsum("mi,mijk->mjk", th, g) + free_diag
+    def evaluate(th, idx):
+        ob, yy = obs[idx], y[idx]
+        v = np.einsum("mi,mijk->mjk", th, g[idx]) + free_diag[idx]
+        chol = np.linalg.cholesky(v)
+        logdet = 2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)
         vi = np.linalg.inv(v)
-        vix = vi @ obs[:, :, None]
-        xvix = (obs[:, :, None] * vix).sum((1, 2))
-        p = vi - (vix @ vix.transpose(0, 2, 1)) / xvix[:, None, None]
-        py = (p @ y[:, :, None])[..., 0]
-        _, logdet = np.linalg.slogdet(v)
-        ll = -0.5 * (logdet + np.log(xvix) + (y * py).sum(1))
-        return ll, p, py
+        vix = vi @ ob[:, :, None]
+        xvix = (ob[:, :, None] * vix).sum((1, 2))
+        pm = vi - (vix @ vix.transpose(0, 2, 1)) / xvix[:, None, None]
+        py = (pm @ yy[:, :, None])[..., 0]
+        ll = -0.5 * (logdet + np.log(xvix) + (yy * py).sum(1))
+        return ll, pm, py
 
-    ll, p, py = evaluate(theta)
+    everyone = np.arange(m)
+    ll, p, py = evaluate(theta, everyone)
     converged = np.zeros(m, bool)
     for _ in range(max_iter):
-        pg = np.einsum("mjk,mikl->mijl", p, g)  # P G_i
-        score = -0.5 * np.einsum("mijj->mi", pg) + 0.5 * np.einsum(
-            "mj,mijk,mk->mi", py, g, py
-        )
+        act = np.flatnonzero(~converged)  # only metrics still moving are recomputed
+        if act.size == 0:
+            break
+        th, pa, pya, lla, ga = theta[act], p[act], py[act], ll[act], g[act]
+        pg = np.einsum("mjk,mikl->mijl", pa, ga)  # P G_i
+        gpy = np.einsum("mijk,mk->mij", ga, pya)
+        score = -0.5 * np.einsum("mijj->mi", pg) + 0.5 * np.einsum("mj,mij->mi", pya, gpy)
         info = 0.5 * np.einsum("mijk,mlkj->mil", pg, pg)
         # active set: components at zero whose score pushes them below zero stay at zero
-        active = (theta <= 0) & (score <= 0)
-        act2 = active[:, :, None] | active[:, None, :]
-        info_f = np.where(act2, 0.0, info) + np.eye(3)[None] * active[:, :, None]
-        score_f = np.where(active, 0.0, score)
+        at_zero = (th <= 0) & (score <= 0)
+        both = at_zero[:, :, None] | at_zero[:, None, :]
+        info_f = np.where(both, 0.0, info) + np.eye(3)[None] * at_zero[:, :, None]
+        score_f = np.where(at_zero, 0.0, score)
         try:
             step = np.linalg.solve(info_f, score_f[..., None])[..., 0]
         except np.linalg.LinAlgError:
-            step = score_f * scale[:, None]
-        step = np.where(converged[:, None], 0.0, step)
-        t = np.ones(m)
-        new = theta
+            step = score_f * scale[act, None]
+        t = np.ones(len(act))
         for _half in range(30):
-            cand = np.maximum(theta + t[:, None] * step, 0.0)
-            cand[:, 2] = np.maximum(cand[:, 2], floor)
-            ll_c, p_c, py_c = evaluate(cand)
-            better = ll_c >= ll - 1e-12 * np.abs(ll)
+            cand = np.maximum(th + t[:, None] * step, 0.0)
+            cand[:, 2] = np.maximum(cand[:, 2], floor[act])
+            ll_c, p_c, py_c = evaluate(cand, act)
+            better = ll_c >= lla - 1e-12 * np.abs(lla)
             if better.all():
                 break
             t = np.where(better, t, t / 2.0)
-        better = ll_c >= ll - 1e-12 * np.abs(ll)
-        new = np.where(better[:, None], cand, theta)
-        change = np.abs(new - theta).max(1) / scale
-        theta = new
-        ll = np.where(better, ll_c, ll)
-        p = np.where(better[:, None, None], p_c, p)
-        py = np.where(better[:, None], py_c, py)
-        converged |= change < tol
-        if converged.all():
-            break
+        new = np.where(better[:, None], cand, th)
+        change = np.abs(new - th).max(1) / scale[act]
+        theta[act] = new
+        ll[act] = np.where(better, ll_c, lla)
+        p[act] = np.where(better[:, None, None], p_c, pa)
+        py[act] = np.where(better[:, None], py_c, pya)
+        converged[act] = change < tol
 
     s2s, s2r, s2e = theta.T
     has = np.isfinite(cube).any(axis=2)

@@ -180,7 +180,7 @@ def rmcorr(
     >>> df = pd.DataFrame({"s": [1, 1, 1, 2, 2, 2], "a": [1, 2, 3, 4, 5, 6.],
     ...                    "b": [1, 3, 2, 5, 6, 8.]})
     >>> float(rmcorr(df, "s", "a", "b").r.iloc[0].round(3))
-    0.866
+    0.775
     """
     ci = check_ci(ci)
     check_option("errors", errors, ("raise", "warn"))
