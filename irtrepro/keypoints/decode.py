@@ -24,6 +24,17 @@ def gaussian_targets(xy: np.ndarray, vis: np.ndarray, hm_hw: tuple[int, int],
     return (g * ((vis > 0) & inside)[..., None, None]).astype(np.float32)
 
 
+def _pad_quadratic(a: np.ndarray) -> np.ndarray:
+    """Pad the last two axes by one sample, extrapolating quadratically (a log-Gaussian is a
+    quadratic, so a peak on the border is still refined correctly)."""
+    def pad(x, axis):
+        x0, x1, x2 = (np.take(x, [i], axis) for i in (0, 1, 2))
+        y0, y1, y2 = (np.take(x, [i], axis) for i in (-1, -2, -3))
+        return np.concatenate([3 * x0 - 3 * x1 + x2, x, 3 * y0 - 3 * y1 + y2], axis)
+
+    return pad(pad(a, -1), -2)
+
+
 def decode_heatmaps(hm: np.ndarray, *, sigma: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """Sub-pixel keypoint positions from heatmaps.
 
@@ -52,7 +63,7 @@ def decode_heatmaps(hm: np.ndarray, *, sigma: float = 2.0) -> tuple[np.ndarray, 
     sm = sm * (score / np.where(smax > 0, smax, 1))[..., None, None]
     idx = sm.reshape(n, k, -1).argmax(-1)
     py, px = np.divmod(idx, w)
-    lg = np.log(np.clip(np.pad(sm, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge"), 1e-10, None))
+    lg = _pad_quadratic(np.log(np.clip(sm, 1e-10, None)))
     ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
     Y, X = py + 1, px + 1
 

@@ -203,7 +203,7 @@ def _fit(params, loss_fn, n: int, *, lr: float, batch: int, max_epochs: int, pat
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += float(loss) * len(idx)
+            tot += float(loss.detach()) * len(idx)
         hist["train"].append(tot / max(1, len(tr)))
         for m in modules:
             m.eval()
