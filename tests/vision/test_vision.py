@@ -1,0 +1,93 @@
+"""Vision: scores on hand-made masks, augmentation, checkpoints, a few training steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irtrepro.errors import ModelError
+from irtrepro.vision.evaluate import segmentation_scores
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("segmentation_models_pytorch")
+pytestmark = pytest.mark.requires_torch
+
+
+def test_scores_exact():
+    t = np.zeros((1, 4, 4), np.uint8)
+    p = np.zeros((1, 4, 4), np.uint8)
+    t[0, :2, :2] = 1          # 4 true pixels of class 1
+    p[0, :2, :3] = 1          # 6 predicted, 4 correct
+    p[0, 3, 3] = 2            # class 2 predicted once, never true
+    df = segmentation_scores(t, p, labels={1: "a", 2: "b"}).set_index("name")
+    assert df.loc["a", "dice"] == pytest.approx(8 / 10)
+    assert df.loc["a", "iou"] == pytest.approx(4 / 6)
+    assert df.loc["a", "precision"] == pytest.approx(4 / 6)
+    assert df.loc["a", "recall"] == pytest.approx(1.0)
+    assert df.loc["b", "dice"] == 0.0 and np.isnan(df.loc["b", "recall"])
+    assert (df.loc["a", "n_true"], df.loc["a", "n_pred"]) == (4, 6)
+    empty = segmentation_scores(t * 0, p * 0, labels={1: "a"})
+    assert np.isnan(empty.dice[0])
+
+
+def test_flip_swaps_left_and_right():
+    from irtrepro.vision.data import augment
+
+    f = torch.zeros(64, 8, 8)
+    r = torch.zeros(64, 8, 8, dtype=torch.long)
+    r[:, :, :3] = 1            # left calf on the image left
+    f[:, :, :3] = 30.0
+    v = torch.zeros_like(r)
+    rng = np.random.default_rng(0)
+    _, r2, _ = augment(rng, f, r, v, strength=0.0)
+    # whichever samples flipped: label 1 stays on the left, label 2 only on the right
+    assert not (r2[:, :, 5:] == 1).any()
+    assert not (r2[:, :, :3] == 2).any()
+    assert (r2 == 2).any() and (r2 == 1).any()
+
+
+def test_subject_split_is_subject_wise():
+    from irtrepro.vision.data import subject_split
+
+    tr, va = subject_split(["S1", "S1", "S2", "S3", "S4"], n_val=1, seed=0)
+    assert len(va) == 1 and not set(tr) & set(va) and set(tr) | set(va) == {"S1", "S2", "S3", "S4"}
+
+
+def test_checkpoint_roundtrip_and_mismatch(tmp_path):
+    from irtrepro.vision.infer import predict_labels
+    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
+
+    ck = Checkpoint(task="roi", classes=TASK_CLASSES["roi"], downsample=2)
+    ck.state_dict = ck.build().state_dict()
+    path = ck.save(tmp_path / "roi.pt")
+    back = Checkpoint.load(path, task="roi")
+    frames = np.random.default_rng(0).normal(30, 1, (3, 37, 45)).astype(np.float32)
+    a = predict_labels(ck, frames)
+    b = predict_labels(back, frames)
+    assert a.shape == (3, 37, 45) and a.dtype == np.uint8       # odd sizes padded and cropped
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ModelError, match="expected 'vessels'"):
+        Checkpoint.load(path, task="vessels")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match="bad.pt"):
+        Checkpoint.load(tmp_path / "bad.pt")
+
+
+def test_few_training_steps_reduce_loss():
+    from irtrepro.synth.thermogram import render_session
+    from irtrepro.vision.train import train_segmenter
+    from tests.synth.test_thermogram import make_truth
+
+    F, R, V, S = [], [], [], []
+    for s in ("S01", "S02", "S03"):
+        ds = render_session(make_truth(40, s), shape=(64, 80), seed=0, frame_interval_s=5)
+        F.append(ds.frames.values)
+        R.append(ds.roi.values)
+        V.append(ds.vessels.values)
+        S += [s] * ds.sizes["frame"]
+    ck = train_segmenter(np.concatenate(F), np.concatenate(R), np.concatenate(V), S,
+                         task="roi", max_steps=30, eval_every=30, batch_size=4,
+                         decoder_channels=(16, 8, 4), seed=0, threads=1)
+    assert ck.metrics["loss_last"] < 0.8 * ck.metrics["loss_first"]
+    assert ck.metrics["val_subjects"] and ck.data_hash
+    assert set(ck.metrics["val_dice"]) == {"left_calf", "right_calf"}
