@@ -7,7 +7,6 @@ repeated-measures correlation; a heatmap of every metric x signal pair with Holm
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from irtrepro.plots import bland_altman_plot, icc_forest_plot
 from irtrepro.errors import StatsError
+from irtrepro.plots import bland_altman_plot, icc_forest_plot
 from irtrepro.report.part import ReportPart
 from irtrepro.stats import bland_altman, icc, reliability
 from irtrepro.summaries import CARDIO_SIGNALS, THERMAL_METRICS, present, summary_table

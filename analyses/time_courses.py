@@ -27,7 +27,7 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
     pm = phase_means(one_side(study)[vs], study["phase"])
     mean = pm.mean("subject").to_dataframe().add_suffix("_mean")
     sd = pm.std("subject", ddof=1).to_dataframe().add_suffix("_sd")
-    table = mean.join(sd).reset_index()
+    table = mean.join(sd).dropna(how="all").reset_index()  # no row for phases a protocol lacks
     table = table[["session", "phase"] + [c for v in vs for c in (f"{v}_mean", f"{v}_sd")]]
     part.tables["phase_means"] = (table, "Phase means per session: mean and SD over subjects "
                                          "of each subject's time average within the phase "

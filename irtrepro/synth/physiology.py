@@ -217,12 +217,13 @@ def _session(sub: pd.Series, proto: Protocol, offsets: dict, rng: np.random.Gene
     # explicit Euler of d(rise)/dt = (heat - k * rise) / cap, as a linear recursion
     from scipy.signal import lfilter
 
-    tcore = sub.tcore0 + lfilter([0.0, dt / cap], [1.0, -(1 - dt * k_loss / cap)], heat_w)
+    tcore0 = sub.tcore0 + offsets["tcore"]
+    tcore = tcore0 + lfilter([0.0, dt / cap], [1.0, -(1 - dt * k_loss / cap)], heat_w)
     cadence = sub.cadence0 + 2.2 * (speed - 12.0)
 
     # ---- skin temperatures ----
     onset = 1 - np.exp(-t / 150.0)
-    dtc = tcore - sub.tcore0
+    dtc = tcore - tcore0  # rise of core temperature since exercise onset
     base = 31.8 + offsets["tnv"]
     t_rec = proto.phase_bounds().get("recovery", (np.inf, np.inf))[0]
     recovery = np.where(t >= t_rec, 1 - np.exp(-(t - t_rec) / 90.0), 0.0)
@@ -333,14 +334,16 @@ def simulate_study(config: SynthConfig | None = None) -> xr.Dataset:
         # TNV offsets for the skin level; TP/TV offsets for their contrast above TNV
         sub_off = {m: rng.normal(0, cfg.between_subject_sd[m]) for m in SKIN_METRICS}
         day_off = {d: {m: rng.normal(0, cfg.between_day_sd[m]) for m in SKIN_METRICS}
-                   | {"hr": rng.normal(0, 3.0), "vo2": rng.normal(0, 0.03)} for d in days}
-        for j, (sid, pname, day) in enumerate(cfg.sessions):
+                   | {"hr": rng.normal(0, 3.0), "vo2": rng.normal(0, 0.03),
+                      "tcore": rng.normal(0, 0.12)} for d in days}
+        for j, (sid, _pname, day) in enumerate(cfg.sessions):
             proto = protos[sid]
             offsets = {m: sub_off[m] + day_off[day][m] + rng.normal(0, cfg.session_sd[m])
                        for m in SKIN_METRICS}
             # day-to-day and session-to-session variation of the cardiopulmonary response
             offsets["hr"] = day_off[day]["hr"] + rng.normal(0, 2.0)      # min-1
             offsets["vo2"] = day_off[day]["vo2"] + rng.normal(0, 0.02)   # relative
+            offsets["tcore"] = day_off[day]["tcore"] + rng.normal(0, 0.06)  # degC
             srng = np.random.default_rng([cfg.seed, i, j])
             inside = t < proto.duration_s
             res = _session(sub, proto, offsets, srng, cfg, t[inside])
