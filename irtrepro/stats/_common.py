@@ -59,7 +59,7 @@ def warn(message: str, category: type[Warning] = IrtreproWarning) -> None:
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PKG_DIR):
         frame = frame.f_back
         level += 1
-    warnings.warn(message, category, stacklevel=max(level - 1, 2))
+    warnings.warn(message, category, stacklevel=level)
 
 
 def check_ci(ci: float, name: str = "ci") -> float:
@@ -158,7 +158,9 @@ def _cube_from_frame(
             "session (average replicates first, or use bland_altman_repeated for replicates)"
         )
     sc, subjects = pd.factorize(data[subject], sort=True)
-    kc, sessions = pd.factorize(data[session], sort=True)
+    # sessions keep their order of appearance (or category order): it defines "change in mean"
+    kc, sessions = pd.factorize(data[session],
+                                sort=isinstance(data[session].dtype, pd.CategoricalDtype))
     cube = np.full((len(values), len(subjects), len(sessions)), np.nan)
     cube[:, sc, kc] = data[values].to_numpy(dtype=float).T
     _check_finite(cube, values, "value")

@@ -80,3 +80,18 @@ def test_bootstrap_is_seeded_and_brackets_estimate(make_cube):
     a = t1[(t1.metric == "a") & (t1.statistic == "icc")].boot_ci_low.to_numpy()
     b = t1[(t1.metric == "b") & (t1.statistic == "icc")].boot_ci_low.to_numpy()
     assert not np.allclose(a, b)
+
+
+def test_sessions_keep_their_order(make_cube):
+    import pandas as pd
+    import xarray as xr
+
+    da = xr.DataArray(make_cube(n_metric=1)[0], dims=("subject", "session"), name="tnv",
+                      coords={"session": ["CON", "SI", "IS"]})
+    long = da.to_dataframe().reset_index()
+    terms = reliability(long, "subject", "session", "tnv").query("statistic == 'change_in_mean'")
+    assert list(terms.term) == ["SI - CON", "IS - SI"]
+    assert list(reliability(da).query("statistic == 'change_in_mean'").term) == list(terms.term)
+    cat = long.assign(session=pd.Categorical(long.session, ["IS", "SI", "CON"], ordered=True))
+    terms = reliability(cat, "subject", "session", "tnv").query("statistic == 'change_in_mean'")
+    assert list(terms.term) == ["SI - IS", "CON - SI"]
