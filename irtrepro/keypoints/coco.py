@@ -88,7 +88,7 @@ def annotations_array(coco: dict) -> tuple[np.ndarray, np.ndarray]:
 def to_results(image_ids, keypoints: np.ndarray, scores: np.ndarray) -> list[dict]:
     """COCO result entries; rows whose keypoints are all NaN (no person found) are dropped."""
     out = []
-    for iid, kp, sc in zip(image_ids, keypoints, scores):
+    for iid, kp, sc in zip(image_ids, keypoints, scores, strict=False):
         kp = np.asarray(kp, float)
         if not np.isfinite(kp[:, :2]).any():
             continue

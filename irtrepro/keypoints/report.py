@@ -155,7 +155,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None, c
         pred = predict_frames(model, ex["frames"], cfg, all_people=False)
         n = min(6, len(pred))
         fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.2))
-        for ax, fr, p, g in zip(np.atleast_1d(axes), ex["frames"], pred, ex["keypoints"]):
+        for ax, fr, p, g in zip(np.atleast_1d(axes), ex["frames"], pred, ex["keypoints"], strict=False):
             ax.imshow(fr, cmap="inferno")
             lab = g[:, 2] > 0
             ax.plot(g[lab, 0], g[lab, 1], "c+", ms=4)

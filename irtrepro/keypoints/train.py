@@ -32,8 +32,8 @@ import pandas as pd
 
 from irtrepro._logging import logger, progress_bar
 from irtrepro.errors import ModelError, OptionError, check_option
-from irtrepro.keypoints.detector import box_to_crop, crop_images, crop_to_image, detect_people
 from irtrepro.keypoints.decode import decode_heatmaps, gaussian_targets
+from irtrepro.keypoints.detector import box_to_crop, crop_images, crop_to_image, detect_people
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def _fit(params, loss_fn, n: int, *, lr: float, batch: int, max_epochs: int, pat
             if bad >= patience:
                 break
     if best_state is not None:
-        for m, st in zip(modules, best_state):
+        for m, st in zip(modules, best_state, strict=False):
             m.load_state_dict(st)
     for m in modules:
         m.eval()

@@ -391,11 +391,11 @@ def _render_people(bodies: list[Body], kps3d: list[dict], yaws: list[np.ndarray]
     area = np.zeros((n, n_p))
     bbox = np.zeros((n, n_p, 4))
     proj = []
-    for body, p3 in zip(bodies, kps3d):
+    for p3 in kps3d:
         names = list(KEYPOINT_NAMES) + ["neck", "pelvis", "head", "left_toe", "right_toe"]
         pts = np.stack([p3[k] for k in names], 1)  # (n, K, 3)
         xy, z = cam.project(pts)
-        proj.append((dict(zip(names, np.moveaxis(xy, 1, 0))), dict(zip(names, z.T))))
+        proj.append((dict(zip(names, np.moveaxis(xy, 1, 0), strict=False)), dict(zip(names, z.T, strict=False))))
     blur = 0.6  # optics PSF, thermal px
     for f in range(n):
         parts_all, per_person = [], []
@@ -586,7 +586,7 @@ def render_tug_clip(*, fps: float = 15.0, seed: int = 0, subject_id: str = "S01"
     n_turn = {}
     bounds = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
     seg_len = np.diff(np.r_[bounds, n])
-    for b0, ln in zip(bounds, seg_len):
+    for b0, ln in zip(bounds, seg_len, strict=False):
         n_turn[b0] = ln
     cur = 0
     for i in range(n):
@@ -628,7 +628,7 @@ def render_people_frame(subjects: list[str], offsets_m: list[float], *, seed: in
     bodies = [make_body(s) for s in subjects]
     cam = Camera((0.0, 0.95, -3.6), focal=85.0)
     p3s, yaws = [], []
-    for body, off in zip(bodies, offsets_m):
+    for body, off in zip(bodies, offsets_m, strict=False):
         st = _gait_state(1, np.array([100.0]), 15.0, run=False, rng=rng)
         root = np.array([[off, body.thigh + body.shank + 0.07, 0.0]])
         yaw = np.array([np.pi])
