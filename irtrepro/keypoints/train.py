@@ -51,7 +51,7 @@ class KeypointConfig:
     teacher: str = "cnn"
     student: str = "mobilenetv3"
     n_subjects: int = 4
-    frames_per_subject: int = 360
+    frames_per_subject: int = 240
     fps: float = 10.0
     tug_share: float = 0.25
     label_fraction: float = 0.3
@@ -61,8 +61,8 @@ class KeypointConfig:
     teacher_lr: float = 2e-3
     baseline_lr: float = 2e-3
     batch: int = 50
-    max_epochs: int = 30
-    teacher_epochs: int = 40
+    max_epochs: int = 10
+    teacher_epochs: int = 15
     patience: int = 4
     val_fraction: float = 0.1
     min_score: float = 0.15
