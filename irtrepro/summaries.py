@@ -82,7 +82,7 @@ def one_side(study: xr.Dataset, side: str = "both") -> xr.Dataset:
             both = study.sel(side="left") * 0.5 + study.sel(side="right") * 0.5
             return study.drop_dims("side").merge(both[[v for v in study.data_vars
                                                        if "side" in study[v].dims]])
-        return study.sel(side=side)
+        return study.sel(side=side).drop_vars("side")
     return study
 
 

@@ -429,10 +429,14 @@ def _is_store(path: Path) -> bool:
 def open_frame_store(path: str | os.PathLike) -> xr.Dataset:
     """Open a frame store lazily: ``frames`` (degC float32, dask) and any masks (uint8).
 
+    A *mask store* (annotations such as the synthetic study's ground truth: ``roi`` and/or
+    ``vessels`` with ``time(frame)``, no ``frames``) opens too, with its masks only.
+
     Raises
     ------
     FormatError
-        ``path`` is not a zarr store written by :func:`write_frames` (no ``frames`` variable).
+        ``path`` is not a zarr store written by :func:`write_frames` (no ``frames`` variable)
+        nor a mask store.
     """
     path = Path(path)
     if not _is_store(path):
@@ -445,6 +449,9 @@ def open_frame_store(path: str | os.PathLike) -> xr.Dataset:
     except Exception as exc:  # zarr raises many kinds on a damaged store
         raise FormatError(f"{path}: cannot open as a zarr frame store: {exc}") from exc
     if "frames" not in ds:
+        if any(name in ds for name in MASK_CLASSES) and "time" in ds.coords:
+            return ds.assign_coords(time=ds["time"].load()).astype(
+                {name: np.uint8 for name in MASK_CLASSES if name in ds})
         raise FormatError(f"{path}: zarr store has no 'frames' variable (has {list(ds.data_vars)})")
     attrs = dict(ds["frames"].attrs)
     ds = ds.assign_coords(time=ds["time"].load())  # small; sync needs it in memory anyway
