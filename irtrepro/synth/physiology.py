@@ -119,6 +119,8 @@ class SynthConfig:
 
 def _planted_correlate(x: np.ndarray, r: float, rng: np.random.Generator) -> np.ndarray:
     """Standardised values whose *sample* Pearson correlation with ``x`` is exactly ``r``."""
+    if len(x) < 3 or x.std() == 0:  # a correlation needs 3 distinct points; nothing to plant
+        return rng.standard_normal(len(x))
     zx = (x - x.mean()) / x.std()
     e = rng.standard_normal(len(x))
     e = e - e.mean()

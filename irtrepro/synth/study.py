@@ -373,17 +373,39 @@ def _face(cfg, ts, breaths, base, stem, start, files, rel) -> None:
 
 
 def _pose(cfg, ts, sub, sid, base, stem, start, files, rel) -> None:
-    try:
-        from irtrepro.synth import pose
-    except ImportError:  # the pose generator is optional
-        logger.info("irtrepro.synth.pose not available: no pose clips written")
-        return
-    if not hasattr(pose, "write_session_clips"):
-        logger.info("irtrepro.synth.pose has no write_session_clips: no pose clips written")
-        return
-    truth_dir = base.parents[1] / "derivatives" / "truth" / base.parent.name / base.name
-    written = pose.write_session_clips(ts, base / "pose", truth_dir, stem=stem,
-                                       seed=cfg.physiology.seed, start_time=start,
-                                       **dict(cfg.pose))
-    for kind, (path, fmt) in written.items():
-        files[kind] = {"path": rel(Path(path)), "format": fmt}
+    """One low-resolution running clip per session, in the middle of the main block.
+
+    The clip (80x60 thermal frames, npz as a camera export would be) follows the truth's
+    cadence and speed; its ground-truth keypoints go to the derivatives as COCO JSON.
+    """
+    from irtrepro.synth.pose import render_running_clip, write_coco, write_pose_clip
+
+    opts = dict(cfg.pose)
+    fps = float(opts.get("fps", 15.0))
+    clip_s = float(opts.get("clip_s", 8.0))
+    t0 = float(opts.get("t0", 1200.0))
+    n = int(round(clip_s * fps))
+    t = t0 + np.arange(n) / fps
+    valid = np.isfinite(ts.cadence.values)
+    cadence = np.interp(t, ts.time.values[valid], ts.cadence.values[valid])
+    speed = float(np.interp(t0, ts.time.values[valid], ts.speed.values[valid]))
+    i = int(sub[1:]) if sub[1:].isdigit() else 0
+    clip = render_running_clip(cadence, speed, n_frames=n, fps=fps,
+                               seed=int(cfg.physiology.seed % 2**31) + 7919 * i + hash_id(sid),
+                               subject_id=str(sub), t0=t0, rgb=False)
+    p = base / "pose" / f"{stem}_pose.npz"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    write_pose_clip(p, clip)
+    files["pose"] = {"path": rel(p), "format": "npz"}
+    tp = base.parents[1] / "derivatives" / "truth" / base.parent.name / base.name / \
+        f"{stem}_pose_keypoints.json"
+    tp.parent.mkdir(parents=True, exist_ok=True)
+    write_coco(tp, clip)
+    files["pose_keypoints"] = {"path": rel(tp), "format": "coco"}
+
+
+def hash_id(text: str) -> int:
+    """Small stable integer of a string (``hash`` is salted per process)."""
+    import zlib
+
+    return zlib.crc32(text.encode()) % 10007
