@@ -18,7 +18,7 @@ def _load_session(entry):
     from irtrepro.io.thermal import open_frame_store
 
     ds = open_frame_store(entry.files["thermal"].path)
-    truth = xr.open_zarr(entry.files["thermal_masks"].path, consolidated=None)
+    truth = xr.open_zarr(entry.files["thermal_masks"].path, consolidated=False)
     return ds["frames"], truth["roi"], truth["vessels"]
 
 
@@ -59,12 +59,16 @@ def train_or_load(frames, roi, vessels, subjects, cache_dir: Path, *, seed: int 
 
 
 def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
-                   max_train_frames: int = 2400, n_heldout: int = 3):
+                   max_train_frames: int = 2400, n_heldout: int = 3,
+                   settings: dict | None = None):
     """Train-or-reuse the ROI and vessel models, segment every session, extract features.
 
     Returns a :class:`irtrepro.report.part.ReportPart` with the quality table (per class on
     held-out subjects), the metric-error table (segmented vs ground-truth masks), the
     robustness table, an example figure and ``study_vars`` on (subject, session, time, side).
+
+    ``settings`` = ``{"roi": {...}, "vessels": {...}}`` keyword arguments of
+    :func:`~irtrepro.vision.train.train_segmenter` (part of the model cache key).
     """
     import matplotlib.pyplot as plt
 
@@ -91,7 +95,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     t0 = time.perf_counter()
     F, R, V, S = _training_arrays([e for e in with_truth if e.subject in train_s],
                                   max_train_frames, progress)
-    roi_ck, ves_ck = train_or_load(F, R, V, S, cache_dir, seed=seed)
+    roi_ck, ves_ck = train_or_load(F, R, V, S, cache_dir, seed=seed, settings=settings)
     part.timings["train_or_load"] = time.perf_counter() - t0
     del F, R, V
     dev = device()
