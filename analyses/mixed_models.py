@@ -25,7 +25,14 @@ def phase_mean_table(study: xr.Dataset) -> pd.DataFrame:
                        else study[k].expand_dims(subject=study.subject)
                        for k in ("protocol", "day")})
     ses = meta.to_dataframe().reset_index()
-    return pm.merge(ses, on=["subject", "session"], how="left").dropna(subset=vs)
+    out = pm.merge(ses, on=["subject", "session"], how="left").dropna(subset=vs)
+    # category order sets the reference levels of the treatment contrasts: warm-up and CON
+    for col, first in (("phase", ["warmup", "steady", "intervals", "recovery"]),
+                       ("protocol", ["CON", "SI", "IS"])):
+        levels = [v for v in first if v in set(out[col])]
+        levels += sorted(set(out[col]) - set(levels))
+        out[col] = pd.Categorical(out[col], categories=levels)
+    return out
 
 
 def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:

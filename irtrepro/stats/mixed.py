@@ -113,6 +113,32 @@ def _prepare_data(data: Any, formula: str, groups: str, re_formula, vc_formula) 
     return data[used].dropna().reset_index(drop=True)
 
 
+def _drop_aliased(model):
+    """Refit-ready model without aliased fixed-effect columns (empty cells of an interaction).
+
+    ``phase * protocol`` with a phase that one protocol lacks (CON has no intervals) gives a
+    rank-deficient design; like lme4, keep a maximal set of independent columns (QR with column
+    pivoting, earlier columns preferred) and name the dropped ones.
+    """
+    import scipy.linalg as sla
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    x = np.asarray(model.exog, dtype=float)
+    rank = np.linalg.matrix_rank(x)
+    if rank == x.shape[1]:
+        return model, []
+    _, _, piv = sla.qr(x, mode="economic", pivoting=True)
+    keep = np.sort(piv[:rank])
+    names = list(model.exog_names)
+    dropped = [names[k] for k in range(x.shape[1]) if k not in set(keep.tolist())]
+    exog = pd.DataFrame(x[:, keep], columns=[names[k] for k in keep])
+    exog_re = pd.DataFrame(np.asarray(model.exog_re), columns=list(model.data.exog_re_names))
+    new = MixedLM(pd.Series(np.asarray(model.endog), name=model.endog_names), exog,
+                  groups=np.asarray(model.groups), exog_re=exog_re,
+                  exog_vc=getattr(model, "exog_vc", None))
+    return new, dropped
+
+
 def _fit(data, formula, groups, re_formula, vc_formula, reml, method, polish):
     from statsmodels.regression.mixed_linear_model import MixedLM
 
@@ -130,6 +156,7 @@ def _fit(data, formula, groups, re_formula, vc_formula, reml, method, polish):
     except Exception as exc:  # patsy / statsmodels formula errors
         raise StatsError(f"cannot build the model {formula!r} (groups={groups!r}, "
                          f"re_formula={re_formula!r}, vc_formula={vc_formula!r}): {exc}") from exc
+    model, dropped = _drop_aliased(model)
     tries = [method] if method is not None else _METHODS
     best, best_msgs, all_tried = None, [], []
     for meth in tries:
@@ -165,6 +192,9 @@ def _fit(data, formula, groups, re_formula, vc_formula, reml, method, polish):
             best = fine
     if len(all_tried) > 1:
         best_msgs.append("optimisers tried: " + "; ".join(all_tried))
+    if dropped:
+        best_msgs = [f"fixed-effect model matrix is rank deficient: dropped the aliased "
+                     f"(not estimable) term(s) {dropped}, as lme4 does", *best_msgs]
     return model, best, best_msgs
 
 

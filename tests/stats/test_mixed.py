@@ -138,3 +138,27 @@ def test_default_specs_fit_a_study():
     # the random-slope example: speed is a per-row variable of the Study
     m3 = specs["tnv_speed_slope"].fit(ds)
     assert {"Intercept", "speed", "Intercept x speed"} <= set(m3.random.term)
+
+
+def test_rank_deficient_interaction_drops_the_aliased_term_like_lme4():
+    # CON has no interval phase: phase x protocol has an empty cell
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(10):
+        u = rng.normal()
+        for proto, phases in (("CON", ["warmup", "steady"]),
+                              ("SI", ["warmup", "steady", "intervals"])):
+            for ph in phases:
+                eff = {"warmup": 0.0, "steady": -1.0, "intervals": -1.5}[ph]
+                rows.append({"subject": f"S{s}", "protocol": proto,
+                             "phase": ph, "tnv": 31 + u + eff + rng.normal(0, 0.2)})
+    df = pd.DataFrame(rows)
+    df["phase"] = pd.Categorical(df.phase, ["warmup", "steady", "intervals"])
+    df["protocol"] = pd.Categorical(df.protocol, ["CON", "SI"])
+    res = fit_mixed("tnv ~ C(phase) * C(protocol)", df)
+    terms = list(res.fixed.term)
+    assert "C(phase)[T.intervals]:C(protocol)[T.SI]" not in terms
+    assert "C(phase)[T.intervals]" in terms
+    assert any("rank deficient" in w and "intervals" in w for w in res.warnings)
+    fx = res.fixed.set_index("term").estimate
+    assert fx["C(phase)[T.steady]"] == pytest.approx(-1.0, abs=0.2)
