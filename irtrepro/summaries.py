@@ -40,6 +40,11 @@ def delta_tnv(tnv: xr.DataArray, phase: xr.DataArray | None = None, *,
 def phase_means(ds: xr.Dataset | xr.DataArray, phase: xr.DataArray | None = None) -> xr.Dataset:
     """Mean of every variable per phase: dims ``(..., phase)`` instead of ``time``."""
     if phase is None:
+        if "phase" not in getattr(ds, "data_vars", {}):
+            from irtrepro.errors import StudyError
+
+            raise StudyError("phase_means: no 'phase' variable; pass phase= or include it, "
+                             "e.g. phase_means(study[['hr', 'phase']])")
         phase = ds["phase"]
     if isinstance(ds, xr.Dataset):
         ds = ds[[v for v in ds.data_vars if "time" in ds[v].dims and v != "phase"
