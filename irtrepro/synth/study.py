@@ -326,7 +326,6 @@ def _subject_scalars(truth: xr.Dataset, ts: xr.Dataset, sub) -> xr.Dataset:
 
 
 def _thermal(cfg, ts, base, stem, start, files, rel) -> None:
-    from irtrepro.io.thermal import write_frames
     from irtrepro.synth.thermogram import render_session
 
     opts = dict(cfg.thermal)
@@ -337,21 +336,32 @@ def _thermal(cfg, ts, base, stem, start, files, rel) -> None:
     rendered = render_session(tsv, seed=cfg.physiology.seed,
                               emissivity=cfg.camera.get("emissivity", 0.98),
                               ambient=cfg.camera.get("reflected_temperature", 22.0), **opts)
-    frames = rendered["frames"]
-    frames.attrs["start_time"] = start.isoformat()
-    p = base / "thermal" / f"{stem}_thermal.zarr"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    write_frames(p, frames)
-    files["thermal"] = {"path": rel(p), "format": "zarr"}
-    mp = base.parents[1] / "derivatives" / "truth" / base.parent.name / base.name / \
-        f"{stem}_masks.zarr"
-    mp.parent.mkdir(parents=True, exist_ok=True)
+    _write_frame_store("thermal", rendered["frames"], base, stem, start, files, rel)
+    mp = _truth_path(base, f"{stem}_masks.zarr")
     _write_mask_store(mp, rendered)
     files["thermal_masks"] = {"path": rel(mp), "format": "zarr-masks"}
 
 
-def _face(cfg, ts, breaths, base, stem, start, files, rel) -> None:
+def _truth_path(base: Path, name: str) -> Path:
+    """``derivatives/truth/sub-XX/ses-YY/name`` beside the session folder ``base``."""
+    p = base.parents[1] / "derivatives" / "truth" / base.parent.name / base.name / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _write_frame_store(kind: str, frames: xr.DataArray, base: Path, stem: str,
+                       start: _dt.datetime, files: dict, rel) -> None:
+    """A recording as the camera software would export it: zarr frame store + start time."""
     from irtrepro.io.thermal import write_frames
+
+    frames.attrs["start_time"] = start.isoformat()
+    p = base / kind / f"{stem}_{kind}.zarr"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    write_frames(p, frames)
+    files[kind] = {"path": rel(p), "format": "zarr"}
+
+
+def _face(cfg, ts, breaths, base, stem, start, files, rel) -> None:
     from irtrepro.synth.face import render_face_session, write_face_labels
 
     opts = dict(cfg.face)
@@ -359,15 +369,8 @@ def _face(cfg, ts, breaths, base, stem, start, files, rel) -> None:
         opts["shape"] = tuple(opts["shape"])
     valid = np.isfinite(ts.rf.values)
     ds = render_face_session(ts.isel(time=valid), breaths, seed=cfg.physiology.seed, **opts)
-    frames = ds["frames"]
-    frames.attrs["start_time"] = start.isoformat()
-    p = base / "face" / f"{stem}_face.zarr"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    write_frames(p, frames)
-    files["face"] = {"path": rel(p), "format": "zarr"}
-    lp = base.parents[1] / "derivatives" / "truth" / base.parent.name / base.name / \
-        f"{stem}_face_labels.csv"
-    lp.parent.mkdir(parents=True, exist_ok=True)
+    _write_frame_store("face", ds["frames"], base, stem, start, files, rel)
+    lp = _truth_path(base, f"{stem}_face_labels.csv")
     write_face_labels(lp, ds)
     files["face_labels"] = {"path": rel(lp), "format": "csv"}
 
@@ -397,9 +400,7 @@ def _pose(cfg, ts, sub, sid, base, stem, start, files, rel) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     write_pose_clip(p, clip)
     files["pose"] = {"path": rel(p), "format": "npz"}
-    tp = base.parents[1] / "derivatives" / "truth" / base.parent.name / base.name / \
-        f"{stem}_pose_keypoints.json"
-    tp.parent.mkdir(parents=True, exist_ok=True)
+    tp = _truth_path(base, f"{stem}_pose_keypoints.json")
     write_coco(tp, clip)
     files["pose_keypoints"] = {"path": rel(tp), "format": "coco"}
 
