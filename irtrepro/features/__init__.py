@@ -7,8 +7,16 @@
 """
 
 from irtrepro.features.core import (
-    PERCENTILES, REGIONS, SIDES, STATS, FeatureContext, MaskMismatchError, QualitySettings,
-    component_stats, quality_flags, region_stats,
+    PERCENTILES,
+    REGIONS,
+    SIDES,
+    STATS,
+    FeatureContext,
+    MaskMismatchError,
+    QualitySettings,
+    component_stats,
+    quality_flags,
+    region_stats,
 )
 from irtrepro.features.registry import FEATURES, compute_features, feature_names, register_family
 

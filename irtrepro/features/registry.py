@@ -23,8 +23,17 @@ import xarray as xr
 
 from irtrepro.errors import OptionError
 from irtrepro.features.core import (
-    REGIONS, STATS, FamilyFunc, FeatureContext, QualitySettings, _as_arrays, check_bin_width,
-    component_stats, quality_flags, region_stats, to_dataset,
+    REGIONS,
+    STATS,
+    FamilyFunc,
+    FeatureContext,
+    QualitySettings,
+    _as_arrays,
+    check_bin_width,
+    component_stats,
+    quality_flags,
+    region_stats,
+    to_dataset,
 )
 
 __all__ = ["FEATURES", "register_family", "feature_names", "compute_features"]

@@ -76,7 +76,10 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     from irtrepro.report.part import ReportPart
     from irtrepro.vision.data import subject_split
     from irtrepro.vision.evaluate import (
-        ROI_LABELS, VESSEL_LABELS, robustness_table, segmentation_scores,
+        ROI_LABELS,
+        VESSEL_LABELS,
+        robustness_table,
+        segmentation_scores,
     )
     from irtrepro.vision.infer import device, predict_masks, set_threads
 

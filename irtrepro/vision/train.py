@@ -9,7 +9,13 @@ import numpy as np
 
 from irtrepro._logging import logger
 from irtrepro.errors import OptionError, check_option
-from irtrepro.vision.data import augment, check_training_arrays, data_hash, sample_batch, subject_split
+from irtrepro.vision.data import (
+    augment,
+    check_training_arrays,
+    data_hash,
+    sample_batch,
+    subject_split,
+)
 from irtrepro.vision.models import DEFAULT_ENCODER, TASK_CLASSES, Checkpoint
 
 #: defaults per task, chosen by measured speed/quality on 2 CPU cores
@@ -122,7 +128,7 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max_steps,
                                                 pct_start=0.15)
-    weight = torch.tensor([1.0, 2.0, 2.0] if task == "roi" else [1.0, 3.0, 6.0])
+    weight = torch.tensor([1.0, 2.0, 2.0] if task == "roi" else [1.0, 3.0, 10.0])
     target_of = (lambda r, v: r) if task == "roi" else (lambda r, v: v)
     best, best_state, bad_evals, losses, history = -1.0, None, 0, [], []
     t0 = time.perf_counter()

@@ -7,7 +7,11 @@ import pytest
 
 from irtrepro.errors import OptionError
 from irtrepro.features import (
-    FEATURES, MaskMismatchError, compute_features, feature_names, register_family,
+    FEATURES,
+    MaskMismatchError,
+    compute_features,
+    feature_names,
+    register_family,
 )
 
 
@@ -152,7 +156,20 @@ def test_vectorised_equals_frame_by_frame():
                                        atol=1e-9, err_msg=name)
 
 
-def test_units_and_registry():
+@pytest.fixture
+def clean_registry():
+    """Restore the feature registry after a test registers a family (no leaking)."""
+    from irtrepro.features import registry
+
+    feats, fams = dict(registry.FEATURES), dict(registry._FAMILIES)
+    yield
+    registry.FEATURES.clear()
+    registry.FEATURES.update(feats)
+    registry._FAMILIES.clear()
+    registry._FAMILIES.update(fams)
+
+
+def test_units_and_registry(clean_registry):
     out = compute_features(np.full((1, 4, 4), 30.0), np.ones((1, 4, 4)), np.zeros((1, 4, 4)))
     assert out.tnv_mean.attrs["units"] == "degC"
     assert out.tp_entropy.attrs["units"] == "bit"
