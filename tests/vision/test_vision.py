@@ -91,3 +91,28 @@ def test_few_training_steps_reduce_loss():
     assert ck.metrics["loss_last"] < 0.8 * ck.metrics["loss_first"]
     assert ck.metrics["val_subjects"] and ck.data_hash
     assert set(ck.metrics["val_dice"]) == {"left_calf", "right_calf"}
+
+
+def test_segment_store_writes_masks_and_extract_store_reads_them(tmp_path):
+    from irtrepro.features.extract import extract_store
+    from irtrepro.io.thermal import open_frame_store, write_frames
+    from irtrepro.synth.thermogram import render_session
+    from irtrepro.vision.infer import segment_store
+    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
+    from tests.synth.test_thermogram import make_truth
+
+    ds = render_session(make_truth(30), shape=(48, 64), seed=0, frame_interval_s=2)
+    store = write_frames(tmp_path / "s.zarr", ds["frames"], chunk_frames=4)
+    cks = []
+    for task, ds_ in (("roi", 2), ("vessels", 1)):
+        ck = Checkpoint(task=task, classes=TASK_CLASSES[task], downsample=ds_)
+        ck.state_dict = ck.build().state_dict()
+        cks.append(ck)
+    segment_store(store, *cks, batch_size=5, threads=1, progress=False)
+    out = open_frame_store(store)
+    assert out["roi"].shape == ds["frames"].shape and out["roi"].dtype == np.uint8
+    # vessels only inside the predicted calves
+    assert not ((out["vessels"].values > 0) & (out["roi"].values == 0)).any()
+    feats = extract_store(store, chunk_frames=4, per_frame=True, features=["calf_area"])
+    np.testing.assert_array_equal(feats.calf_area.sel(side="left").values,
+                                  (out["roi"].values == 1).sum((1, 2)))
