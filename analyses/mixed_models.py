@@ -6,15 +6,18 @@ session; add your own spec to ``SPECS`` (or a YAML file, see the README) and rer
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import xarray as xr
 
 from irtrepro.report.part import ReportPart
-from irtrepro.stats import compare, default_specs
+from irtrepro.stats import compare, default_specs, load_specs
 from irtrepro.summaries import THERMAL_METRICS, one_side, phase_means, present
 
 NAME = "mixed_models"
-SPECS = default_specs()
+#: The study's default models plus every entry of analyses/models.yaml (add yours there).
+SPECS = default_specs() + load_specs(Path(__file__).with_name("models.yaml"))
 
 
 def phase_mean_table(study: xr.Dataset) -> pd.DataFrame:
