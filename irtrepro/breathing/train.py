@@ -10,14 +10,17 @@ Stages (in the order the full method applies them)
    (self-supervised rotation prediction, 4 classes, on the training images without labels).
 5. ``finetune``: ``"head"`` trains only the classifier on frozen features (transfer learning
    without fine-tuning), ``"full"`` all layers at once, ``"gradual"`` unfreezes one stage at a
-   time from the head down to the stem over the first half of training (gradual unfreezing).
+   time from the head down to the stem over the first ``unfreeze_frac`` (default 0.2, i.e.
+   within the first of 5 epochs) of training (gradual unfreezing).
 6. ``kd``: knowledge distillation: a ``teacher_arch`` network is fine-tuned first (grey/AMT as
    configured, full fine-tuning), then the ``arch`` student learns from
    ``alpha * T^2 * KL(p_teacher(T) || p_student(T)) + (1 - alpha) * CE``.
 7. ``contrastive``: adds ``beta * contrastive`` on L2-normalised embeddings: same-class pairs
    pulled together (d^2), INH-EXH pairs pushed beyond ``margin`` (max(0, margin - d)^2).
 8. ``ensemble``: deep features of the trained network into an SVM (RBF) and a random forest,
-   probabilities combined with the weight chosen on a validation split of training subjects.
+   probabilities combined with a weight chosen on leave-one-training-subject-out fits of the
+   SVM/RF (default, the network sees every training subject) or, with
+   ``ensemble_holdout > 0``, on training subjects held out of the network.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class BreathConfig:
     amt_k: int = 2
     pretrain: bool = True
     finetune: str = "gradual"
+    unfreeze_frac: float = 0.2
     kd: bool = True
     teacher_arch: str = "source"
     temperature: float = 4.0
@@ -58,6 +62,7 @@ class BreathConfig:
     margin: float = 1.0
     beta: float = 0.5
     ensemble: bool = True
+    ensemble_holdout: float = 0.0
     balance: bool = True
     size: int = 32
     epochs: int = 5
@@ -217,9 +222,9 @@ def _set_trainable(net, cfg: BreathConfig, frac: float) -> int:
     """Freeze/unfreeze per the fine-tuning mode; returns the number of trainable stages.
 
     ``frac`` is the fraction of training done. Gradual unfreezing opens the head first and one
-    more stage (head -> stem) at equal steps over the first half of training, so that the
-    whole network still trains for the second half (with few epochs, one stage per epoch
-    would leave the stem frozen almost to the end).
+    more stage (head -> stem) at equal steps over the first ``cfg.unfreeze_frac`` of
+    training, so that the whole network trains for the rest (with few epochs, one stage per
+    epoch would leave the stem frozen almost to the end).
     """
     stages = net.stages()
     if cfg.finetune == "full" or not cfg.pretrain:
@@ -227,7 +232,8 @@ def _set_trainable(net, cfg: BreathConfig, frac: float) -> int:
     elif cfg.finetune == "head":
         n = 1
     else:
-        n = min(len(stages), 1 + int(frac * 2 * len(stages)))
+        opened = frac / max(cfg.unfreeze_frac, 1e-9) * len(stages)
+        n = min(len(stages), 1 + int(opened + 1e-9))
     for i, ps in enumerate(stages):
         for p in ps:
             p.requires_grad_(i < n)
@@ -289,9 +295,11 @@ def _fit_network(x: np.ndarray, y: np.ndarray, cfg: BreathConfig, arch: str,
             net.body.eval()  # frozen features: keep BatchNorm statistics of the source task
         order = rng.permutation(len(xt))
         losses = []
+        n_start = None  # trainable stages at the first step of the epoch
         for a in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
             frac = (epoch + a / cfg.batch_size / n_batches) / cfg.epochs
             n_tr = _set_trainable(net, cfg, frac)
+            n_start = n_tr if n_start is None else n_start
             b = order[a:a + cfg.batch_size]
             xb = _augment(xt[b], rng)
             terms = loss_terms(net, xb, yt[b], cfg, teacher)
@@ -301,7 +309,7 @@ def _fit_network(x: np.ndarray, y: np.ndarray, cfg: BreathConfig, arch: str,
             losses.append(float(terms["total"].detach()))
         sched.step()
         hist["loss"].append(float(np.mean(losses)))
-        hist["trainable_stages"].append(n_tr)
+        hist["trainable_stages"].append(n_start)
     for p in net.parameters():
         p.requires_grad_(True)
     net.eval()
@@ -348,13 +356,18 @@ def train(data: ImageSet, cfg: BreathConfig | None = None, *, teacher: BreathMod
         raise ModelError("no labelled images to train on")
     data = data.subset(lab)
     rng = np.random.default_rng([cfg.seed, 0])
-    # hold out ~20 % of training subjects (or images, with one subject) for the ensemble weight
+    # ensemble_holdout > 0: hold that fraction of the training subjects (or images, with < 3
+    # subjects) out of the network for the ensemble weight; 0: the network sees every training
+    # subject and the weight comes from leave-one-subject-out fits of the SVM/RF on its features
     subs = np.unique(data.meta["subject"].astype(str))
-    if cfg.ensemble and len(subs) >= 3:
-        val_subs = rng.choice(subs, max(1, len(subs) // 5), replace=False)
+    hold = cfg.ensemble_holdout if cfg.ensemble else 0.0
+    if hold > 0 and len(subs) >= 3:
+        val_subs = rng.choice(subs, max(1, int(round(hold * len(subs)))), replace=False)
         is_val = data.meta["subject"].astype(str).isin(val_subs).to_numpy()
+    elif hold > 0:
+        is_val = rng.random(len(data)) < hold
     else:
-        is_val = rng.random(len(data)) < 0.2 if cfg.ensemble else np.zeros(len(data), bool)
+        is_val = np.zeros(len(data), bool)
     fit_set = data.subset(~is_val)
     idx = _balanced_indices(fit_set.labels, cfg, rng)
     x = network_input(fit_set.images[idx], grey=cfg.grey, amt=cfg.amt, amt_k=cfg.amt_k)
@@ -376,9 +389,14 @@ def train(data: ImageSet, cfg: BreathConfig | None = None, *, teacher: BreathMod
     if cfg.ensemble:
         from irtrepro.breathing.ensemble import fit_ensemble
 
-        xv = network_input(data.images[is_val], grey=cfg.grey, amt=cfg.amt, amt_k=cfg.amt_k)
-        ens = fit_ensemble(_embed(net, x), y, _embed(net, xv), data.labels[is_val],
-                           seed=cfg.seed)
+        if is_val.any():
+            xv = network_input(data.images[is_val], grey=cfg.grey, amt=cfg.amt,
+                               amt_k=cfg.amt_k)
+            ens = fit_ensemble(_embed(net, x), y, _embed(net, xv), data.labels[is_val],
+                               seed=cfg.seed)
+        else:
+            groups = fit_set.meta["subject"].astype(str).to_numpy()[idx]
+            ens = fit_ensemble(_embed(net, x), y, groups=groups, seed=cfg.seed)
         hist["ensemble_weight_svm"] = ens.weight
     hist["train_seconds"] = time.perf_counter() - t0
     hist["n_train"] = int(len(y))

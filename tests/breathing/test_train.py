@@ -90,7 +90,8 @@ def test_gradual_unfreezing_opens_one_stage_at_a_time():
     net = build_model("target", 3)
     cfg = BreathConfig(finetune="gradual")
     n_stages = len(net.stages())
-    fracs = np.arange(n_stages + 2) / (2 * n_stages)  # stage k opens at k / (2 n_stages)
+    # stage k opens at k / n_stages of the first unfreeze_frac of training
+    fracs = np.arange(n_stages + 2) * cfg.unfreeze_frac / n_stages
     counts = [_set_trainable(net, cfg, f) for f in fracs]
     assert counts == list(range(1, n_stages + 1)) + [n_stages, n_stages]
     _set_trainable(net, cfg, 0)
@@ -120,7 +121,7 @@ def test_full_method_uses_every_stage(toy):
     m = train(toy, cfg)
     assert m.ensemble is not None and 0.0 <= m.ensemble.weight <= 1.0
     assert m.config.in_chans == 1 + cfg.amt_k
-    # stages open at the end of each of the 3 epochs: not all after the first, all at the end
+    # trainable stages at the start of each epoch: only the head at first, all by the end
     st = m.history["trainable_stages"]
     assert st == sorted(st) and st[0] < 5 and st[-1] == 5
     p = predict_proba(m, _toy(20, seed=2).images)
@@ -191,3 +192,28 @@ def test_agreement_reports_method():
     assert a["mae"] == pytest.approx(0.75) and a["n"] == 4
     assert "bland_altman" in a["method"] or "1.96" in a["method"]
     assert np.isnan(agreement(np.array([1.0]), np.array([np.nan]))["bias"])
+
+
+def test_ensemble_weight_from_validation_or_left_out_subjects():
+    from irtrepro.breathing.ensemble import WEIGHT_GRID, fit_ensemble
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 160)
+    x = rng.normal(0, 1, (160, 4)) + y[:, None] * 1.5
+    groups = np.repeat(["S1", "S2", "S3", "S4"], 40)
+    loso = fit_ensemble(x, y, groups=groups, n_trees=20)
+    assert loso.weight in WEIGHT_GRID
+    assert ((loso.predict_proba(x) > 0.5) == y).mean() > 0.8
+    # without validation data or groups the weight is the neutral 0.5
+    assert fit_ensemble(x, y, n_trees=20).weight == 0.5
+    val = fit_ensemble(x[:120], y[:120], x[120:], y[120:], n_trees=20)
+    assert val.weight in WEIGHT_GRID
+
+
+def test_full_method_network_sees_every_training_subject(toy):
+    cfg = replace(BreathConfig(), **{**TINY, "epochs": 1, "max_train": 1000}, kd=False,
+                  contrastive=False, pretrain=False, finetune="full")
+    m = train(toy, cfg)
+    assert m.history["n_train"] == 2 * np.bincount(toy.labels).max()
+    held = train(toy, replace(cfg, ensemble_holdout=0.25))
+    assert held.history["n_train"] < m.history["n_train"]
