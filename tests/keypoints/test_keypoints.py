@@ -176,6 +176,21 @@ def test_few_training_steps_loss_falls(tiny):
         assert torch.equal(p, q)
 
 
+def test_cosine_schedule_warms_up_then_decays():
+    from irtrepro.keypoints import train
+
+    w = torch.nn.Parameter(torch.ones(3))
+    hist = train._fit([w], lambda idx, tr: (w**2).sum(), 40, lr=0.1, batch=8, max_epochs=5,
+                      patience=100, val_fraction=0.0, seed=0, desc="t", progress=False)
+    lr = np.array(hist["lr"])
+    assert lr[0] == pytest.approx(0.1, rel=0.05)  # warm-up over the first epoch reaches lr
+    assert np.all(np.diff(lr) < 0) and lr[-1] == pytest.approx(0.002, rel=0.05)
+    pub = train.KeypointConfig.published()
+    assert (pub.crop_hw, pub.hm_hw, pub.sigma, pub.schedule) == ((256, 192), (64, 48), 2.0,
+                                                                  "plateau")
+    assert train.KeypointConfig().sigma == 1.0  # 16x12 maps: sigma floored at 1 heatmap px
+
+
 def test_predict_frames_bad_input(tiny):
     from irtrepro.errors import ModelError
     from irtrepro.keypoints.models import build_posenet
