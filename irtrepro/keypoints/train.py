@@ -63,9 +63,9 @@ class KeypointConfig:
     teacher_lr: float = 2e-3
     baseline_lr: float = 2e-3
     batch: int = 16
-    max_epochs: int = 16
-    teacher_epochs: int = 40
-    patience: int = 6
+    max_epochs: int = 12
+    teacher_epochs: int = 25
+    patience: int = 4
     schedule: str = "cosine"
     val_fraction: float = 0.1
     min_score: float = 0.15
