@@ -122,8 +122,9 @@ def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
         body.append(f"<p>{html.escape(intro)}</p>")
     if all_left:
         items = "".join(f"<li>{html.escape(x)}</li>" for x in all_left)
-        body.append(f'<div class="leftout" id="left-out"><strong>Left out '
-                    f"({len(all_left)}):</strong><ul>{items}</ul></div>")
+        body.append(f'<div class="leftout" id="left-out"><strong>Left out or flagged '
+                    f"({len(all_left)}: missing data, failed parts, model warnings):</strong>"
+                    f"<ul>{items}</ul></div>")
     else:
         body.append('<div class="ok" id="left-out">Nothing was left out: every session and '
                     "analysis of the manifest is included.</div>")
