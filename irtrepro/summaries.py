@@ -22,14 +22,13 @@ def window_mean(da: xr.DataArray, start: float, stop: float) -> xr.DataArray:
     return da.where((t >= start) & (t < stop)).mean("time", skipna=True)
 
 
-def delta_tnv(tnv: xr.DataArray, phase: xr.DataArray | None = None, *,
+def delta_tnv(tnv: xr.DataArray, *,
               onset: tuple[float, float] = ONSET_WINDOW,
               drop: tuple[float, float] = DROP_WINDOW) -> xr.DataArray:
     """ΔTNV (degC): mean TNV in the ``drop`` window minus mean TNV in the ``onset`` window.
 
-    Negative values are a fall of non-vessel skin temperature after exercise onset. ``phase``
-    is accepted for symmetry with other summaries and unused: the windows are fixed times of
-    the warm-up, identical in every protocol of the reference study.
+    Negative values are a fall of non-vessel skin temperature after exercise onset. The windows
+    are fixed times of the warm-up, identical in every protocol of the reference study.
     """
     out = window_mean(tnv, *drop) - window_mean(tnv, *onset)
     out.attrs = {"units": "degC", "long_name": "change of TNV from exercise onset",

@@ -14,7 +14,6 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from irtrepro._atomic import atomic_path
@@ -164,7 +163,3 @@ def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
         tmp.write_text(json.dumps({"files": index, "left_out": all_left}, indent=2))
     return out / "index.html"
 
-
-def finite_or_nan(x) -> float:
-    """Float of ``x``; NaN for None (tables never show 0 for a missing value)."""
-    return float("nan") if x is None else float(np.asarray(x, dtype=float))

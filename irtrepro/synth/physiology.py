@@ -379,7 +379,7 @@ def planted_truth(ds: xr.Dataset, cfg: SynthConfig) -> dict:
     """The planted answers, and the values they take on these truth trajectories."""
     from irtrepro.summaries import delta_tnv
 
-    dtnv = delta_tnv(ds["tnv"].mean("side"), ds["phase"]).mean("session")
+    dtnv = delta_tnv(ds["tnv"].mean("side")).mean("session")
     r_dtnv = float(np.corrcoef(dtnv.values, ds["viat"].values)[0, 1])
     # realised within-subject correlations, vectorised over (subject, session)
     tp = ds.tp.mean("side").values
