@@ -1,9 +1,13 @@
 """Gait features from keypoint trajectories of the running view (seen from behind).
 
-- :func:`cadence_from_ankles`: steps/min from the left-minus-right ankle height. The difference
-  repeats once per stride and flips sign every half stride, so its spectrum has the stride
-  frequency and odd harmonics only (no confusion with the step frequency). Hann window,
-  zero-padded FFT, parabolic peak refinement; cadence = 2 steps per stride * 60 * f_stride.
+- :func:`cadence_from_ankles`: steps/min from the two ankle heights. Their difference (left
+  minus right) repeats once per stride and flips sign every half stride: stride frequency and
+  odd harmonics only. Their mean repeats every step: step frequency (= 2 x stride) and its
+  multiples only. A keypoint model that cannot tell the legs apart (on 80x60 thermal frames
+  both predicted ankles tend to follow the lower foot, the difference is then noise) still
+  gives the mean, so the estimator scores each candidate stride frequency f by the summed,
+  normalised power of the difference at f and of the mean at 2f (Hann window, zero-padded FFT,
+  parabolic peak refinement); cadence = 2 steps per stride * 60 * f_stride.
 - :func:`stance_swing`: stance while an ankle is in the lower part of its vertical range in the
   image (the foot on the belt moves towards the camera, lowest in the picture); per-leg stance
   and swing durations and the duty factor.
@@ -31,9 +35,21 @@ def _fill_gaps(y: np.ndarray, max_gap: int) -> np.ndarray:
     return s.to_numpy()
 
 
+def _power(seg: np.ndarray, nfft: int) -> np.ndarray:
+    seg = seg - seg.mean()
+    return np.abs(np.fft.rfft(seg * np.hanning(len(seg)), nfft)) ** 2
+
+
 def cadence_from_ankles(keypoints: np.ndarray, fps: float, *, band=(60.0, 240.0),
                         max_gap: int = 3, min_strides: float = 3.0) -> dict:
     """Cadence of a running/walking clip from the ankle trajectories.
+
+    The score of a candidate stride frequency ``f`` (within ``band``) is
+    ``P_diff(f) + P_mean(2 f)``: the power of the left-minus-right ankle height at ``f`` plus
+    the power of the mean ankle height at the step frequency ``2 f``, each spectrum normalised
+    to unit power above ``band[0] / 240`` Hz. With both legs tracked the two terms agree; when
+    the legs are confused (both ankles move together) the difference is noise and the mean
+    still pins the step frequency, so neither half nor double the cadence is picked.
 
     Parameters
     ----------
@@ -42,52 +58,62 @@ def cadence_from_ankles(keypoints: np.ndarray, fps: float, *, band=(60.0, 240.0)
     fps : float
         Frame rate, Hz.
     band : (float, float)
-        Plausible cadences, steps/min.
+        Plausible cadences, steps/min (step frequencies up to the Nyquist frequency).
     min_strides : float
         Fewer strides in the valid stretch give NaN.
 
     Returns
     -------
     dict
-        ``cadence`` (steps/min, NaN if not measurable), ``stride_hz``, ``n_valid`` and
-        ``reason`` ("" when measured).
+        ``cadence`` (steps/min, NaN if not measurable), ``stride_hz``, ``n_valid`` (frames with
+        both ankles) and ``reason`` ("" when measured).
     """
     kp = np.asarray(keypoints, float)
     if kp.ndim != 3 or kp.shape[1] != 17:
         from irtrepro.errors import OptionError
 
         raise OptionError(f"keypoints have shape {kp.shape}; expected (frame, 17, 2|3)")
-    d = _fill_gaps(kp[:, L_ANKLE, 1] - kp[:, R_ANKLE, 1], max_gap)
-    ok = np.isfinite(d)
+    yl = _fill_gaps(kp[:, L_ANKLE, 1], max_gap)
+    yr = _fill_gaps(kp[:, R_ANKLE, 1], max_gap)
+    ok = np.isfinite(yl) & np.isfinite(yr)
     out = {"cadence": np.nan, "stride_hz": np.nan, "n_valid": int(ok.sum()), "reason": ""}
-    # longest run of valid frames
+    # longest run of frames with both ankles
     if ok.any():
         edges = np.flatnonzero(np.diff(np.r_[0, ok.astype(int), 0]))
         starts, stops = edges[::2], edges[1::2]
         k = np.argmax(stops - starts)
-        seg = d[starts[k]:stops[k]]
+        sl = slice(starts[k], stops[k])
     else:
-        seg = np.zeros(0)
+        sl = slice(0, 0)
+    diff, mean = (yl - yr)[sl], (0.5 * (yl + yr))[sl]
+    n = len(diff)
     f_lo, f_hi = band[0] / 120.0, band[1] / 120.0
-    if len(seg) / fps * f_lo < min_strides or len(seg) < 8:
-        out["reason"] = (f"only {len(seg)} consecutive frames with both ankles "
+    if n / fps * f_lo < min_strides or n < 8:
+        out["reason"] = (f"only {n} consecutive frames with both ankles "
                          f"(< {min_strides} strides at {band[0]:.0f} steps/min)")
         return out
-    seg = seg - seg.mean()
-    nfft = int(2 ** np.ceil(np.log2(len(seg) * 64)))
-    spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), nfft))
+    nfft = int(2 ** np.ceil(np.log2(n * 64)))
     freqs = np.fft.rfftfreq(nfft, 1 / fps)
-    inband = (freqs >= f_lo) & (freqs <= min(f_hi, fps / 2))
-    if not inband.any() or spec[inband].max() <= 0:
+    above = freqs > f_lo / 2
+
+    def _unit(p):
+        tot = p[above].sum()
+        return p / tot if tot > 0 else np.zeros_like(p)
+
+    p_diff, p_mean = _unit(_power(diff, nfft)), _unit(_power(mean, nfft))
+    # candidates f on the FFT grid: the mean's bin of 2 f is exactly index 2 i
+    idx = np.flatnonzero((freqs >= f_lo) & (freqs <= f_hi) & (2 * freqs <= fps / 2))
+    score = p_diff[idx] + p_mean[2 * idx] if len(idx) else np.zeros(0)
+    if not len(score) or score.max() <= 0:
         out["reason"] = "no periodic ankle motion in the cadence band"
         return out
-    i = np.flatnonzero(inband)[np.argmax(spec[inband])]
-    if 0 < i < len(spec) - 1:
-        a, b, c = np.log(spec[i - 1:i + 2] + 1e-12)
+    j = int(np.argmax(score))
+    if 0 < j < len(idx) - 1:
+        a, b, c = np.log(score[j - 1:j + 2] + 1e-30)
         off = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
     else:
         off = 0.0
-    f = freqs[i] + off * (freqs[1] - freqs[0])
+    f = freqs[idx[j]] + off * (freqs[1] - freqs[0])
     out.update(cadence=float(120.0 * f), stride_hz=float(f))
     return out
 
