@@ -31,6 +31,7 @@ from irtrepro.features.core import (
     _as_arrays,
     check_bin_width,
     component_stats,
+    crop_to_calves,
     quality_flags,
     region_stats,
     to_dataset,
@@ -128,7 +129,9 @@ def compute_features(frames, roi, vessels, *, features: list[str] | None = None,
     unknown = [k for k in features if k not in FEATURES]
     if unknown:
         raise OptionError(f"features={unknown!r} unknown; registered: {sorted(FEATURES)}")
-    ctx = FeatureContext(f, r, v, bin_width=bin_width)
+    frame_shape = tuple(f.shape[1:])
+    f, r, v = crop_to_calves(f, r, v)
+    ctx = FeatureContext(f, r, v, bin_width=bin_width, frame_shape=frame_shape)
     if quality is not None:
         ctx.cache["quality_settings"] = quality
     values: dict[str, np.ndarray] = {}

@@ -201,3 +201,16 @@ def test_bad_input():
         compute_features(f, np.zeros((2, 4, 4)), np.zeros((2, 4, 4)), bin_width=0)
     with pytest.raises(OptionError, match="nope"):
         compute_features(f, np.zeros((2, 4, 4)), np.zeros((2, 4, 4)), features=["nope"])
+
+
+def test_background_around_the_calves_changes_nothing_but_area_fractions(tiny):
+    """Features are computed on the calves' bounding box; the frame size still counts."""
+    f, roi, ves = tiny
+    pad = ((0, 0), (40, 40), (40, 40))
+    fp, rp, vp = np.pad(f, pad, constant_values=20.0), np.pad(roi, pad), np.pad(ves, pad)
+    a, b = compute_features(f, roi, ves), compute_features(fp, rp, vp)
+    border = {"flag_area", "flag_blur", "sharpness", "valid"}  # border and frame size differ
+    for name in set(feature_names()) - border:
+        np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-12, err_msg=name)
+    # 12 calf pixels are 25 % of a 6x8 frame but 0.16 % of the padded 86x88 frame
+    assert not bool(a.flag_area[0]) and bool(b.flag_area[0])
