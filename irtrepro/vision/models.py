@@ -35,6 +35,10 @@ class Checkpoint:
     decoder_channels : tuple of int
     downsample : int
         Input is average-pooled by this factor before the network (1 = full resolution).
+    upsample : int
+        Input is bilinearly enlarged by this factor before the network and the logits are
+        average-pooled back (1 = off); gives 1-2 pixel structures (perforators) a full-resolution
+        skip connection in a U-Net whose first skip is at half resolution.
     normalisation : dict
         ``{"method": "frame_quantile", "q": 0.9, "scale": 3.0}``: ``(T - quantile_q(frame)) /
         scale`` with T in degC; the shift removes the ambient/absolute level, the scale keeps
@@ -53,6 +57,7 @@ class Checkpoint:
     encoder_depth: int = 3
     decoder_channels: tuple[int, ...] = (32, 16, 8)
     downsample: int = 1
+    upsample: int = 1
     normalisation: dict = field(default_factory=lambda: {"method": "frame_quantile", "q": 0.9,
                                                          "scale": 3.0})
     data_hash: str = ""

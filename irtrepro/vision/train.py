@@ -20,8 +20,10 @@ from irtrepro.vision.models import DEFAULT_ENCODER, TASK_CLASSES, Checkpoint
 
 #: defaults per task, chosen by measured speed/quality on 2 CPU cores
 TASK_DEFAULTS = {
-    "roi": dict(downsample=2, crop=None, max_steps=120, batch_size=12, lr=3e-3),
-    "vessels": dict(downsample=1, crop=64, max_steps=300, batch_size=12, lr=3e-3),
+    "roi": dict(downsample=2, crop=None, max_steps=120, batch_size=12, lr=3e-3,
+                class_weight=(1.0, 2.0, 2.0)),
+    "vessels": dict(downsample=1, crop=64, max_steps=300, batch_size=12, lr=3e-3,
+                    class_weight=(1.0, 3.0, 10.0)),
 }
 
 
@@ -37,9 +39,11 @@ def _dice_per_class(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
 def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
                     subjects: Sequence[str], *, task: str, encoder: str = DEFAULT_ENCODER,
                     encoder_depth: int = 3, decoder_channels: tuple[int, ...] = (32, 16, 8),
-                    downsample: int | None = None, crop: int | None | str = "default",
+                    downsample: int | None = None, upsample: int = 1,
+                    crop: int | None | str = "default", vessel_focus: float = 0.0,
                     batch_size: int | None = None, max_steps: int | None = None,
-                    lr: float | None = None, eval_every: int = 50, patience: int = 4,
+                    lr: float | None = None, class_weight: Sequence[float] | None = None,
+                    eval_every: int = 50, patience: int = 4,
                     n_val: int | float = 0.25, val_subjects: Sequence[str] | None = None,
                     seed: int = 0, threads: int | None = 2, max_seconds: float | None = None,
                     ) -> Checkpoint:
@@ -62,6 +66,8 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
         Training window (vessels default 64 px centred on calf pixels; ROI whole frames).
     batch_size, max_steps, lr : optional
         Optimiser settings (AdamW, one-cycle cosine schedule); defaults in TASK_DEFAULTS.
+    class_weight : sequence of float, optional
+        Cross-entropy weight per class (the loss is weighted cross-entropy + soft Dice).
     eval_every, patience : int
         Validate every ``eval_every`` steps; stop after ``patience`` validations without a
         better mean foreground Dice; the best weights are kept.
@@ -97,6 +103,10 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
     batch_size = batch_size or d["batch_size"]
     max_steps = max_steps or d["max_steps"]
     lr = lr or d["lr"]
+    class_weight = tuple(float(c) for c in (class_weight or d["class_weight"]))
+    if len(class_weight) != len(TASK_CLASSES[task]):
+        raise OptionError(f"class_weight={class_weight!r}; expected one weight per class "
+                          f"{list(TASK_CLASSES[task])}")
     if val_subjects is None:
         train_s, val_s = subject_split(subjects, n_val=n_val, seed=seed)
     else:
@@ -114,12 +124,14 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
     rng = np.random.default_rng(seed)
     classes = TASK_CLASSES[task]
     settings = dict(encoder=encoder, encoder_depth=encoder_depth,
-                    decoder_channels=list(decoder_channels), downsample=downsample, crop=crop,
-                    batch_size=batch_size, max_steps=max_steps, lr=lr, seed=seed,
+                    decoder_channels=list(decoder_channels), downsample=downsample,
+                    upsample=int(upsample), crop=crop,
+                    batch_size=batch_size, max_steps=max_steps, lr=lr,
+                    class_weight=list(class_weight), seed=seed,
                     val_subjects=list(val_s))
     ck = Checkpoint(task=task, classes=classes, encoder=encoder, encoder_depth=encoder_depth,
                     decoder_channels=tuple(decoder_channels), downsample=downsample,
-                    data_hash=data_hash(frames, roi, vessels, repr(sorted(settings.items()))),
+                    upsample=int(upsample), data_hash=data_hash(frames, roi, vessels, repr(sorted(settings.items()))),
                     settings=settings)
     from irtrepro.vision.infer import forward, predict_labels
 
@@ -128,13 +140,14 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max_steps,
                                                 pct_start=0.15)
-    weight = torch.tensor([1.0, 2.0, 2.0] if task == "roi" else [1.0, 3.0, 10.0])
+    weight = torch.tensor(class_weight)
     target_of = (lambda r, v: r) if task == "roi" else (lambda r, v: v)
     best, best_state, bad_evals, losses, history = -1.0, None, 0, [], []
     t0 = time.perf_counter()
     step = 0
     for step in range(1, max_steps + 1):
-        f, r, v = sample_batch(rng, frames, roi, vessels, tr_idx, batch_size, crop)
+        f, r, v = sample_batch(rng, frames, roi, vessels, tr_idx, batch_size, crop,
+                               vessel_focus=vessel_focus)
         f, r, v = augment(rng, torch.from_numpy(f), torch.from_numpy(r.astype(np.int64)),
                           torch.from_numpy(v.astype(np.int64)))
         if task == "vessels":

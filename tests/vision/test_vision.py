@@ -116,3 +116,78 @@ def test_segment_store_writes_masks_and_extract_store_reads_them(tmp_path):
     feats = extract_store(store, chunk_frames=4, per_frame=True, features=["calf_area"])
     np.testing.assert_array_equal(feats.calf_area.sel(side="left").values,
                                   (out["roi"].values == 1).sum((1, 2)))
+
+
+def test_upsampled_model_returns_input_resolution():
+    from irtrepro.vision.infer import predict_labels
+    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
+
+    ck = Checkpoint(task="vessels", classes=TASK_CLASSES["vessels"], upsample=2,
+                    decoder_channels=(8, 8, 4))
+    ck.state_dict = ck.build().state_dict()
+    frames = np.random.default_rng(1).normal(30, 1, (2, 21, 27)).astype(np.float32)
+    assert predict_labels(ck, frames).shape == (2, 21, 27)
+
+
+def test_vessel_focus_centres_crops_on_vessels():
+    from irtrepro.vision.data import sample_batch
+
+    n, h, w = 4, 40, 40
+    roi = np.zeros((n, h, w), np.uint8)
+    roi[:, 5:35, 5:35] = 1
+    ves = np.zeros_like(roi)
+    ves[:, 30, 30] = 2                     # one perforator pixel per frame, near a corner
+    frames = np.zeros((n, h, w), np.float32)
+    rng = np.random.default_rng(0)
+    _, _, v = sample_batch(rng, frames, roi, ves, np.arange(n), 16, 8, vessel_focus=1.0)
+    assert (v == 2).any((1, 2)).all()      # every window holds the perforator
+    _, _, v0 = sample_batch(rng, frames, roi, ves, np.arange(n), 16, 8, vessel_focus=0.0)
+    assert not (v0 == 2).any((1, 2)).all()
+
+
+def test_calf_boxes_cover_each_calf_with_one_size():
+    from irtrepro.vision.infer import _calf_boxes
+
+    roi = np.zeros((3, 50, 60), np.uint8)
+    roi[0, 10:30, 5:15] = 1
+    roi[0, 12:40, 40:52] = 2
+    roi[1, 0:20, 45:60] = 2                # touches the frame border
+    boxes, (bh, bw) = _calf_boxes(roi, margin=3)
+    assert (bh, bw) == (28 + 6, 15 + 6)
+    assert {(k, s) for k, s, _, _ in boxes} == {(0, 1), (0, 2), (1, 2)}
+    for k, side, y0, x0 in boxes:
+        assert 0 <= y0 <= 50 - bh and 0 <= x0 <= 60 - bw
+        inside = np.zeros((50, 60), bool)
+        inside[y0:y0 + bh, x0:x0 + bw] = True
+        assert not ((roi[k] == side) & ~inside).any()
+
+
+def test_box_inference_matches_whole_frame_inference(monkeypatch):
+    """Calf boxes are cut, normalised and pasted back exactly: with a pointwise stand-in
+    for the networks (receptive field one pixel) box and whole-frame inference agree."""
+    import irtrepro.vision.infer as inf
+    from irtrepro.synth.thermogram import render_session
+    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
+    from tests.synth.test_thermogram import make_truth
+
+    ds = render_session(make_truth(20), shape=(96, 128), seed=0, frame_interval_s=2)
+    f, roi_true = ds.frames.values, ds.roi.values
+
+    def pointwise(model, ck, x):   # logits from the normalised pixel value alone
+        if ck.task == "roi":        # the ground-truth calves stand in for the ROI model
+            key = tuple(x.shape)
+            lab = torch.from_numpy(roi_true[starts[key]:starts[key] + x.shape[0]]).long()
+        else:
+            lab = (x > -0.1).long() + (x > 0.2).long()
+        return torch.nn.functional.one_hot(lab, 3).permute(0, 3, 1, 2).float()
+
+    starts = {}
+    monkeypatch.setattr(inf, "forward", pointwise)
+    cks = [Checkpoint(task=t, classes=TASK_CLASSES[t]) for t in ("roi", "vessels")]
+    starts[(len(f), *f.shape[1:])] = 0
+    r, v = inf.predict_masks(f, *cks, batch_size=len(f), models=(None, None), margin=4)
+    full = inf.predict_labels(cks[1], f, model=object())
+    full[roi_true == 0] = 0
+    np.testing.assert_array_equal(r, roi_true)
+    np.testing.assert_array_equal(v, full)
+    assert (v > 0).any() and (v == 0).any()
