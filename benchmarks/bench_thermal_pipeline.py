@@ -1,19 +1,32 @@
 """Thermal pipeline throughput: inference, metric extraction, frame -> metrics; peak memory.
 
-Prints figures; asserts nothing. Run: ``python benchmarks/bench_thermal_pipeline.py``.
-Threads: torch uses 2 (the machine's cores); numbers depend on machine load.
+Prints figures; asserts nothing. Run: ``python benchmarks/bench_thermal_pipeline.py``
+(``--roi-model``/``--vessel-model`` checkpoints; by default the newest trained ones under
+``data/cache/models/vision``, else untrained networks of the default architecture, which cost
+the same per pixel but give the vessel model random calf boxes).
+
+Threads: torch uses 2 (the machine's cores); figures depend on machine load.
+Peak memory of a 10^4-frame session is measured in a fresh subprocess that streams the
+frames and masks from a zarr store on disk through :func:`irtrepro.features.extract_store`.
 """
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import io
 import pstats
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def truth(n: int) -> xr.Dataset:
@@ -39,62 +52,113 @@ def rate(fn, n: int, repeat: int = 2) -> float:
     return n / best
 
 
+def checkpoints(roi_path: str | None, ves_path: str | None):
+    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
+
+    found = {}
+    for task, given in (("roi", roi_path), ("vessels", ves_path)):
+        path = Path(given) if given else None
+        if path is None:
+            cands = sorted((ROOT / "data" / "cache" / "models" / "vision").rglob(f"{task}_*.pt"),
+                           key=lambda p: p.stat().st_mtime)
+            path = cands[-1] if cands else None
+        if path is not None:
+            found[task] = (Checkpoint.load(path, task=task), str(path))
+        else:
+            ck = Checkpoint(task=task, classes=TASK_CLASSES[task],
+                            upsample=2 if task == "vessels" else 1)
+            ck.state_dict = ck.build().state_dict()
+            found[task] = (ck, "untrained (default architecture)")
+    return found
+
+
+def memory_child(store: str) -> None:
+    """Run in a fresh process: stream a store through extraction, print peak RSS."""
+    from irtrepro.features.extract import extract_store
+    from irtrepro.io.thermal import open_frame_store
+
+    n = open_frame_store(store)["frames"].shape[0]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    out = extract_store(store, chunk_frames=256)
+    dt = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  extraction {dt:.1f} s ({n / dt:.0f} frames/s), {out.sizes['time']} seconds out; "
+          f"peak RSS {peak:.0f} MiB (after imports {before:.0f} MiB)")
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--roi-model")
+    ap.add_argument("--vessel-model")
+    ap.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
+
+    import dask.array as da
     import torch
 
     from irtrepro.features import compute_features
-    from irtrepro.features.extract import extract_session
+    from irtrepro.io.thermal import frames_dataarray, write_frames
     from irtrepro.synth.thermogram import render_session
-    from irtrepro.vision.infer import predict_masks
-    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
+    from irtrepro.vision.infer import predict_labels, predict_masks
 
     torch.set_num_threads(2)
-    roi_ck = Checkpoint(task="roi", classes=TASK_CLASSES["roi"], downsample=2)
-    ves_ck = Checkpoint(task="vessels", classes=TASK_CLASSES["vessels"])
-    roi_ck.state_dict = roi_ck.build().state_dict()
-    ves_ck.state_dict = ves_ck.build().state_dict()
-    models = (roi_ck.build(), ves_ck.build())
-    print(f"torch threads {torch.get_num_threads()}, device cpu")
-    for shape, n_feat, n_inf in (((120, 160), 512, 64), ((480, 640), 64, 8)):
+    cks = checkpoints(args.roi_model, args.vessel_model)
+    roi_ck, ves_ck = cks["roi"][0], cks["vessels"][0]
+    models = tuple(ck.build().to(memory_format=torch.channels_last) for ck in (roi_ck, ves_ck))
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device cpu")
+    for task in ("roi", "vessels"):
+        ck = cks[task][0]
+        print(f"  {task}: {cks[task][1]} (encoder {ck.encoder}, downsample {ck.downsample}, "
+              f"upsample {getattr(ck, 'upsample', 1)})")
+    for shape, n_feat, n_inf in (((120, 160), 1024, 96), ((480, 640), 64, 8)):
         ds = render_session(truth(n_feat * 5), shape=shape, seed=0, frame_interval_s=5)
         f, r, v = ds.frames.values, ds.roi.values, ds.vessels.values
         fps_feat = rate(lambda f=f, r=r, v=v: compute_features(f, r, v), len(f))
         fi = f[:n_inf]
+        fps_roi = rate(lambda fi=fi: predict_labels(roi_ck, fi, model=models[0]), n_inf)
         fps_inf = rate(lambda fi=fi: predict_masks(fi, roi_ck, ves_ck, models=models), n_inf)
 
         def whole(fi=fi):
             pr, pv = predict_masks(fi, roi_ck, ves_ck, models=models)
             compute_features(fi, pr, pv)
         fps_all = rate(whole, n_inf)
-        print(f"{shape[1]}x{shape[0]}: metric extraction {fps_feat:8.0f} frames/s | inference "
-              f"{fps_inf:6.1f} frames/s | frame -> metrics {fps_all:6.1f} frames/s")
+        print(f"{shape[1]}x{shape[0]}: metric extraction {fps_feat:7.0f} frames/s | inference "
+              f"(ROI + vessels) {fps_inf:6.1f} frames/s (ROI alone {fps_roi:6.1f}) | frame -> "
+              f"metrics {fps_all:6.1f} frames/s")
         if shape == (120, 160):
+            for fam, names in (("region statistics", ["tnv_mean"]),
+                               ("connected components", ["vein_count"]),
+                               ("quality flags", ["valid"])):
+                fps = rate(lambda f=f, r=r, v=v, names=names:
+                           compute_features(f, r, v, features=names), len(f))
+                print(f"  {fam:22s} alone {fps:7.0f} frames/s")
             prof = cProfile.Profile()
             prof.enable()
             compute_features(f, r, v)
             prof.disable()
             s = io.StringIO()
-            pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(6)
-            print("where the metric time goes (160x120):")
-            print("\n".join(line for line in s.getvalue().splitlines()[6:16] if line.strip()))
-    # peak memory of a 10^4-frame session streamed through extraction (dask-backed frames)
-    import dask.array as da
-
+            pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(8)
+            print("where the metric time goes (160x120, tottime):")
+            print("\n".join(line for line in s.getvalue().splitlines()[6:18] if line.strip()))
+    # a 10^4-frame session on disk (500 rendered frames repeated), streamed in a fresh process
     ds = render_session(truth(500 * 5), seed=1, frame_interval_s=5)
     reps = 20
-    frames = da.concatenate([da.from_array(ds.frames.values, chunks=(256, 120, 160))] * reps)
-    roi = da.concatenate([da.from_array(ds.roi.values, chunks=(256, 120, 160))] * reps)
-    ves = da.concatenate([da.from_array(ds.vessels.values, chunks=(256, 120, 160))] * reps)
+    chunks = (64, 120, 160)
+    frames = da.concatenate([da.from_array(ds.frames.values, chunks=chunks)] * reps)
+    roi = da.concatenate([da.from_array(ds.roi.values, chunks=chunks)] * reps)
+    ves = da.concatenate([da.from_array(ds.vessels.values, chunks=chunks)] * reps)
     t = np.arange(frames.shape[0]) * 0.2
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t0 = time.perf_counter()
-    out = extract_session(frames, roi, ves, time=t, chunk_frames=256)
-    dt = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"10^4-frame session ({frames.shape[0]} frames 160x120, chunks of 256): extraction "
-          f"{frames.shape[0] / dt:.0f} frames/s, {out.sizes['time']} seconds out; peak RSS "
-          f"{after:.0f} MiB (before {before:.0f} MiB; frames themselves would be "
-          f"{frames.nbytes / 2**20:.0f} MiB)")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "session.zarr"
+        write_frames(store, frames_dataarray(frames, t), masks={"roi": roi, "vessels": ves},
+                     progress=False)
+        print(f"10^4-frame session ({frames.shape[0]} frames 160x120 on disk; in memory the "
+              f"frames alone would take {frames.nbytes / 2**20:.0f} MiB as float32):")
+        subprocess.run([sys.executable, __file__, "--memory-child", str(store)], check=True)
 
 
 if __name__ == "__main__":

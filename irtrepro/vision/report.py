@@ -35,15 +35,31 @@ def _training_arrays(sessions, max_frames: int, progress):
     return np.concatenate(F), np.concatenate(R), np.concatenate(V), S
 
 
+def model_key(frames, roi, vessels, *, seed: int, settings: dict) -> str:
+    """Cache key of the trained models: what decides their weights.
+
+    Data, seed, settings, the defaults the settings fall back on and the training code itself
+    (a changed default must never reuse models trained under the old one).
+    """
+    from irtrepro.vision.data import data_hash
+    from irtrepro.vision.train import TASK_DEFAULTS
+
+    code = hashlib.sha256()
+    for name in ("train.py", "data.py", "models.py", "infer.py"):
+        code.update((Path(__file__).parent / name).read_bytes())
+    extra = json.dumps([seed, settings, TASK_DEFAULTS, code.hexdigest()], sort_keys=True,
+                       default=str)
+    return data_hash(frames, roi, vessels, extra)[:16]
+
+
 def train_or_load(frames, roi, vessels, subjects, cache_dir: Path, *, seed: int = 0,
                   settings: dict | None = None):
     """Train both models, or load them from ``cache_dir`` when data and settings match."""
-    from irtrepro.vision.data import data_hash
     from irtrepro.vision.models import Checkpoint
     from irtrepro.vision.train import train_segmenter
 
     settings = dict(settings or {})
-    key = data_hash(frames, roi, vessels, json.dumps([seed, settings], sort_keys=True))[:16]
+    key = model_key(frames, roi, vessels, seed=seed, settings=settings)
     out = []
     for task in ("roi", "vessels"):
         path = Path(cache_dir) / f"{task}_{key}.pt"
@@ -102,7 +118,10 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     part.timings["train_or_load"] = time.perf_counter() - t0
     del F, R, V
     dev = device()
-    models = (roi_ck.build().to(dev), ves_ck.build().to(dev))
+    import torch
+
+    models = tuple(ck.build().to(dev, memory_format=torch.channels_last)
+                   for ck in (roi_ck, ves_ck))
     per_session, err_rows, t_pairs, p_pairs = {}, [], [], []
     example = None
     t0 = time.perf_counter()

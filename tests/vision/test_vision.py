@@ -191,3 +191,20 @@ def test_box_inference_matches_whole_frame_inference(monkeypatch):
     np.testing.assert_array_equal(r, roi_true)
     np.testing.assert_array_equal(v, full)
     assert (v > 0).any() and (v == 0).any()
+
+
+def test_model_cache_key_follows_defaults_and_settings(monkeypatch):
+    """A changed training default must not reuse models trained under the old one."""
+    from irtrepro.vision import train
+    from irtrepro.vision.report import model_key
+
+    f = np.zeros((2, 8, 8), np.float32)
+    r = np.zeros((2, 8, 8), np.uint8)
+    k0 = model_key(f, r, r, seed=0, settings={})
+    assert model_key(f, r, r, seed=0, settings={}) == k0
+    assert model_key(f, r, r, seed=1, settings={}) != k0
+    assert model_key(f, r, r, seed=0, settings={"roi": {"max_steps": 5}}) != k0
+    patched = {k: dict(v) for k, v in train.TASK_DEFAULTS.items()}
+    patched["vessels"]["max_steps"] += 1
+    monkeypatch.setattr(train, "TASK_DEFAULTS", patched)
+    assert model_key(f, r, r, seed=0, settings={}) != k0
