@@ -13,6 +13,10 @@ import xarray as xr
 
 from irtrepro._logging import logger, progress_bar
 
+#: metrics whose segmentation-caused error the report tables (name -> units)
+ERROR_METRICS = {"calf_mean": "degC", "tnv_mean": "degC", "tp_mean": "degC", "tv_mean": "degC",
+                 "tp_entropy": "bit", "tnv_entropy": "bit"}
+
 
 def _load_session(entry):
     from irtrepro.io.thermal import open_frame_store
@@ -141,7 +145,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                 gr, gv = gr.values, gv.values
                 t_pairs.append((gr, np.where(gr > 0, gv, 0)))
                 p_pairs.append((pr, pv))
-                names = ["calf_mean", "tnv_mean", "tp_mean", "tv_mean"]
+                names = list(ERROR_METRICS)
                 from irtrepro.features import compute_features
 
                 a = compute_features(f, pr, pv, features=names)
@@ -169,11 +173,11 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
             q, f"Per-class pixel scores pooled over all frames of the held-out subjects {held} "
                f"(models trained on {train_s}); Dice = F1.")
         rows = []
-        for n in ("calf_mean", "tnv_mean", "tp_mean", "tv_mean"):
+        for n, units in ERROR_METRICS.items():
             d = np.concatenate([r["errors"] for r in err_rows if r["metric"] == n])
             rows.append({"metric": n, "median_abs_error": float(np.median(d)) if d.size else np.nan,
                          "p95_abs_error": float(np.percentile(d, 95)) if d.size else np.nan,
-                         "n": int(d.size), "units": "degC"})
+                         "n": int(d.size), "units": units})
         part.tables["metric_error"] = (
             pd.DataFrame(rows), "Absolute difference per frame and calf between the metric "
             "under predicted masks and under ground-truth masks (held-out subjects).")
@@ -223,6 +227,3 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     part.timings["total"] = time.perf_counter() - t_start
     return part
 
-
-def _hash_settings(d: dict) -> str:
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
