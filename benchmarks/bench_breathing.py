@@ -1,7 +1,9 @@
 """Breathing benchmark: ablation table on held-out synthetic subjects and camera RR errors.
 
-Prints the table (no assertions). Uses the physiology truth when available, else the small
-hand-made truth of :mod:`irtrepro.synth.face`. ``python benchmarks/bench_breathing.py [n_subjects]``
+Prints the table (no assertions) on the physiology truth.
+``python benchmarks/bench_breathing.py [n_subjects] [--validation]``; ``--validation`` also scores
+every row on validation subjects drawn from the training subjects only (two inner splits,
+:func:`irtrepro.breathing.evaluate.validate_ablation`), where settings are to be chosen.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import numpy as np
 import pandas as pd
 
 
-def main(n_subjects: int = 6) -> None:
+def main(n_subjects: int = 6, validation: bool = False) -> None:
     import torch
 
     torch.set_num_threads(1)
     from irtrepro.breathing.data import ImageSet, session_images
-    from irtrepro.breathing.evaluate import run_ablation, split_subjects
+    from irtrepro.breathing.evaluate import run_ablation, split_subjects, validate_ablation
     from irtrepro.breathing.signal import signal_baseline
     from irtrepro.synth.face import render_face_session
     from irtrepro.synth.physiology import SynthConfig, simulate_breaths, simulate_study
@@ -52,6 +54,12 @@ def main(n_subjects: int = 6) -> None:
     print(f"held-out subjects {test_subs}; {int((~test).sum())} train / {int(test.sum())} test "
           f"frames; ablation wall time {time.perf_counter() - t0:.0f} s")
     print(table.round(3).to_string(index=False))
+    if validation:
+        t0 = time.perf_counter()
+        val = validate_ablation(data.subset(~test))
+        print(f"validation on training subjects only ({time.perf_counter() - t0:.0f} s)")
+        print(val.round(3)[["fold", "validation_subjects", "method", "accuracy", "f1", "fp",
+                            "fn", "train_s"]].to_string(index=False))
     rr = pd.concat(rr, ignore_index=True)
     print(f"RR MAE vs truth (all sessions, running): {rr['err'].abs().mean():.2f} min-1 "
           f"(periodogram only {rr['err_periodogram'].abs().mean():.2f}), n={rr['err'].notna().sum()}"
@@ -59,4 +67,5 @@ def main(n_subjects: int = 6) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 6)
+    args = [a for a in sys.argv[1:] if a != "--validation"]
+    main(int(args[0]) if args else 6, validation="--validation" in sys.argv[1:])

@@ -11,8 +11,8 @@ from irtrepro._logging import logger
 from irtrepro.breathing.data import ImageSet
 from irtrepro.errors import ModelError
 
-__all__ = ["classification_metrics", "split_subjects", "run_ablation", "true_rate_from_labels",
-           "window_mean", "agreement"]
+__all__ = ["classification_metrics", "split_subjects", "run_ablation", "validate_ablation",
+           "true_rate_from_labels", "window_mean", "agreement"]
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
@@ -117,6 +117,37 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
     cols = ["method", "accuracy", "precision", "recall", "f1", "accuracy_hard", "tn", "fp",
             "fn", "tp", "n", "ms_per_image", "train_s"]
     return pd.DataFrame(out)[cols], models
+
+
+def validate_ablation(train_set: ImageSet, *, rows: dict | None = None, folds=(0, 1),
+                      test_fraction: float = 0.3, progress: bool | None = None
+                      ) -> pd.DataFrame:
+    """Score ablation rows on validation subjects drawn from the **training** subjects only.
+
+    For each seed in ``folds`` the subjects of ``train_set`` are split again
+    (:func:`split_subjects`), every row is trained on the inner training subjects and scored
+    on the inner validation subjects. This is where settings are chosen; the held-out
+    subjects of the outer split are never seen.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The :func:`run_ablation` columns plus ``fold`` and ``validation_subjects``, one row per
+        (fold, method), followed by one ``fold == "mean"`` row per method (mean accuracy and
+        F1 over the folds).
+    """
+    out = []
+    subjects = train_set.meta["subject"].astype(str)
+    for fold in folds:
+        inner, val = split_subjects(subjects, test_fraction=test_fraction, seed=int(fold))
+        is_val = subjects.isin(val).to_numpy()
+        table, _ = run_ablation(train_set.subset(~is_val), train_set.subset(is_val), rows=rows,
+                                progress=progress)
+        out.append(table.assign(fold=str(fold), validation_subjects=" ".join(val)))
+    res = pd.concat(out, ignore_index=True)
+    mean = res.groupby("method", sort=False)[["accuracy", "f1", "train_s"]].mean().reset_index()
+    mean["fold"], mean["validation_subjects"] = "mean", ""
+    return pd.concat([res, mean], ignore_index=True)
 
 
 def true_rate_from_labels(time: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -217,3 +217,17 @@ def test_full_method_network_sees_every_training_subject(toy):
     assert m.history["n_train"] == 2 * np.bincount(toy.labels).max()
     held = train(toy, replace(cfg, ensemble_holdout=0.25))
     assert held.history["n_train"] < m.history["n_train"]
+
+
+def test_validation_uses_training_subjects_only(toy):
+    from irtrepro.breathing.evaluate import validate_ablation
+
+    rows = {"plain CNN": replace(ABLATION["plain CNN"], **{**TINY, "epochs": 1})}
+    train_part = toy.subset(toy.meta["subject"].isin(["S0", "S1", "S2"]).to_numpy())
+    res = validate_ablation(train_part, rows=rows, folds=(0, 1))
+    per_fold = res[res["fold"] != "mean"]
+    assert len(per_fold) == 2 and set(res["fold"]) == {"0", "1", "mean"}
+    val = {s for v in per_fold["validation_subjects"] for s in v.split()}
+    assert val <= {"S0", "S1", "S2"}  # S3 (the outer held-out subject) is never used
+    assert per_fold["n"].sum() == sum((train_part.meta["subject"] == s).sum() for s in
+                                      per_fold["validation_subjects"])
