@@ -127,7 +127,10 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None, c
            f"on paired frames without thermal labels (beta={cfg.beta}); baseline trained on the "
            f"thermal frames with the labels the teacher had. Crops {cfg.crop_hw[0]}x{cfg.crop_hw[1]}, "
            f"heatmaps {cfg.hm_hw[0]}x{cfg.hm_hw[1]}, deconv width {cfg.deconv_ch} (published: "
-           f"256x192, 64x48, 256). FLOPs by torch FlopCounterMode, one crop.")
+           f"256x192, 64x48, 256); teacher/baseline {cfg.teacher_epochs} epochs, students "
+           f"{cfg.max_epochs}; flip test {'on' if cfg.flip_test else 'off'}. AP_run / AP_tug: "
+           f"the running (from behind) and Timed Up and Go (side view) frames alone. FLOPs by "
+           f"torch FlopCounterMode, one crop.")
     part.tables["keypoints_ap"] = (summ, cap)
     part.tables["keypoints_folds"] = (res["table"], "Per-fold results of the table above.")
     if len(res["beta"]):

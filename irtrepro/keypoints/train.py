@@ -41,10 +41,13 @@ class KeypointConfig:
     """Settings of the keypoint experiment.
 
     The defaults are the *report* configuration sized for 2 CPU cores (crops 64x48, heatmaps
-    16x12 with sigma 1, decoder width 64, batch 16 with warm-up + cosine learning rate; see
-    ``docs/keypoints.md`` for the measurements behind it); :meth:`published` gives the
-    published 256x192 / 64x48 / 256 setting (batch 50, plateau schedule). ``folds=None`` means
-    full leave-one-subject-out.
+    16x12 with sigma 1, decoder width 64, batch 16 with warm-up + cosine learning rate, teacher
+    and baseline 80 epochs, students 12; see ``docs/keypoints.md`` for the measurements behind
+    it); :meth:`published` gives the published 256x192 / 64x48 / 256 setting (batch 50, plateau
+    schedule). ``folds=None`` means full leave-one-subject-out. ``flip_augment``: mirror half of
+    each training batch (left/right keypoints swapped; for the student the crop is paired with
+    the teacher's output on the mirrored RGB crop); measured not to help at the report size, so
+    off. ``flip_test``: average the heatmaps of a crop and of its mirror at inference.
     """
 
     crop_hw: tuple[int, int] = (64, 48)
@@ -64,11 +67,13 @@ class KeypointConfig:
     baseline_lr: float = 2e-3
     batch: int = 16
     max_epochs: int = 12
-    teacher_epochs: int = 25
+    teacher_epochs: int = 80
     patience: int = 4
     schedule: str = "cosine"
     val_fraction: float = 0.1
     min_score: float = 0.15
+    flip_augment: bool = False
+    flip_test: bool = True
     seed: int = 0
 
     @property
@@ -175,6 +180,33 @@ def _torch():
     return torch
 
 
+def flip_permutation() -> np.ndarray:
+    """Keypoint order after a left/right mirror (COCO: left and right joints swap)."""
+    from irtrepro.synth.pose import FLIP_PAIRS
+
+    perm = np.arange(17)
+    for a, b in FLIP_PAIRS:
+        perm[a], perm[b] = b, a
+    return perm
+
+
+def _flip(t, perm=None):
+    """Mirror a (N, C, h, w) tensor along width; with ``perm`` also swap the keypoint channels
+    (heatmaps) or entries (N, K weights). Crops and heatmaps share the window-centred grid
+    convention of :func:`~irtrepro.keypoints.detector.crop_to_image`, so mirroring the arrays
+    mirrors the coordinates exactly."""
+    if t.ndim == 4:
+        t = t.flip(-1)
+    return t if perm is None else t[:, perm]
+
+
+def _random_flip(idx: np.ndarray, train: bool, on: bool, rng) -> np.ndarray:
+    """Boolean mask of the batch rows to mirror (half of them on average; none in validation)."""
+    if not (train and on):
+        return np.zeros(len(idx), bool)
+    return rng.random(len(idx)) < 0.5
+
+
 def _rgb_input(x_uint8):
     return x_uint8.float() / 255.0 - 0.5
 
@@ -275,11 +307,19 @@ def train_supervised(kind: str, x: np.ndarray, targets: np.ndarray, weights: np.
     X = torch.from_numpy(x)
     T = torch.from_numpy(targets)
     W = torch.from_numpy(weights)
+    perm = torch.from_numpy(flip_permutation())
+    frng = np.random.default_rng(seed + 7)
 
     def loss_fn(idx, train):
         xb = _rgb_input(X[idx]) if rgb else X[idx].float()
+        tb, wb = T[idx], W[idx]
+        fl = _random_flip(idx, train, cfg.flip_augment, frng)
+        if fl.any():  # mirrored crops with mirrored, left/right-swapped targets
+            f = torch.from_numpy(fl)
+            xb, tb, wb = xb.clone(), tb.clone(), wb.clone()
+            xb[f], tb[f], wb[f] = _flip(xb[f]), _flip(tb[f], perm), _flip(wb[f], perm)
         _, hm = model(xb)
-        return adaptive_wing(hm, T[idx], weight=W[idx])
+        return adaptive_wing(hm, tb, weight=wb)
 
     hist = _fit(list(model.parameters()), loss_fn, len(x), lr=lr, batch=cfg.batch,
                 max_epochs=epochs, patience=cfg.patience, val_fraction=cfg.val_fraction,
@@ -287,14 +327,17 @@ def train_supervised(kind: str, x: np.ndarray, targets: np.ndarray, weights: np.
     return model, hist
 
 
-def teacher_outputs(teacher, rgb: np.ndarray, batch: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Latents and heatmaps of the frozen teacher on RGB crops (float32 arrays)."""
+def teacher_outputs(teacher, rgb: np.ndarray, batch: int = 100, *,
+                    flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Latents and heatmaps of the frozen teacher on RGB crops (float32 arrays); ``flip``: on
+    the mirrored crops."""
     torch = _torch()
     teacher.eval()
     zs, hs = [], []
     with torch.no_grad():
         for s in range(0, len(rgb), batch):
-            z, h = teacher(_rgb_input(torch.from_numpy(rgb[s:s + batch])))
+            xb = _rgb_input(torch.from_numpy(rgb[s:s + batch]))
+            z, h = teacher(xb.flip(-1) if flip else xb)
             zs.append(z.numpy())
             hs.append(h.numpy())
     return np.concatenate(zs), np.concatenate(hs)
@@ -302,10 +345,13 @@ def teacher_outputs(teacher, rgb: np.ndarray, batch: int = 100) -> tuple[np.ndar
 
 def train_student(kind: str, x_thermal: np.ndarray, z_t: np.ndarray, hm_t: np.ndarray, decoder,
                   cfg: KeypointConfig, *, beta: float, seed: int, progress=None,
-                  epochs: int | None = None):
+                  epochs: int | None = None, flipped: tuple[np.ndarray, np.ndarray] | None = None):
     """Distil a thermal encoder into the teacher's latent space (decoder frozen).
 
     Loss ``beta * L1(z_s, z_t) + (1 - beta) * AWing(decoder(z_s), clip(hm_t, 0, 1))``.
+    ``flipped``: the teacher's latents and heatmaps on the *mirrored* RGB crops; when given (and
+    ``cfg.flip_augment``), half of each batch is the mirrored thermal crop paired with them (a
+    mirrored pair is still a pair: no label enters).
     """
     torch = _torch()
     import copy
@@ -324,14 +370,25 @@ def train_student(kind: str, x_thermal: np.ndarray, z_t: np.ndarray, hm_t: np.nd
     X = torch.from_numpy(x_thermal)
     Z = torch.from_numpy(z_t)
     H = torch.from_numpy(np.clip(hm_t, 0, 1))
+    use_flip = flipped is not None and cfg.flip_augment
+    if use_flip:
+        Zf = torch.from_numpy(flipped[0])
+        Hf = torch.from_numpy(np.clip(flipped[1], 0, 1))
+    frng = np.random.default_rng(seed + 11)
 
     def loss_fn(idx, train):
-        z = enc(X[idx].float())
+        xb, zt, ht = X[idx].float(), Z[idx], H[idx]
+        fl = _random_flip(idx, train, use_flip, frng)
+        if fl.any():
+            f = torch.from_numpy(fl)
+            xb, zt, ht = xb.clone(), zt.clone(), ht.clone()
+            xb[f], zt[f], ht[f] = _flip(xb[f]), Zf[idx[fl]], Hf[idx[fl]]
+        z = enc(xb)
         loss = 0.0
         if beta > 0:
-            loss = loss + beta * (z - Z[idx]).abs().mean()
+            loss = loss + beta * (z - zt).abs().mean()
         if beta < 1:
-            loss = loss + (1 - beta) * adaptive_wing(dec(z), H[idx])
+            loss = loss + (1 - beta) * adaptive_wing(dec(z), ht)
         return loss
 
     hist = _fit(list(enc.parameters()), loss_fn, len(x_thermal), lr=cfg.lr, batch=cfg.batch,
@@ -348,15 +405,23 @@ def train_student(kind: str, x_thermal: np.ndarray, z_t: np.ndarray, hm_t: np.nd
 # --------------------------------------------------------------------------------------------
 def predict_crops(model, x: np.ndarray, cfg: KeypointConfig, *, rgb: bool = False,
                   batch: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmap-decoded keypoints on crops: ``xy`` (N, 17, 2) heatmap px and scores (N, 17)."""
+    """Heatmap-decoded keypoints on crops: ``xy`` (N, 17, 2) heatmap px and scores (N, 17).
+
+    With ``cfg.flip_test`` the heatmaps are the mean of the crop's and of its mirror's
+    (mirrored back, left/right channels swapped), as in SimpleBaseline/ViTPose testing.
+    """
     torch = _torch()
     model.eval()
     hms = []
+    perm = torch.from_numpy(flip_permutation())
     with torch.no_grad():
         for s in range(0, len(x), batch):
             xb = torch.from_numpy(x[s:s + batch])
             xb = _rgb_input(xb) if rgb else xb.float()
-            hms.append(model(xb)[1].numpy())
+            hm = model(xb)[1]
+            if cfg.flip_test:
+                hm = 0.5 * (hm + _flip(model(xb.flip(-1))[1], perm))
+            hms.append(hm.numpy())
     hm = np.concatenate(hms) if hms else np.zeros((0, 17, *cfg.hm_hw))
     return decode_heatmaps(hm, sigma=cfg.sigma)
 
@@ -426,6 +491,18 @@ def evaluate_crops(model, cs: CropSet, idx: np.ndarray, cfg: KeypointConfig, *,
     return coco_keypoint_ap(gt, res)
 
 
+def evaluate_by_activity(model, cs: CropSet, idx: np.ndarray, cfg: KeypointConfig, *,
+                         rgb: bool = False) -> dict:
+    """:func:`evaluate_crops` on rows ``idx`` plus ``AP_run`` / ``AP_tug``: the AP of the running
+    (seen from behind) and of the Timed Up and Go (side view, smaller person) frames alone."""
+    idx = np.asarray(idx)
+    out = evaluate_crops(model, cs, idx, cfg, rgb=rgb)
+    for act in ("run", "tug"):
+        sub = idx[cs.activity[idx] == act]
+        out[f"AP_{act}"] = evaluate_crops(model, cs, sub, cfg, rgb=rgb)["AP"] if len(sub) else np.nan
+    return out
+
+
 def make_folds(subjects: list[str], folds: int | None) -> list[list[str]]:
     """Held-out subject groups: one per subject (``folds=None``) or ``folds`` contiguous groups."""
     subjects = list(subjects)
@@ -480,29 +557,37 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
                                       seed=cfg.seed + fi, progress=progress, desc="teacher")
         timings[f"teacher f{fi}"] = time.perf_counter() - t
         hist[f"teacher f{fi}"] = h
-        ap = evaluate_crops(teacher, corpus, test, cfg, rgb=True)
+        ap = evaluate_by_activity(teacher, corpus, test, cfg, rgb=True)
         rows.append({"model": f"teacher ({cfg.teacher}, RGB frames)", **info, **ap,
                      "params": count_params(teacher),
                      "flops": count_flops(teacher, (1, 3, *cfg.crop_hw))})
         z_t, hm_t = teacher_outputs(teacher, corpus.rgb[train])
+        flipped = teacher_outputs(teacher, corpus.rgb[train], flip=True) if cfg.flip_augment else None
         xt = corpus.thermal[train]
         for kind in students:
             t = time.perf_counter()
             st, h = train_student(kind, xt, z_t, hm_t, teacher.decoder, cfg, beta=cfg.beta,
-                                  seed=cfg.seed + fi, progress=progress)
+                                  seed=cfg.seed + fi, progress=progress, flipped=flipped)
             timings[f"student {kind} f{fi}"] = time.perf_counter() - t
             hist[f"student {kind} f{fi}"] = h
-            ap = evaluate_crops(st, corpus, test, cfg)
+            ap = evaluate_by_activity(st, corpus, test, cfg)
             rows.append({"model": f"student {kind} (thermal, distilled)", **info, **ap,
                          "params": count_params(st), "flops": count_flops(st, shape1)})
             if keep_models:
                 models[f"student {kind}"] = st
         for beta in betas:
+            same = [r for r in rows if r["fold"] == fi
+                    and r["model"] == f"student {cfg.student} (thermal, distilled)"]
+            if beta == cfg.beta and same:  # the student row above is this very model (same seed)
+                brows.append({"beta": beta, **info, **{k: same[0][k] for k in
+                                                       ("AP", "AP50", "AP75", "AR", "AP_run",
+                                                        "AP_tug", "n_gt", "n_det")}})
+                continue
             t = time.perf_counter()
             st, _ = train_student(cfg.student, xt, z_t, hm_t, teacher.decoder, cfg, beta=beta,
-                                  seed=cfg.seed + fi, progress=progress)
+                                  seed=cfg.seed + fi, progress=progress, flipped=flipped)
             timings[f"beta {beta} f{fi}"] = time.perf_counter() - t
-            brows.append({"beta": beta, **info, **evaluate_crops(st, corpus, test, cfg)})
+            brows.append({"beta": beta, **info, **evaluate_by_activity(st, corpus, test, cfg)})
         if baseline:
             t = time.perf_counter()
             tgt, wt = heatmap_targets(corpus, lab, cfg)
@@ -511,7 +596,7 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
                                      seed=cfg.seed + fi, progress=progress, desc="baseline")
             timings[f"baseline f{fi}"] = time.perf_counter() - t
             hist[f"baseline f{fi}"] = h
-            ap = evaluate_crops(bl, corpus, test, cfg)
+            ap = evaluate_by_activity(bl, corpus, test, cfg)
             rows.append({"model": "baseline mobilenetv3 (thermal, supervised on L)", **info,
                          **ap, "params": count_params(bl), "flops": count_flops(bl, shape1)})
             if keep_models:
@@ -526,11 +611,12 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean over folds per model: AP, AP50, AP75 (and their min over folds), params, flops."""
+    """Mean over folds per model: AP, AP50, AP75, AR (and AP_run, AP_tug when present), the
+    minimum AP over folds, params, GFLOPs."""
     if table.empty:
         return table
     g = table.groupby("model", sort=False)
-    out = g[["AP", "AP50", "AP75", "AR"]].mean()
+    out = g[[c for c in ("AP", "AP50", "AP75", "AR", "AP_run", "AP_tug") if c in table]].mean()
     out["AP_min_fold"] = g["AP"].min()
     out["params"] = g["params"].first()
     out["gflops"] = g["flops"].first() / 1e9

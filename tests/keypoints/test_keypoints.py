@@ -112,6 +112,34 @@ def test_crop_window_roundtrip():
     np.testing.assert_allclose(c[0, 0, 0], [34, 38, 42, 46])
 
 
+def test_mirror_augmentation_is_geometrically_exact():
+    from irtrepro.keypoints import train
+    from irtrepro.synth.pose import KEYPOINT_NAMES
+
+    perm = train.flip_permutation()
+    names = [KEYPOINT_NAMES[i] for i in perm]
+    assert names[0] == "nose" and names[5] == "right_shoulder" and names[16] == "left_ankle"
+    assert np.array_equal(perm[perm], np.arange(17))
+    # mirroring a frame and its crop window mirrors the crop array ...
+    rng = np.random.default_rng(0)
+    img = rng.random((1, 60, 80)).astype(np.float32)
+    win = np.array([[30.3, 28.1, 40.0, 53.3]])
+    mwin = win.copy()
+    mwin[:, 0] = 79 - win[:, 0]
+    c = detector.crop_images(img, win, (64, 48))
+    cm = detector.crop_images(img[:, :, ::-1].copy(), mwin, (64, 48))
+    np.testing.assert_allclose(cm, c[..., ::-1], atol=1e-5)
+    # ... and the flipped, channel-swapped target heatmaps are the targets of the mirrored
+    # keypoints (left and right exchanged)
+    xy = rng.uniform([5, 5], [70, 55], (1, 17, 2))
+    vis = np.ones((1, 17))
+    t = decode.gaussian_targets(detector.image_to_crop(xy, win, (16, 12)), vis, (16, 12), 1.0)
+    mxy = np.stack([79 - xy[..., 0], xy[..., 1]], -1)[:, perm]
+    tm = decode.gaussian_targets(detector.image_to_crop(mxy, mwin, (16, 12)), vis, (16, 12), 1.0)
+    got = train._flip(torch.from_numpy(t), torch.from_numpy(perm)).numpy()
+    np.testing.assert_allclose(got, tm, atol=1e-6)
+
+
 # ---------------------------------------------------------------- COCO reader
 def test_coco_reader_validates(tmp_path):
     clip = pose.render_running_clip(170.0, n_frames=2, seed=0, rgb=False)
