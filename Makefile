@@ -9,11 +9,12 @@ REPORTS ?= reports
 JOBS ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: install report test bench lint clean help sysdeps
+.PHONY: install report test test-slow bench lint clean help sysdeps
 
 help:
 	@echo "make report   build every figure and table of the default study into $(REPORTS)/"
 	@echo "make test     run the test suite"
+	@echo "make test-slow  end-to-end tests through the trained U-Nets (~10 min)"
 	@echo "make bench    run the benchmarks (prints figures)"
 	@echo "make lint     ruff"
 	@echo "make clean    remove generated data, reports and caches (keeps .venv)"
@@ -44,7 +45,10 @@ report: $(STAMP)
 	$(VENV)/bin/irtrepro -v report --manifest $(MANIFEST) --out $(REPORTS)
 
 test: $(STAMP) sysdeps
-	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q tests
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q -m "not slow" tests
+
+test-slow: $(STAMP) sysdeps
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -q -m slow tests
 
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

@@ -98,7 +98,7 @@ def _calf_boxes(roi: np.ndarray, margin: int) -> tuple[list, tuple[int, int]]:
 
 
 def predict_masks(frames: np.ndarray, roi_ck: Checkpoint, vessel_ck: Checkpoint, *,
-                  batch_size: int = 32, models=None, dev=None, margin: int = 8
+                  batch_size: int = 32, models=None, dev=None, margin: int = 4
                   ) -> tuple[np.ndarray, np.ndarray]:
     """ROI and vessel masks of frames (degC); vessels are kept only inside the predicted calves.
 
