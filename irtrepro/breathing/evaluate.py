@@ -60,7 +60,9 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
         Signal-baseline frame labels on the test sessions: ``label`` (true), ``label_pred``
         and ``seconds_per_image``; adds the row "signal baseline (ROI slope)".
     models : dict, optional
-        Already trained models by row name (reused, e.g. from a cache).
+        Already trained models by row name (reused, e.g. from a cache). A row whose settings
+        differ from an already trained row only in ``adapt_bn`` reuses that model (no training,
+        ``train_s`` 0). Test images are grouped by ``subject`` for ``adapt_bn``.
 
     Returns
     -------
@@ -73,7 +75,7 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
     """
     import torch
 
-    from irtrepro.breathing.train import ABLATION, predict_proba, train
+    from irtrepro.breathing.train import ABLATION, BreathModel, predict_proba, same_training, train
 
     rows = rows or ABLATION
     models = dict(models or {})
@@ -94,6 +96,12 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
     threads = torch.get_num_threads()
     for name, cfg in rows.items():
         if name not in models:
+            # a row that differs from a trained one only in prediction (adapt_bn) reuses it
+            twin = next((m for m in models.values() if same_training(m.config, cfg)), None)
+            if twin is not None:
+                models[name] = BreathModel(cfg, twin.state, twin.ensemble,
+                                           {**twin.history, "train_seconds": 0.0})
+        if name not in models:
             logger.info("breathing: training %r", name)
             use_teacher = teacher if teacher is not None and cfg.kd and (
                 teacher.config.grey, teacher.config.amt) == (cfg.grey, cfg.amt) else None
@@ -104,7 +112,8 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
             teacher = model  # the "+ AMT" network is the KD teacher of the rows below
         torch.set_num_threads(1)
         t0 = time.perf_counter()
-        p = predict_proba(model, test_set.images)
+        p = predict_proba(model, test_set.images,
+                          groups=test_set.meta["subject"].astype(str).to_numpy())
         dt = (time.perf_counter() - t0) / max(len(p), 1)
         torch.set_num_threads(threads)
         yhat = p > 0.5

@@ -21,6 +21,11 @@ Stages (in the order the full method applies them)
    probabilities combined with a weight chosen on leave-one-training-subject-out fits of the
    SVM/RF (default, the network sees every training subject) or, with
    ``ensemble_holdout > 0``, on training subjects held out of the network.
+9. ``adapt_bn`` (not a stage of the published method; its own ablation row): at prediction the
+   BatchNorm statistics are re-estimated on the unlabelled images of each new subject
+   (``groups`` of :func:`predict_proba`; AdaBN, Li et al. 2018) before the features go to the
+   head or the ensemble. Training is unchanged. It targets the per-subject decision offset
+   found on validation subjects (docs/breathing.md).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from irtrepro.breathing.data import ImageSet
 from irtrepro.errors import ModelError, OptionError, check_option
 
 __all__ = ["BreathConfig", "BreathModel", "train", "predict_proba", "pretrain_rotation",
-           "ABLATION", "config_key"]
+           "ABLATION", "config_key", "same_training", "adapt_batchnorm"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class BreathConfig:
     ensemble: bool = True
     ensemble_holdout: float = 0.0
     balance: bool = True
+    adapt_bn: bool = False
     size: int = 32
     epochs: int = 5
     pretrain_epochs: int = 2
@@ -97,7 +103,15 @@ ABLATION: dict[str, BreathConfig] = {
                           ensemble=False),
     "+ KD": BreathConfig(finetune="full", contrastive=False, ensemble=False),
     "full method": BreathConfig(),
+    # not in the published ablation: the full-method network with per-subject BatchNorm
+    # statistics at prediction (same training; chosen on validation subjects, docs/breathing.md)
+    "full method + AdaBN (per subject)": BreathConfig(adapt_bn=True),
 }
+
+
+def same_training(a: BreathConfig, b: BreathConfig) -> bool:
+    """True when two settings train the same model (they differ only in ``adapt_bn``)."""
+    return replace(a, adapt_bn=False) == replace(b, adapt_bn=False)
 
 
 def config_key(cfg: BreathConfig, data_hash: str) -> str:
@@ -405,8 +419,30 @@ def train(data: ImageSet, cfg: BreathConfig | None = None, *, teacher: BreathMod
     return BreathModel(cfg, state, ens, hist)
 
 
-def predict_proba(model: BreathModel, images: np.ndarray) -> np.ndarray:
-    """P(EXH) per image ``(n,)`` from RGB uint8 images ``(n, rows, cols, 3)``."""
+def adapt_batchnorm(net, x: np.ndarray, batch: int = 256):
+    """Copy of ``net`` with every BatchNorm's running mean/variance re-estimated on ``x``
+    (cumulative average over the batches; weights untouched; AdaBN, Li et al. 2018)."""
+    torch = _torch()
+    net = copy.deepcopy(net)
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.reset_running_stats()
+            mod.momentum = None
+    net.train()
+    with torch.no_grad():
+        for a in range(0, len(x), batch):
+            net(torch.from_numpy(x[a:a + batch]))
+    net.eval()
+    return net
+
+
+def predict_proba(model: BreathModel, images: np.ndarray, groups=None) -> np.ndarray:
+    """P(EXH) per image ``(n,)`` from RGB uint8 images ``(n, rows, cols, 3)``.
+
+    With ``model.config.adapt_bn`` the BatchNorm statistics are re-estimated per group of
+    ``groups`` (one label per image, e.g. the subject; default: all images are one group)
+    from the images themselves (no labels) before predicting that group.
+    """
     cfg = model.config
     if len(images) == 0:
         return np.zeros(0)
@@ -415,6 +451,19 @@ def predict_proba(model: BreathModel, images: np.ndarray) -> np.ndarray:
                          f"trained on {cfg.size}x{cfg.size}")
     x = network_input(images, grey=cfg.grey, amt=cfg.amt, amt_k=cfg.amt_k)
     net = model.network()
+    if cfg.adapt_bn:
+        g = np.zeros(len(x), int) if groups is None else np.asarray(groups)
+        if len(g) != len(x):
+            raise ModelError(f"{len(g)} group labels for {len(x)} images")
+        p = np.full(len(x), np.nan)
+        for k in np.unique(g):
+            m = g == k
+            p[m] = _proba(model, adapt_batchnorm(net, x[m]), x[m])
+        return p
+    return _proba(model, net, x)
+
+
+def _proba(model: BreathModel, net, x: np.ndarray) -> np.ndarray:
     if model.ensemble is not None:
         return model.ensemble.predict_proba(_embed(net, x))
     z = _logits(net, x)

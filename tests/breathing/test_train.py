@@ -147,6 +147,7 @@ def test_ablation_rows_differ_as_published():
     assert a["+ KD"].kd and a["+ KD"].arch == "target" and not a["+ KD"].contrastive
     full = a["full method"]
     assert full.kd and full.contrastive and full.ensemble and full.finetune == "gradual"
+    assert not any(c.adapt_bn for n, c in a.items() if n != "full method + AdaBN (per subject)")
 
 
 def test_bad_training_input(toy):
@@ -231,3 +232,31 @@ def test_validation_uses_training_subjects_only(toy):
     assert val <= {"S0", "S1", "S2"}  # S3 (the outer held-out subject) is never used
     assert per_fold["n"].sum() == sum((train_part.meta["subject"] == s).sum() for s in
                                       per_fold["validation_subjects"])
+
+
+def test_adabn_row_changes_only_prediction(toy):
+    from irtrepro.breathing.train import adapt_batchnorm, same_training
+
+    full, ada = ABLATION["full method"], ABLATION["full method + AdaBN (per subject)"]
+    assert ada.adapt_bn and not full.adapt_bn and same_training(full, ada)
+    assert list(ABLATION)[-2:] == ["full method", "full method + AdaBN (per subject)"]
+    cfg = replace(ABLATION["plain CNN"], **{**TINY, "epochs": 1})
+    m = train(toy, cfg)
+    ada_m = BreathModel(replace(cfg, adapt_bn=True), m.state, m.ensemble, m.history)
+    x = toy.images[:40]
+    # BatchNorm statistics re-estimated on a brighter group: predictions change, weights not
+    shifted = np.clip(x.astype(int) + 40, 0, 255).astype(np.uint8)
+    p0, p1 = predict_proba(m, shifted), predict_proba(ada_m, shifted)
+    assert not np.allclose(p0, p1)
+    net = m.network()
+    adapted = adapt_batchnorm(net, np.random.default_rng(0).normal(size=(8, 3, 16, 16))
+                              .astype(np.float32))
+    for (k, a), b in zip(net.state_dict().items(), adapted.state_dict().values(), strict=True):
+        if "weight" in k or "bias" in k:
+            assert torch.equal(a, b)
+    # per-group adaptation: each group is predicted as if alone
+    g = np.repeat(["A", "B"], 20)
+    pg = predict_proba(ada_m, x, groups=g)
+    np.testing.assert_allclose(pg[:20], predict_proba(ada_m, x[:20]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ModelError, match="group labels"):
+        predict_proba(ada_m, x, groups=g[:5])
