@@ -42,7 +42,7 @@ class KeypointConfig:
 
     The defaults are the *report* configuration sized for 2 CPU cores (crops 64x48, heatmaps
     16x12 with sigma 1, decoder width 64, batch 16 with warm-up + cosine learning rate, teacher
-    and baseline 80 epochs, students 12; see ``docs/keypoints.md`` for the measurements behind
+    and baseline 80 epochs, students 12, 4 subjects x 360 frames; see ``docs/keypoints.md`` for the measurements behind
     it); :meth:`published` gives the published 256x192 / 64x48 / 256 setting (batch 50, plateau
     schedule). ``folds=None`` means full leave-one-subject-out. ``flip_augment``: mirror half of
     each training batch (left/right keypoints swapped; for the student the crop is paired with
@@ -56,7 +56,7 @@ class KeypointConfig:
     teacher: str = "cnn"
     student: str = "mobilenetv3"
     n_subjects: int = 4
-    frames_per_subject: int = 240
+    frames_per_subject: int = 360
     fps: float = 10.0
     tug_share: float = 0.25
     label_fraction: float = 0.3
