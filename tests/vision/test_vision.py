@@ -208,3 +208,31 @@ def test_model_cache_key_follows_defaults_and_settings(monkeypatch):
     patched["vessels"]["max_steps"] += 1
     monkeypatch.setattr(train, "TASK_DEFAULTS", patched)
     assert model_key(f, r, r, seed=0, settings={}) != k0
+
+
+def test_sessions_segmented_in_worker_processes_match_in_process(tmp_path):
+    from irtrepro.io.thermal import write_frames
+    from irtrepro.synth.thermogram import render_session
+    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
+    from irtrepro.vision.report import _segmented
+    from tests.synth.test_thermogram import make_truth
+
+    paths = []
+    for k, s in enumerate(("S01", "S02", "S03")):
+        ds = render_session(make_truth(12, s), shape=(48, 64), seed=k, frame_interval_s=2)
+        paths.append(str(write_frames(tmp_path / f"{s}.zarr", ds["frames"], progress=False)))
+    torch.manual_seed(0)
+    cks = []
+    for task in ("roi", "vessels"):
+        ck = Checkpoint(task=task, classes=TASK_CLASSES[task], decoder_channels=(8, 8, 4))
+        ck.state_dict = ck.build().state_dict()
+        cks.append(ck)
+    models = tuple(ck.build() for ck in cks)
+    one = list(_segmented(paths, *cks, models, torch.device("cpu"), 1))
+    two = list(_segmented(paths, *cks, models, torch.device("cpu"), 2))
+    assert [e for _, _, e in one] == [None] * 3
+    for (r1, v1, _), (r2, v2, _) in zip(one, two, strict=True):
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(v1, v2)
+    bad = list(_segmented([str(tmp_path / "missing.zarr")], *cks, models, torch.device("cpu"), 1))
+    assert bad[0][0] is None and "missing.zarr" in bad[0][2]
