@@ -126,9 +126,13 @@ def main() -> None:
             pr, pv = predict_masks(fi, roi_ck, ves_ck, models=models)
             compute_features(fi, pr, pv)
         fps_all = rate(whole, n_inf)
+        torch.set_num_threads(1)
+        fps_inf1 = rate(lambda fi=fi: predict_masks(fi, roi_ck, ves_ck, models=models), n_inf)
+        torch.set_num_threads(2)
         print(f"{shape[1]}x{shape[0]}: metric extraction {fps_feat:7.0f} frames/s | inference "
               f"(ROI + vessels) {fps_inf:6.1f} frames/s (ROI alone {fps_roi:6.1f}) | frame -> "
-              f"metrics {fps_all:6.1f} frames/s")
+              f"metrics {fps_all:6.1f} frames/s; inference with 1 thread {fps_inf1:6.1f} "
+              f"frames/s (x2 processes = what make report uses on 2 cores)")
         if shape == (120, 160):
             for fam, names in (("region statistics", ["tnv_mean"]),
                                ("connected components", ["vein_count"]),
