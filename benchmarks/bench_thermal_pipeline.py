@@ -72,17 +72,26 @@ def checkpoints(roi_path: str | None, ves_path: str | None):
     return found
 
 
+def _hwm_mib() -> float:
+    """Peak resident memory of this process (VmHWM; unlike ru_maxrss it is not inherited
+    from the parent across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_child(store: str) -> None:
     """Run in a fresh process: stream a store through extraction, print peak RSS."""
     from irtrepro.features.extract import extract_store
     from irtrepro.io.thermal import open_frame_store
 
     n = open_frame_store(store)["frames"].shape[0]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _hwm_mib()
     t0 = time.perf_counter()
     out = extract_store(store, chunk_frames=256)
     dt = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _hwm_mib()
     print(f"  extraction {dt:.1f} s ({n / dt:.0f} frames/s), {out.sizes['time']} seconds out; "
           f"peak RSS {peak:.0f} MiB (after imports {before:.0f} MiB)")
 
@@ -92,6 +101,7 @@ def main() -> None:
     ap.add_argument("--roi-model")
     ap.add_argument("--vessel-model")
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
+    ap.add_argument("--memory-only", action="store_true", help="only the 10^4-frame memory run")
     args = ap.parse_args()
     if args.memory_child:
         memory_child(args.memory_child)
@@ -114,7 +124,8 @@ def main() -> None:
         ck = cks[task][0]
         print(f"  {task}: {cks[task][1]} (encoder {ck.encoder}, downsample {ck.downsample}, "
               f"upsample {getattr(ck, 'upsample', 1)})")
-    for shape, n_feat, n_inf in (((120, 160), 1024, 96), ((480, 640), 64, 8)):
+    for shape, n_feat, n_inf in (() if args.memory_only else
+                                 (((120, 160), 1024, 96), ((480, 640), 64, 8))):
         ds = render_session(truth(n_feat * 5), shape=shape, seed=0, frame_interval_s=5)
         f, r, v = ds.frames.values, ds.roi.values, ds.vessels.values
         fps_feat = rate(lambda f=f, r=r, v=v: compute_features(f, r, v), len(f))
