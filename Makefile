@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make report   build every figure and table of the default study into $(REPORTS)/"
 	@echo "make test     run the test suite"
-	@echo "make test-slow  end-to-end tests through the trained U-Nets (~10 min)"
+	@echo "make test-slow  end-to-end tests through the trained U-Nets (~5 min)"
 	@echo "make bench    run the benchmarks (prints figures)"
 	@echo "make lint     ruff"
 	@echo "make clean    remove generated data, reports and caches (keeps .venv)"

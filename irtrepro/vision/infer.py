@@ -38,11 +38,11 @@ def forward(model, ck: Checkpoint, x):
     import torch.nn.functional as F
 
     b, h, w = x.shape
-    # channels-last convolutions are ~1.3x faster on CPU (oneDNN) and no slower on CUDA
+    # channels-last convolutions were ~1.3x faster on this CPU (oneDNN)
     x = x[:, None].contiguous(memory_format=torch.channels_last)
     if ck.downsample > 1:
         x = F.avg_pool2d(x, ck.downsample, ceil_mode=True)
-    up = int(getattr(ck, "upsample", 1) or 1)
+    up = ck.upsample
     if up > 1:
         x = F.interpolate(x, scale_factor=up, mode="bilinear", align_corners=False)
     m = 2 ** ck.encoder_depth
@@ -106,7 +106,7 @@ def predict_masks(frames: np.ndarray, roi_ck: Checkpoint, vessel_ck: Checkpoint,
     pixels of context, one common size per batch), not the whole frame: the calves cover
     ~15 % of a frame, so this saves most of the vessel model's time. Normalisation still uses
     the whole frame, as in :func:`predict_labels`, so the result equals whole-frame inference
-    up to the network's behaviour at the box border (measured: >99.9 % identical pixels).
+    up to the network's behaviour at the box border (measured: 99.7 % of the calf pixels identical).
 
     Returns
     -------

@@ -78,8 +78,8 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
     class_weight : sequence of float, optional
         Cross-entropy weight per class (the loss is weighted cross-entropy + soft Dice).
     eval_every, patience : int
-        Validate every ``eval_every`` steps (default per task); stop after ``patience`` validations without a
-        better mean foreground Dice; the best weights are kept.
+        Validate every ``eval_every`` steps (default per task); stop after ``patience``
+        validations without a better mean foreground Dice; the best weights are kept.
     n_val, val_subjects
         Held-out validation subjects (a number/fraction, or the ids).
     seed : int
@@ -143,7 +143,8 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
                     val_subjects=list(val_s))
     ck = Checkpoint(task=task, classes=classes, encoder=encoder, encoder_depth=encoder_depth,
                     decoder_channels=tuple(decoder_channels), downsample=downsample,
-                    upsample=upsample, data_hash=data_hash(frames, roi, vessels, repr(sorted(settings.items()))),
+                    upsample=upsample,
+                    data_hash=data_hash(frames, roi, vessels, repr(sorted(settings.items()))),
                     settings=settings)
     from irtrepro.vision.infer import forward, predict_labels
 

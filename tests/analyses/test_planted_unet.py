@@ -1,4 +1,4 @@
-"""Planted answers through the trained U-Nets (slow: ``make test-slow``, ~10 min on 2 cores).
+"""Planted answers through the trained U-Nets (slow: ``make test-slow``, ~5 min on 2 cores).
 
 tests/analyses/test_planted_answers.py checks the chain with the ground-truth masks; this
 module replaces them by the default ROI and vessel models, trained from scratch on half of the
