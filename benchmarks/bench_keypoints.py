@@ -5,7 +5,9 @@ Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_keypoints.py [--published] [--threads N]
 
-``--published`` runs the published 256x192 setting (slow on CPU). ``--study MANIFEST`` also
+``--published`` runs the published 256x192 setting (slow on CPU). ``--out DIR`` also writes
+``ap_table.csv``, ``folds.csv``, ``beta_sweep.csv`` and the beta-sweep figure
+``beta_sweep.png``/``.pdf`` there. ``--study MANIFEST`` also
 measures cadence on the study's pose clips (student of the last fold) against the generator's
 truth cadence (``generator.truth`` netCDF of a synthetic study). Torch uses ``--threads``
 threads (default: ``OMP_NUM_THREADS``, else 2). The beta sweep reuses the MobileNetV3-Small
@@ -64,6 +66,23 @@ def main() -> None:
     print(T.summarise(res["table"]).round(3).to_string(index=False))
     print(res["table"][["model", "fold", "AP", "AP50", "AP75", "AP_run", "AP_tug"]]
           .round(3).to_string(index=False))
+    if "--out" in sys.argv:
+        from pathlib import Path
+
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from irtrepro.keypoints.report import plot_beta_sweep
+
+        out = Path(sys.argv[sys.argv.index("--out") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        T.summarise(res["table"]).to_csv(out / "ap_table.csv", index=False)
+        res["table"].to_csv(out / "folds.csv", index=False)
+        if len(res["beta"]):
+            res["beta"].to_csv(out / "beta_sweep.csv", index=False)
+            fig = plot_beta_sweep(res["beta"], beta_default=cfg.beta)
+            for ext in ("png", "pdf"):
+                fig.savefig(out / f"beta_sweep.{ext}", dpi=150)
     if len(res["beta"]):
         print(res["beta"].groupby("beta")[["AP", "AP50", "AP75", "AP_run", "AP_tug"]].mean()
               .round(3).to_string())

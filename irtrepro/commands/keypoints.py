@@ -65,7 +65,18 @@ def run(args: argparse.Namespace) -> int:
         res["table"].to_csv(args.out / "folds.csv", index=False)
         summ.to_csv(args.out / "ap_table.csv", index=False)
         if len(res["beta"]):
+            import matplotlib
+
+            matplotlib.use("Agg")
+            from irtrepro.keypoints.report import plot_beta_sweep
+
             res["beta"].to_csv(args.out / "beta_sweep.csv", index=False)
+            fig = plot_beta_sweep(res["beta"], beta_default=cfg.beta)
+            for ext in ("png", "pdf"):
+                with atomic_path(args.out / f"beta_sweep.{ext}") as tmp:
+                    fig.savefig(tmp, dpi=150, format=ext)
+            print(res["beta"].groupby("beta")[["AP", "AP50", "AP75"]].mean().round(3)
+                  .to_string())
         print(summ.to_string(index=False))
         return 0
     from irtrepro.synth.pose import read_pose_clip

@@ -36,12 +36,15 @@ def _fill_gaps(y: np.ndarray, max_gap: int) -> np.ndarray:
 
 
 def _power(seg: np.ndarray, nfft: int) -> np.ndarray:
-    seg = seg - seg.mean()
+    # a linear trend (the runner drifting on the belt, slow camera motion) is not a stride
+    t = np.arange(len(seg)) - (len(seg) - 1) / 2
+    seg = seg - seg.mean() - t * (t @ seg) / max(t @ t, 1e-12)
     return np.abs(np.fft.rfft(seg * np.hanning(len(seg)), nfft)) ** 2
 
 
 def cadence_from_ankles(keypoints: np.ndarray, fps: float, *, band=(60.0, 240.0),
-                        max_gap: int = 3, min_strides: float = 3.0) -> dict:
+                        max_gap: int = 3, min_strides: float = 3.0,
+                        min_periodicity: float = 0.3) -> dict:
     """Cadence of a running/walking clip from the ankle trajectories.
 
     The score of a candidate stride frequency ``f`` (within ``band``) is
@@ -61,12 +64,19 @@ def cadence_from_ankles(keypoints: np.ndarray, fps: float, *, band=(60.0, 240.0)
         Plausible cadences, steps/min (step frequencies up to the Nyquist frequency).
     min_strides : float
         Fewer strides in the valid stretch give NaN.
+    min_periodicity : float
+        Below this periodicity the clip has no measurable cadence (NaN with the reason): a
+        standing, sitting or turning person, or keypoints that are noise, still have a highest
+        spectral bin, and it must not be reported as a cadence.
 
     Returns
     -------
     dict
         ``cadence`` (steps/min, NaN if not measurable), ``stride_hz``, ``n_valid`` (frames with
-        both ankles) and ``reason`` ("" when measured).
+        both ankles), ``periodicity`` (0-1: the larger of the fractions of the difference's
+        power within +-2 frequency resolutions ``fps / n`` of the stride frequency and of the
+        mean's power around the step frequency; white noise gives about ``8 / n``, a clean
+        stride 0.5-1) and ``reason`` ("" when measured).
     """
     kp = np.asarray(keypoints, float)
     if kp.ndim != 3 or kp.shape[1] != 17:
@@ -76,7 +86,8 @@ def cadence_from_ankles(keypoints: np.ndarray, fps: float, *, band=(60.0, 240.0)
     yl = _fill_gaps(kp[:, L_ANKLE, 1], max_gap)
     yr = _fill_gaps(kp[:, R_ANKLE, 1], max_gap)
     ok = np.isfinite(yl) & np.isfinite(yr)
-    out = {"cadence": np.nan, "stride_hz": np.nan, "n_valid": int(ok.sum()), "reason": ""}
+    out = {"cadence": np.nan, "stride_hz": np.nan, "n_valid": int(ok.sum()),
+           "periodicity": np.nan, "reason": ""}
     # longest run of frames with both ankles
     if ok.any():
         edges = np.flatnonzero(np.diff(np.r_[0, ok.astype(int), 0]))
@@ -114,6 +125,17 @@ def cadence_from_ankles(keypoints: np.ndarray, fps: float, *, band=(60.0, 240.0)
     else:
         off = 0.0
     f = freqs[idx[j]] + off * (freqs[1] - freqs[0])
+    near = 2.0 * fps / n  # the Hann main lobe is +-2 resolution bins wide
+
+    def _share(p, f0):
+        return float(p[above & (np.abs(freqs - f0) <= near)].sum())
+
+    periodicity = max(_share(p_diff, f), _share(p_mean, 2 * f))
+    out["periodicity"] = periodicity
+    if periodicity < min_periodicity:
+        out["reason"] = (f"no periodic ankle motion: periodicity {periodicity:.2f} < "
+                         f"{min_periodicity} (best candidate {120 * f:.0f} steps/min)")
+        return out
     out.update(cadence=float(120.0 * f), stride_hz=float(f))
     return out
 

@@ -21,6 +21,43 @@ REPORT_STUDENTS: tuple[str, ...] = ("mobilenetv3",)
 REPORT_BETAS: tuple[float, ...] = ()
 
 
+BETA_CAPTION = ("Held-out thermal AP of the MobileNetV3-Small student against beta in "
+                "beta*L1(latent) + (1-beta)*AWing(heatmaps) (COCO OKS AP, pycocotools); mean "
+                "over folds (lines), each fold (faint dots); dashed: the published beta.")
+
+
+def plot_beta_sweep(beta: pd.DataFrame, *, beta_default: float | None = 0.4):
+    """Figure of a beta sweep: AP / AP50 / AP75 against beta (fold means and single folds).
+
+    Parameters
+    ----------
+    beta : pandas.DataFrame
+        One row per (beta, fold) with ``AP``, ``AP50``, ``AP75``: the ``beta`` table of
+        :func:`irtrepro.keypoints.train.run_experiment`.
+    beta_default : float, optional
+        Marked by a dashed line (the setting of the other rows).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    m = beta.groupby("beta")[["AP", "AP50", "AP75"]].mean().reset_index()
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for col, c in (("AP", "C0"), ("AP50", "C1"), ("AP75", "C2")):
+        ax.plot(beta["beta"], beta[col], ".", color=c, alpha=0.3, ms=5)
+        ax.plot(m["beta"], m[col], "o-", color=c, label=col)
+    if beta_default is not None:
+        ax.axvline(beta_default, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("beta, weight of the latent L1 term (1)")
+    ax.set_ylabel("held-out thermal AP (1)")
+    ax.set_xlim(-0.05, 1.05)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _experiment_cached(cfg, cache_dir: Path, students, betas, progress):
     from irtrepro.keypoints import train
 
@@ -90,7 +127,7 @@ def _cadence_for_sessions(manifest, model, cfg, progress):
                          "n_frames": len(kp),
                          "frames_with_person": int(sum(bool(p) for p in pred)),
                          "cadence": est["cadence"], "cadence_truth_keypoints": t_true,
-                         "reason": est["reason"]})
+                         "periodicity": est["periodicity"], "reason": est["reason"]})
     return pd.DataFrame(rows), notes
 
 
@@ -134,18 +171,8 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None, c
     part.tables["keypoints_ap"] = (summ, cap)
     part.tables["keypoints_folds"] = (res["table"], "Per-fold results of the table above.")
     if len(res["beta"]):
-        import matplotlib.pyplot as plt
-
-        b = res["beta"].groupby("beta")[["AP", "AP50", "AP75"]].mean().reset_index()
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        for col in ("AP", "AP50", "AP75"):
-            ax.plot(b.beta, b[col], "o-", label=col)
-        ax.set_xlabel("beta (weight of latent L1)")
-        ax.set_ylabel("held-out thermal AP")
-        ax.legend()
-        fig.tight_layout()
-        part.figures["keypoints_beta"] = (fig, "Student AP against beta in "
-                                          "beta*L1(latent) + (1-beta)*AWing(heatmaps).")
+        fig = plot_beta_sweep(res["beta"], beta_default=cfg.beta)
+        part.figures["keypoints_beta"] = (fig, BETA_CAPTION)
         part.tables["keypoints_beta"] = (res["beta"], "beta sweep, per fold.")
     model = res["models"].get(f"student {cfg.student}")
     ex = res.get("examples")

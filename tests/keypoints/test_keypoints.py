@@ -250,6 +250,27 @@ def test_cadence_from_true_ankles_within_two_steps():
     assert np.isnan(got["cadence"]) and "frames" in got["reason"]
 
 
+def test_no_cadence_without_periodic_ankle_motion():
+    # a person standing on the belt: keypoint jitter plus a slow sway (0.15 Hz, below the
+    # cadence band). The spectrum still has a highest bin; it must not become a cadence.
+    fps = 15.0
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        n = 150
+        t = np.arange(n) / fps
+        sway = 2 * np.sin(2 * np.pi * 0.15 * t + rng.uniform(0, 6))
+        kp = np.full((n, 17, 3), np.nan)
+        kp[:, gait.L_ANKLE, 1] = 50 + sway + rng.normal(0, 0.5, n)
+        kp[:, gait.R_ANKLE, 1] = 51 + sway + rng.normal(0, 0.5, n)
+        got = gait.cadence_from_ankles(kp, fps)
+        assert np.isnan(got["cadence"]) and "no periodic ankle motion" in got["reason"], got
+        assert got["periodicity"] < 0.3
+    # the same clip with running ankles is measured, and periodic
+    clip = pose.render_running_clip(170.0, n_frames=150, fps=fps, seed=1, rgb=False)
+    got = gait.cadence_from_ankles(clip.keypoints, fps)
+    assert got["periodicity"] > 0.9 and got["reason"] == ""
+
+
 def test_cadence_when_the_model_confuses_the_legs():
     # Both predicted ankles follow the lower foot (what the 80x60 student does): the left-minus-
     # right difference is noise and only their common motion, at the step frequency, is
@@ -292,3 +313,34 @@ def test_stance_swing_and_calf_points():
     kp = clip.keypoints[:2]
     assert gait.check_roi_sides(kp, roi)["ok"].tolist() == [True, True]
     assert gait.check_roi_sides(kp, np.where(roi > 0, 3 - roi, 0))["ok"].tolist() == [False, False]
+
+
+def test_beta_sweep_table_and_figure(tmp_path):
+    # a tiny leave-subjects-out experiment with a beta sweep: one row per (beta, fold), the
+    # beta of the student row reuses that very model, and the figure plots the fold means
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from irtrepro.keypoints import train
+    from irtrepro.keypoints.report import plot_beta_sweep
+
+    cfg = train.KeypointConfig(n_subjects=2, frames_per_subject=16, folds=2, latent_ch=16,
+                               deconv_ch=16, batch=8, teacher_epochs=2, max_epochs=2,
+                               val_fraction=0.0, patience=100)
+    res = train.run_experiment(cfg, students=("mobilenetv3",), baseline=False,
+                               betas=(0.0, 0.4, 1.0), progress=False)
+    b = res["beta"]
+    assert sorted(b.groupby(["beta", "fold"]).size().index.tolist()) == \
+        [(x, f) for x in (0.0, 0.4, 1.0) for f in sorted(b["fold"].unique())]
+    assert b["fold"].nunique() == 2
+    stud = res["table"][res["table"]["model"].str.contains("student")].sort_values("fold")
+    same = b[b["beta"] == 0.4].sort_values("fold")
+    np.testing.assert_allclose(same["AP"].to_numpy(), stud["AP"].to_numpy())
+    assert b[["AP", "AP50", "AP75"]].apply(lambda c: c.between(0, 1)).all().all()
+    fig = plot_beta_sweep(b, beta_default=0.4)
+    ax = fig.axes[0]
+    assert "beta" in ax.get_xlabel() and "AP" in ax.get_ylabel()
+    mean_line = [ln for ln in ax.get_lines() if ln.get_label() == "AP"][0]
+    np.testing.assert_allclose(mean_line.get_ydata(), b.groupby("beta")["AP"].mean().to_numpy())
+    fig.savefig(tmp_path / "beta.png")
+    assert (tmp_path / "beta.png").stat().st_size > 1000
