@@ -16,7 +16,9 @@ from irtrepro._logging import logger
 
 #: What the default report trains (sized for 2 CPU cores; see docs/keypoints.md). The full
 #: table (ViT-like and CNN students) and the beta sweep run with ``students``/``betas`` set, e.g.
-#: from ``benchmarks/bench_keypoints.py`` or ``irtrepro keypoints evaluate --full``.
+#: from ``benchmarks/bench_keypoints.py --out`` or ``irtrepro keypoints train --students
+#: mobilenetv3,cnn,vit --betas 0,0.2,0.4,0.6,0.8,1``. ``run_for_report`` reads these two at call
+#: time, so a script can set them before ``irtrepro.report`` runs.
 REPORT_STUDENTS: tuple[str, ...] = ("mobilenetv3",)
 REPORT_BETAS: tuple[float, ...] = ()
 
@@ -132,8 +134,14 @@ def _cadence_for_sessions(manifest, model, cfg, progress):
 
 
 def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None, config=None,
-                   students=REPORT_STUDENTS, betas=REPORT_BETAS):
+                   students=None, betas=None):
     """Train or reuse the keypoint models, evaluate held-out subjects, measure cadence.
+
+    Parameters
+    ----------
+    students, betas : sequence, optional
+        Student encoders to compare and betas to sweep; None reads the module's
+        ``REPORT_STUDENTS`` / ``REPORT_BETAS`` at call time (MobileNetV3-Small only, no sweep).
 
     Returns
     -------
@@ -151,6 +159,8 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None, c
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     cfg = config or KeypointConfig(seed=seed)
+    students = REPORT_STUDENTS if students is None else students
+    betas = REPORT_BETAS if betas is None else betas
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     res, reused = _experiment_cached(cfg, Path(cache_dir), tuple(students), tuple(betas), progress)
