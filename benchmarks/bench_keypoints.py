@@ -60,8 +60,9 @@ def main() -> None:
     pd.set_option("display.width", 200)
     cfg = T.KeypointConfig.published() if "--published" in sys.argv else T.KeypointConfig()
     t0, c0 = time.perf_counter(), time.process_time()
+    workers = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else 1
     res = T.run_experiment(cfg, students=("mobilenetv3", "cnn", "vit"), betas=BETAS,
-                           keep_models=True)
+                           keep_models=True, workers=workers)
     print(cfg)
     print(T.summarise(res["table"]).round(3).to_string(index=False))
     print(res["table"][["model", "fold", "AP", "AP50", "AP75", "AP_run", "AP_tug"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 NAME = "keypoints"
@@ -26,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="comma list of student encoders: mobilenetv3,cnn,vit")
     t.add_argument("--betas", default="", help="comma list of betas for a sweep, e.g. 0,0.4,1")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="folds trained at once, one process and one torch thread each "
+                        "(default: min(2, CPU cores))")
     p = sub.add_parser("predict", help="keypoints of every person in a thermal pose clip")
     p.add_argument("model", type=Path, help="student checkpoint (.pt) from 'train'")
     p.add_argument("clip", type=Path, help="pose clip .npz (frame, y, x) degC")
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = T.KeypointConfig.published(**kw) if args.published else T.KeypointConfig(**kw)
         students = tuple(s for s in args.students.split(",") if s)
         betas = tuple(float(b) for b in args.betas.split(",") if b)
-        res = T.run_experiment(cfg, students=students, betas=betas, keep_models=True)
+        res = T.run_experiment(cfg, students=students, betas=betas, keep_models=True,
+                               workers=args.workers)
         args.out.mkdir(parents=True, exist_ok=True)
         for name, m in res["models"].items():
             kind = "mobilenetv3" if name == "baseline" else (

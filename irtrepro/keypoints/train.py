@@ -513,10 +513,95 @@ def make_folds(subjects: list[str], folds: int | None) -> list[list[str]]:
     return [list(g) for g in np.array_split(np.array(subjects, dtype=object), folds)]
 
 
+def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: KeypointConfig,
+              students, baseline: bool, betas, keep_models: bool, progress) -> dict:
+    """One fold of :func:`run_experiment`: teacher, students, beta sweep, baseline."""
+    from irtrepro.keypoints.models import count_flops, count_params
+
+    timings: dict[str, float] = {}
+    rows, brows, hist, models = [], [], {}, {}
+    shape1 = (1, 1, *cfg.crop_hw)
+    test = np.flatnonzero(np.isin(corpus.subject, test_subj))
+    train = np.flatnonzero(~np.isin(corpus.subject, test_subj) & corpus.detected)
+    lab = train[labelled[train]]
+    info = {"fold": fi, "test_subjects": ",".join(test_subj), "n_labelled": len(lab),
+            "n_paired": len(train), "n_test": len(test)}
+    t = time.perf_counter()
+    tg, tw = heatmap_targets(corpus, lab, cfg)
+    teacher, h = train_supervised(cfg.teacher, corpus.rgb[lab], tg, tw, cfg, rgb=True,
+                                  lr=cfg.teacher_lr, epochs=cfg.teacher_epochs,
+                                  seed=cfg.seed + fi, progress=progress, desc="teacher")
+    timings[f"teacher f{fi}"] = time.perf_counter() - t
+    hist[f"teacher f{fi}"] = h
+    ap = evaluate_by_activity(teacher, corpus, test, cfg, rgb=True)
+    rows.append({"model": f"teacher ({cfg.teacher}, RGB frames)", **info, **ap,
+                 "params": count_params(teacher),
+                 "flops": count_flops(teacher, (1, 3, *cfg.crop_hw))})
+    z_t, hm_t = teacher_outputs(teacher, corpus.rgb[train])
+    flipped = teacher_outputs(teacher, corpus.rgb[train], flip=True) if cfg.flip_augment else None
+    xt = corpus.thermal[train]
+    for kind in students:
+        t = time.perf_counter()
+        st, h = train_student(kind, xt, z_t, hm_t, teacher.decoder, cfg, beta=cfg.beta,
+                              seed=cfg.seed + fi, progress=progress, flipped=flipped)
+        timings[f"student {kind} f{fi}"] = time.perf_counter() - t
+        hist[f"student {kind} f{fi}"] = h
+        ap = evaluate_by_activity(st, corpus, test, cfg)
+        rows.append({"model": f"student {kind} (thermal, distilled)", **info, **ap,
+                     "params": count_params(st), "flops": count_flops(st, shape1)})
+        if keep_models:
+            models[f"student {kind}"] = st
+    for beta in betas:
+        same = [r for r in rows if r["model"] == f"student {cfg.student} (thermal, distilled)"]
+        if beta == cfg.beta and same:  # the student row above is this very model (same seed)
+            brows.append({"beta": beta, **info, **{k: same[0][k] for k in
+                                                   ("AP", "AP50", "AP75", "AR", "AP_run",
+                                                    "AP_tug", "n_gt", "n_det")}})
+            continue
+        t = time.perf_counter()
+        st, _ = train_student(cfg.student, xt, z_t, hm_t, teacher.decoder, cfg, beta=beta,
+                              seed=cfg.seed + fi, progress=progress, flipped=flipped)
+        timings[f"beta {beta} f{fi}"] = time.perf_counter() - t
+        brows.append({"beta": beta, **info, **evaluate_by_activity(st, corpus, test, cfg)})
+    if baseline:
+        t = time.perf_counter()
+        tgt, wt = heatmap_targets(corpus, lab, cfg)
+        bl, h = train_supervised("mobilenetv3", corpus.thermal[lab], tgt, wt, cfg, rgb=False,
+                                 lr=cfg.baseline_lr, epochs=cfg.teacher_epochs,
+                                 seed=cfg.seed + fi, progress=progress, desc="baseline")
+        timings[f"baseline f{fi}"] = time.perf_counter() - t
+        hist[f"baseline f{fi}"] = h
+        ap = evaluate_by_activity(bl, corpus, test, cfg)
+        rows.append({"model": "baseline mobilenetv3 (thermal, supervised on L)", **info,
+                     **ap, "params": count_params(bl), "flops": count_flops(bl, shape1)})
+        if keep_models:
+            models["baseline"] = bl
+    if keep_models:
+        models["teacher"] = teacher
+    logger.info("keypoints fold %d: %s", fi, pd.DataFrame(rows)[
+        ["model", "AP", "AP50", "AP75"]].to_string(index=False))
+    return {"rows": rows, "brows": brows, "timings": timings, "history": hist, "models": models}
+
+
+def _fold_worker(args: tuple) -> dict:
+    """:func:`_run_fold` in a worker process, with one torch thread."""
+    _torch().set_num_threads(1)
+    return _run_fold(*args)
+
+
 def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilenetv3",),
                    baseline: bool = True, betas=(), progress=None, corpus: CropSet | None = None,
-                   keep_models: bool = False) -> dict:
+                   keep_models: bool = False, workers: int = 1) -> dict:
     """Leave-subject-out experiment: teacher, students, baseline, optional beta sweep.
+
+    Parameters
+    ----------
+    workers : int
+        Processes that train folds at the same time, each with one torch thread. With 1 (the
+        default) the folds run here, one after the other, with the caller's torch threads.
+        The small models of the default size use two CPU threads poorly, so on 2 cores two
+        single-threaded folds at once take about half the time of two 2-thread folds in a row.
+        Results equal a one-thread run in this process (each fold has its own seed).
 
     Returns
     -------
@@ -525,10 +610,8 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
         params, flops), ``beta`` (beta, fold, AP ...), ``timings``, ``corpus`` (the CropSet),
         ``models`` (last fold's models when ``keep_models``), ``history``.
     """
-    from irtrepro.keypoints.models import count_flops, count_params
     from irtrepro.synth.pose import make_paired_dataset
 
-    torch = _torch()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     subjects = [f"K{i + 1:02d}" for i in range(cfg.n_subjects)]
@@ -541,71 +624,33 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
     timings["render+crop"] = time.perf_counter() - t0
     rng = np.random.default_rng(cfg.seed + 1)
     labelled = rng.random(len(corpus)) < cfg.label_fraction
-    rows, brows, hist = [], [], {}
-    models = {}
-    shape1 = (1, 1, *cfg.crop_hw)
-    for fi, test_subj in enumerate(make_folds(subjects, cfg.folds)):
-        test = np.flatnonzero(np.isin(corpus.subject, test_subj))
-        train = np.flatnonzero(~np.isin(corpus.subject, test_subj) & corpus.detected)
-        lab = train[labelled[train]]
-        info = {"fold": fi, "test_subjects": ",".join(test_subj), "n_labelled": len(lab),
-                "n_paired": len(train), "n_test": len(test)}
+    folds = list(enumerate(make_folds(subjects, cfg.folds)))
+    if workers > 1 and len(folds) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # the workers need no frames, only crops; spawn: fork after torch's OpenMP init can hang
+        slim = dataclasses.replace(corpus, frames=None) if getattr(corpus, "frames", None) is not None \
+            else corpus
+        jobs = [(fi, ts, slim, labelled, cfg, tuple(students), baseline, tuple(betas),
+                 keep_models, False) for fi, ts in folds]
         t = time.perf_counter()
-        tg, tw = heatmap_targets(corpus, lab, cfg)
-        teacher, h = train_supervised(cfg.teacher, corpus.rgb[lab], tg, tw, cfg, rgb=True,
-                                      lr=cfg.teacher_lr, epochs=cfg.teacher_epochs,
-                                      seed=cfg.seed + fi, progress=progress, desc="teacher")
-        timings[f"teacher f{fi}"] = time.perf_counter() - t
-        hist[f"teacher f{fi}"] = h
-        ap = evaluate_by_activity(teacher, corpus, test, cfg, rgb=True)
-        rows.append({"model": f"teacher ({cfg.teacher}, RGB frames)", **info, **ap,
-                     "params": count_params(teacher),
-                     "flops": count_flops(teacher, (1, 3, *cfg.crop_hw))})
-        z_t, hm_t = teacher_outputs(teacher, corpus.rgb[train])
-        flipped = teacher_outputs(teacher, corpus.rgb[train], flip=True) if cfg.flip_augment else None
-        xt = corpus.thermal[train]
-        for kind in students:
-            t = time.perf_counter()
-            st, h = train_student(kind, xt, z_t, hm_t, teacher.decoder, cfg, beta=cfg.beta,
-                                  seed=cfg.seed + fi, progress=progress, flipped=flipped)
-            timings[f"student {kind} f{fi}"] = time.perf_counter() - t
-            hist[f"student {kind} f{fi}"] = h
-            ap = evaluate_by_activity(st, corpus, test, cfg)
-            rows.append({"model": f"student {kind} (thermal, distilled)", **info, **ap,
-                         "params": count_params(st), "flops": count_flops(st, shape1)})
-            if keep_models:
-                models[f"student {kind}"] = st
-        for beta in betas:
-            same = [r for r in rows if r["fold"] == fi
-                    and r["model"] == f"student {cfg.student} (thermal, distilled)"]
-            if beta == cfg.beta and same:  # the student row above is this very model (same seed)
-                brows.append({"beta": beta, **info, **{k: same[0][k] for k in
-                                                       ("AP", "AP50", "AP75", "AR", "AP_run",
-                                                        "AP_tug", "n_gt", "n_det")}})
-                continue
-            t = time.perf_counter()
-            st, _ = train_student(cfg.student, xt, z_t, hm_t, teacher.decoder, cfg, beta=beta,
-                                  seed=cfg.seed + fi, progress=progress, flipped=flipped)
-            timings[f"beta {beta} f{fi}"] = time.perf_counter() - t
-            brows.append({"beta": beta, **info, **evaluate_by_activity(st, corpus, test, cfg)})
-        if baseline:
-            t = time.perf_counter()
-            tgt, wt = heatmap_targets(corpus, lab, cfg)
-            bl, h = train_supervised("mobilenetv3", corpus.thermal[lab], tgt, wt, cfg, rgb=False,
-                                     lr=cfg.baseline_lr, epochs=cfg.teacher_epochs,
-                                     seed=cfg.seed + fi, progress=progress, desc="baseline")
-            timings[f"baseline f{fi}"] = time.perf_counter() - t
-            hist[f"baseline f{fi}"] = h
-            ap = evaluate_by_activity(bl, corpus, test, cfg)
-            rows.append({"model": "baseline mobilenetv3 (thermal, supervised on L)", **info,
-                         **ap, "params": count_params(bl), "flops": count_flops(bl, shape1)})
-            if keep_models:
-                models["baseline"] = bl
-        if keep_models:
-            models["teacher"] = teacher
-        logger.info("keypoints fold %d: %s", fi, pd.DataFrame(rows).query("fold == @fi")[
-            ["model", "AP", "AP50", "AP75"]].to_string(index=False))
-    del torch
+        with ProcessPoolExecutor(min(workers, len(folds)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(progress_bar(pool.map(_fold_worker, jobs), progress,
+                                        desc=f"keypoint folds ({min(workers, len(folds))} "
+                                             "processes)", total=len(jobs)))
+        timings["folds (parallel, wall)"] = time.perf_counter() - t
+    else:
+        results = [_run_fold(fi, ts, corpus, labelled, cfg, tuple(students), baseline,
+                             tuple(betas), keep_models, progress) for fi, ts in folds]
+    rows, brows, hist, models = [], [], {}, {}
+    for r in results:
+        rows += r["rows"]
+        brows += r["brows"]
+        timings.update(r["timings"])
+        hist.update(r["history"])
+        models = r["models"] or models  # the last fold's
     return {"table": pd.DataFrame(rows), "beta": pd.DataFrame(brows), "timings": timings,
             "corpus": corpus, "models": models, "history": hist, "config": cfg}
 

@@ -19,6 +19,42 @@ ERROR_METRICS = {"calf_mean": "degC", "tnv_mean": "degC", "tp_mean": "degC", "tv
                  "tp_entropy": "bit", "tnv_entropy": "bit"}
 
 
+#: error_to_sd at or above which the report warns that a metric's time course is dominated by
+#: segmentation error (median per-frame error >= half the metric's within-session SD).
+ATTENUATION_WARN = 0.5
+
+
+def metric_error_table(err_rows: list[dict]) -> pd.DataFrame:
+    """Segmentation-induced metric error against the metric's own within-session variation.
+
+    Parameters
+    ----------
+    err_rows : list of dict
+        One per held-out session and metric: ``metric``, ``errors`` (absolute per-frame,
+        per-calf differences, predicted vs ground-truth masks) and ``sd`` (SD over the frames
+        of each calf under ground-truth masks), in the metric's units.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metric``, ``median_abs_error``, ``p95_abs_error``, ``n`` (frame-calves),
+        ``within_session_sd`` (median over session-calves), ``error_to_sd`` (ratio of the two),
+        ``units``; NaN where a metric had no finite value.
+    """
+    rows = []
+    for n, units in ERROR_METRICS.items():
+        mine = [r for r in err_rows if r["metric"] == n]
+        d = np.concatenate([r["errors"] for r in mine]) if mine else np.array([])
+        sd = np.concatenate([r["sd"] for r in mine]) if mine else np.array([])
+        med = float(np.median(d)) if d.size else np.nan
+        wsd = float(np.median(sd)) if sd.size else np.nan
+        rows.append({"metric": n, "median_abs_error": med,
+                     "p95_abs_error": float(np.percentile(d, 95)) if d.size else np.nan,
+                     "n": int(d.size), "within_session_sd": wsd,
+                     "error_to_sd": med / wsd if wsd > 0 else np.nan, "units": units})
+    return pd.DataFrame(rows)
+
+
 def _load_session(entry):
     from irtrepro.io.thermal import open_frame_store
 
@@ -102,26 +138,50 @@ def model_key(frames, roi, vessels, *, seed: int, settings: dict) -> str:
     return data_hash(frames, roi, vessels, extra)[:16]
 
 
+def _train_one(args: tuple):
+    """:func:`~irtrepro.vision.train.train_segmenter` in a worker process, one torch thread."""
+    from irtrepro.vision.train import train_segmenter
+
+    frames, roi, vessels, subjects, task, seed, kw = args
+    return train_segmenter(frames, roi, vessels, subjects, task=task, seed=seed,
+                           **{**kw, "threads": 1})
+
+
 def train_or_load(frames, roi, vessels, subjects, cache_dir: Path, *, seed: int = 0,
-                  settings: dict | None = None):
-    """Train both models, or load them from ``cache_dir`` when data and settings match."""
+                  settings: dict | None = None, n_workers: int = 1):
+    """Train both models, or load them from ``cache_dir`` when data and settings match.
+
+    With ``n_workers`` >= 2 and both models to train, they train at the same time in two
+    single-threaded processes (the small U-Nets use a second thread poorly on CPU).
+    """
     from irtrepro.vision.models import Checkpoint
     from irtrepro.vision.train import train_segmenter
 
     settings = dict(settings or {})
     key = model_key(frames, roi, vessels, seed=seed, settings=settings)
-    out = []
-    for task in ("roi", "vessels"):
-        path = Path(cache_dir) / f"{task}_{key}.pt"
+    paths = {task: Path(cache_dir) / f"{task}_{key}.pt" for task in ("roi", "vessels")}
+    out = {}
+    for task, path in paths.items():
         if path.is_file():
-            out.append(Checkpoint.load(path, task=task))
+            out[task] = Checkpoint.load(path, task=task)
             logger.info("vision: reusing %s", path)
-            continue
-        ck = train_segmenter(frames, roi, vessels, subjects, task=task, seed=seed,
-                             **settings.get(task, {}))
-        ck.save(path)
-        out.append(ck)
-    return out[0], out[1]
+    todo = [t for t in paths if t not in out]
+    if len(todo) == 2 and n_workers >= 2:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = [(frames, roi, vessels, subjects, t, seed, settings.get(t, {})) for t in todo]
+        logger.info("vision: training %s in 2 processes", " and ".join(todo))
+        # spawn: fork after torch's OpenMP init can hang
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            out.update(zip(todo, pool.map(_train_one, jobs), strict=True))
+    else:
+        for task in todo:
+            out[task] = train_segmenter(frames, roi, vessels, subjects, task=task, seed=seed,
+                                        **settings.get(task, {}))
+    for task in todo:
+        out[task].save(paths[task])
+    return out["roi"], out["vessels"]
 
 
 def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
@@ -166,7 +226,9 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     t0 = time.perf_counter()
     F, R, V, S = _training_arrays([e for e in with_truth if e.subject in train_s],
                                   max_train_frames, progress)
-    roi_ck, ves_ck = train_or_load(F, R, V, S, cache_dir, seed=seed, settings=settings)
+    cpu_workers = 1 if device().type == "cuda" else max(1, min(2, os.cpu_count() or 1))
+    roi_ck, ves_ck = train_or_load(F, R, V, S, cache_dir, seed=seed, settings=settings,
+                                   n_workers=cpu_workers if n_workers is None else n_workers)
     part.timings["train_or_load"] = time.perf_counter() - t0
     del F, R, V
     dev = device()
@@ -205,10 +267,15 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                 a = compute_features(f, pr, pv, features=names)
                 b = compute_features(f, gr, gv, features=names)
                 for n in names:
-                    d = np.abs(a[n].sel(side=["left", "right"]).values
-                               - b[n].sel(side=["left", "right"]).values).ravel()
+                    gt = b[n].sel(side=["left", "right"]).values
+                    d = np.abs(a[n].sel(side=["left", "right"]).values - gt).ravel()
+                    # how much the metric itself moves within this session (per calf), the
+                    # yardstick for the error: a time-course correlation survives only if the
+                    # segmentation error is small against this
+                    with np.errstate(all="ignore"):
+                        sd = np.nanstd(gt, axis=0, ddof=1) if len(gt) > 2 else np.full(2, np.nan)
                     err_rows.append({"subject": e.subject, "session": e.session, "metric": n,
-                                     "errors": d[np.isfinite(d)]})
+                                     "errors": d[np.isfinite(d)], "sd": sd[np.isfinite(sd)]})
                 if example is None:
                     k = f.shape[0] // 2
                     example = (f[k], gr[k], gv[k], pr[k], pv[k], e)
@@ -226,15 +293,23 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         part.tables["segmentation_quality"] = (
             q, f"Per-class pixel scores pooled over all frames of the held-out subjects {held} "
                f"(models trained on {train_s}); Dice = F1.")
-        rows = []
-        for n, units in ERROR_METRICS.items():
-            d = np.concatenate([r["errors"] for r in err_rows if r["metric"] == n])
-            rows.append({"metric": n, "median_abs_error": float(np.median(d)) if d.size else np.nan,
-                         "p95_abs_error": float(np.percentile(d, 95)) if d.size else np.nan,
-                         "n": int(d.size), "units": units})
+        err = metric_error_table(err_rows)
         part.tables["metric_error"] = (
-            pd.DataFrame(rows), "Absolute difference per frame and calf between the metric "
-            "under predicted masks and under ground-truth masks (held-out subjects).")
+            err, "Absolute difference per frame and calf between the metric under predicted "
+            "masks and under ground-truth masks (held-out subjects). within_session_sd: SD over "
+            "the frames of one session and calf under ground-truth masks (median over "
+            "session-calves), i.e. how much the metric moves over time; error_to_sd = "
+            "median_abs_error / within_session_sd. Near or above 1, the segmentation error is as "
+            "large as the metric's own time course, and correlations of that metric over time "
+            "through the learned masks are attenuated towards 0.")
+        for row in err.itertuples():
+            if row.error_to_sd >= ATTENUATION_WARN:
+                part.notes.append(
+                    f"{row.metric}: segmentation moves it by {row.median_abs_error:.3g} "
+                    f"{row.units} per frame (median), {row.error_to_sd:.2f}x its variation "
+                    f"within a session under ground-truth masks ({row.within_session_sd:.3g} "
+                    f"{row.units}); its correlations over time in this report are attenuated "
+                    "by segmentation error (table metric_error)")
         k = np.linspace(0, len(tr) - 1, min(48, len(tr))).astype(int)
         frames_all = []
         for e in sessions:

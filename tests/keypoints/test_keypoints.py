@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from irtrepro.errors import ReaderError
@@ -344,3 +345,25 @@ def test_beta_sweep_table_and_figure(tmp_path):
     np.testing.assert_allclose(mean_line.get_ydata(), b.groupby("beta")["AP"].mean().to_numpy())
     fig.savefig(tmp_path / "beta.png")
     assert (tmp_path / "beta.png").stat().st_size > 1000
+
+
+def test_folds_in_worker_processes_equal_the_serial_run():
+    # two folds trained in two single-threaded processes give the very rows of a serial
+    # single-threaded run (each fold has its own seed), and the models come back
+    from irtrepro.keypoints import train
+
+    cfg = train.KeypointConfig(n_subjects=2, frames_per_subject=12, folds=2, latent_ch=16,
+                               deconv_ch=16, batch=8, teacher_epochs=2, max_epochs=1,
+                               val_fraction=0.0, patience=100)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = train.run_experiment(cfg, progress=False, keep_models=True)
+    finally:
+        torch.set_num_threads(threads)
+    parallel = train.run_experiment(cfg, progress=False, keep_models=True, workers=2,
+                                    corpus=serial["corpus"])
+    cols = ["model", "fold", "test_subjects", "AP", "AP50", "AP75", "AR", "params"]
+    pd.testing.assert_frame_equal(serial["table"][cols], parallel["table"][cols])
+    assert set(parallel["models"]) == {"teacher", "student mobilenetv3", "baseline"}
+    assert "folds (parallel, wall)" in parallel["timings"]
