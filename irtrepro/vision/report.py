@@ -138,50 +138,26 @@ def model_key(frames, roi, vessels, *, seed: int, settings: dict) -> str:
     return data_hash(frames, roi, vessels, extra)[:16]
 
 
-def _train_one(args: tuple):
-    """:func:`~irtrepro.vision.train.train_segmenter` in a worker process, one torch thread."""
-    from irtrepro.vision.train import train_segmenter
-
-    frames, roi, vessels, subjects, task, seed, kw = args
-    return train_segmenter(frames, roi, vessels, subjects, task=task, seed=seed,
-                           **{**kw, "threads": 1})
-
-
 def train_or_load(frames, roi, vessels, subjects, cache_dir: Path, *, seed: int = 0,
-                  settings: dict | None = None, n_workers: int = 1):
-    """Train both models, or load them from ``cache_dir`` when data and settings match.
-
-    With ``n_workers`` >= 2 and both models to train, they train at the same time in two
-    single-threaded processes (the small U-Nets use a second thread poorly on CPU).
-    """
+                  settings: dict | None = None):
+    """Train both models, or load them from ``cache_dir`` when data and settings match."""
     from irtrepro.vision.models import Checkpoint
     from irtrepro.vision.train import train_segmenter
 
     settings = dict(settings or {})
     key = model_key(frames, roi, vessels, seed=seed, settings=settings)
-    paths = {task: Path(cache_dir) / f"{task}_{key}.pt" for task in ("roi", "vessels")}
-    out = {}
-    for task, path in paths.items():
+    out = []
+    for task in ("roi", "vessels"):
+        path = Path(cache_dir) / f"{task}_{key}.pt"
         if path.is_file():
-            out[task] = Checkpoint.load(path, task=task)
+            out.append(Checkpoint.load(path, task=task))
             logger.info("vision: reusing %s", path)
-    todo = [t for t in paths if t not in out]
-    if len(todo) == 2 and n_workers >= 2:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        jobs = [(frames, roi, vessels, subjects, t, seed, settings.get(t, {})) for t in todo]
-        logger.info("vision: training %s in 2 processes", " and ".join(todo))
-        # spawn: fork after torch's OpenMP init can hang
-        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-            out.update(zip(todo, pool.map(_train_one, jobs), strict=True))
-    else:
-        for task in todo:
-            out[task] = train_segmenter(frames, roi, vessels, subjects, task=task, seed=seed,
-                                        **settings.get(task, {}))
-    for task in todo:
-        out[task].save(paths[task])
-    return out["roi"], out["vessels"]
+            continue
+        ck = train_segmenter(frames, roi, vessels, subjects, task=task, seed=seed,
+                             **settings.get(task, {}))
+        ck.save(path)
+        out.append(ck)
+    return out[0], out[1]
 
 
 def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
@@ -226,9 +202,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     t0 = time.perf_counter()
     F, R, V, S = _training_arrays([e for e in with_truth if e.subject in train_s],
                                   max_train_frames, progress)
-    cpu_workers = 1 if device().type == "cuda" else max(1, min(2, os.cpu_count() or 1))
-    roi_ck, ves_ck = train_or_load(F, R, V, S, cache_dir, seed=seed, settings=settings,
-                                   n_workers=cpu_workers if n_workers is None else n_workers)
+    roi_ck, ves_ck = train_or_load(F, R, V, S, cache_dir, seed=seed, settings=settings)
     part.timings["train_or_load"] = time.perf_counter() - t0
     del F, R, V
     dev = device()

@@ -252,31 +252,3 @@ def test_metric_error_table_compares_error_with_within_session_variation():
     # a metric without any value is NaN, not 0
     assert np.isnan(t.loc["tv_mean"].median_abs_error) and np.isnan(t.loc["tv_mean"].error_to_sd)
 
-
-def test_models_trained_in_two_processes_equal_serial_training(tmp_path):
-    # both U-Nets trained at once in single-threaded worker processes are the models a serial
-    # single-threaded run trains, and they land in the cache
-    import torch
-
-    from irtrepro.synth.thermogram import render_session
-    from irtrepro.vision.report import train_or_load
-    from tests.synth.test_thermogram import make_truth
-
-    F, R, V, S = [], [], [], []
-    for s in ("S01", "S02"):
-        ds = render_session(make_truth(20, s), shape=(64, 80), seed=0, frame_interval_s=5)
-        F.append(ds.frames.values)
-        R.append(ds.roi.values)
-        V.append(ds.vessels.values)
-        S += [s] * ds.sizes["frame"]
-    F, R, V = np.concatenate(F), np.concatenate(R), np.concatenate(V)
-    tiny = {"max_steps": 3, "eval_every": 3, "batch_size": 2, "decoder_channels": (8, 4, 4),
-            "threads": 1}
-    settings = {"roi": tiny, "vessels": {**tiny, "crop": 32}}
-    serial = train_or_load(F, R, V, S, tmp_path / "a", settings=settings, n_workers=1)
-    parallel = train_or_load(F, R, V, S, tmp_path / "b", settings=settings, n_workers=2)
-    for a, b in zip(serial, parallel, strict=True):
-        assert a.task == b.task
-        for k, v in a.state_dict.items():
-            torch.testing.assert_close(v, b.state_dict[k], rtol=0, atol=0)
-    assert len(list((tmp_path / "b").glob("*.pt"))) == 2
