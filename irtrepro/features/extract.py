@@ -87,18 +87,26 @@ def per_second(feats: xr.Dataset, grid: np.ndarray | None = None,
     order = np.argsort(keys, kind="stable")
     keys_sorted = keys[order]
     uniq, start = np.unique(keys_sorted, return_index=True)
+    # one slot per (second, frame within that second), NaN-padded: every second's median in
+    # one nanmedian call (a loop over seconds cost ~95 % of extract_session's time)
+    counts = np.diff(np.r_[start, keys_sorted.size])
+    width = int(counts.max()) if counts.size else 0
+    group = np.repeat(np.arange(uniq.size), counts)
+    rank = np.arange(keys_sorted.size) - np.repeat(start, counts)
     for name, da in feats.data_vars.items():
         if name.startswith("flag_") or name == "valid":
             continue
         vals = da.values[ok][order].astype(float)
         res = np.full((grid.size, *vals.shape[1:]), np.nan)
-        if uniq.size:
-            # medians per second: split at group starts (a handful of frames per second)
+        if uniq.size and width == 1:  # one frame per second: the frame is the median
+            res[uniq] = vals
+        elif uniq.size:
+            pad = np.full((uniq.size, width, *vals.shape[1:]), np.nan)
+            pad[group, rank] = vals
             with warnings.catch_warnings():
                 # an all-NaN column (region absent that second) is NaN, as it should be
                 warnings.simplefilter("ignore", RuntimeWarning)
-                meds = [np.nanmedian(g, axis=0) for g in np.split(vals, start[1:])]
-            res[uniq] = np.stack(meds)
+                res[uniq] = np.nanmedian(pad, axis=1)
         out[name] = (da.dims, res, dict(da.attrs))
     n = np.zeros(grid.size)
     np.add.at(n, keys, 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -76,3 +78,28 @@ def test_local_cluster_matches_serial():
                                   dashboard_address=None) as cluster:
         par = extract_session(f, roi, ves, time=time, chunk_frames=16, scheduler=cluster)
     xr.testing.assert_identical(serial, par)
+
+
+def test_per_second_equals_a_loop_over_seconds():
+    # uneven frame counts per second (1 to 5), NaN values, an all-NaN second for one side,
+    # invalid frames and a frame before the grid: the vectorised medians equal np.nanmedian
+    # second by second
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.uniform(0, 20, 60))
+    x = rng.normal(30, 1, (60, 2))
+    x[rng.random((60, 2)) < 0.2] = np.nan
+    sec7 = np.floor(t) == 7
+    x[sec7, 1] = np.nan
+    valid = rng.random(60) > 0.1
+    feats = xr.Dataset({"x": (("time", "side"), x), "valid": (("time",), valid)},
+                       coords={"time": t, "side": ["left", "right"]})
+    grid = np.arange(2.0, 20.0)
+    out = per_second(feats, grid=grid)
+    for k, g in enumerate(grid):
+        sel = valid & (np.floor(t) == g)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = np.nanmedian(x[sel], axis=0) if sel.any() else np.full(2, np.nan)
+        np.testing.assert_array_equal(out.x.values[k], want)
+        assert out.n_frames.values[k] == sel.sum()
+    assert sec7.any() and np.isnan(out.x.sel(time=7.0, side="right"))
