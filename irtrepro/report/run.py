@@ -68,6 +68,17 @@ def source_hash(*modules: str) -> str:
     return h.hexdigest()[:16]
 
 
+def part_key(manifest_sha256: str, name: str, seed: int) -> str:
+    """Cache key of a model part's result: manifest, seed and the source of the whole package.
+
+    A part's result depends on more than its own package (the vision part extracts metrics
+    with ``irtrepro.features``, reads frames with ``irtrepro.io``), so any source change
+    recomputes the parts; their trained models have their own, narrower caches.
+    """
+    return hashlib.sha256(f"{manifest_sha256}|{source_hash('irtrepro', name)}|{seed}".encode()
+                          ).hexdigest()[:16]
+
+
 def _cached(path: Path, compute):
     if path.exists():
         try:
@@ -172,8 +183,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             except (ImportError, AttributeError) as exc:
                 left_out.append(f"{short}: part not available ({exc})")
                 continue
-            key = hashlib.sha256(f"{m.sha256}|{source_hash(name)}|{seed}".encode()
-                                 ).hexdigest()[:16]
+            key = part_key(m.sha256, name, seed)
             try:
                 part, reused = _cached(
                     cache / f"part-{short}-{key}.pkl",

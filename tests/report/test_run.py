@@ -54,3 +54,25 @@ def test_corrupt_file_and_missing_session_are_listed(study_dir, tmp_path):
     top = html[: html.index("Contents")]
     assert "S02/SI hr:" in top
     assert "nonexistent: part not available" in top
+
+
+def test_part_key_follows_the_code_the_part_uses(monkeypatch):
+    # the vision part's result comes through irtrepro.features: an edit there must not
+    # reuse a cached part (it did while the key hashed the part's own package only)
+    from pathlib import Path
+
+    from irtrepro.report.run import part_key
+
+    k0 = part_key("abc", "irtrepro.vision", 0)
+    assert part_key("abc", "irtrepro.vision", 0) == k0
+    assert part_key("abd", "irtrepro.vision", 0) != k0
+    assert part_key("abc", "irtrepro.vision", 1) != k0
+    real = Path.read_bytes
+
+    def edited(self):
+        data = real(self)
+        return data + b"\n# edited" if self.name == "extract.py" and \
+            self.parent.name == "features" else data
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert part_key("abc", "irtrepro.vision", 0) != k0
