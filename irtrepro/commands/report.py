@@ -14,12 +14,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of training and resampling")
     parser.add_argument("--parts", default="vision,breathing,keypoints",
                         help="model parts to run, comma-separated (default: %(default)s)")
+    parser.add_argument("--part-jobs", type=int, default=None, metavar="N",
+                        help="model parts computed at once, each in its own process with "
+                             "cores/N torch threads (default: all that are not cached, on 2+ "
+                             "cores; 1 = one after the other)")
 
 
 def run(args) -> int:
     from irtrepro.report.run import run_report
 
     parts = tuple(f"irtrepro.{p.strip()}" for p in args.parts.split(",") if p.strip())
-    page = run_report(args.manifest, args.out, cache_dir=args.cache, seed=args.seed, parts=parts)
+    page = run_report(args.manifest, args.out, cache_dir=args.cache, seed=args.seed, parts=parts,
+                      part_jobs=args.part_jobs)
     print(f"wrote {page}")
     return 0

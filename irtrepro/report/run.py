@@ -119,11 +119,103 @@ def merge_study(study: xr.Dataset, extra: xr.Dataset) -> xr.Dataset:
     return study.merge(extra, compat="override", join="left")
 
 
+def _compute_part(name: str, manifest, models_dir: Path, seed: int, progress) -> ReportPart:
+    """Run one model part's ``run_for_report`` (its models are cached in ``models_dir``)."""
+    fn = importlib.import_module(name).run_for_report
+    return fn(manifest, models_dir, seed=seed, progress=progress)
+
+
+def _part_jobs(part_jobs: int | None, n_fresh: int) -> int:
+    if n_fresh < 2:
+        return 1
+    if part_jobs is None:
+        return n_fresh if (os.cpu_count() or 1) >= 2 else 1
+    if part_jobs < 1:
+        raise ValueError(f"part_jobs={part_jobs}; expected >= 1")
+    return min(part_jobs, n_fresh)
+
+
+def _part_process(name: str, manifest_path: str, cache: str, seed: int, threads: int,
+                  log_level: int, err_path: str) -> None:
+    """Body of a part's process: compute the part into its cache file, or write the error."""
+    import logging
+    import sys
+
+    short = name.rsplit(".", 1)[-1]
+    if not logger.handlers:  # spawned: the parent's handlers are not inherited
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"%(levelname)s %(name)s [{short}]: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(log_level)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    try:
+        from irtrepro.manifest import load_manifest
+
+        m = load_manifest(manifest_path)
+        path = Path(cache) / f"part-{short}-{part_key(m.sha256, name, seed)}.pkl"
+        # no progress bars: three processes would draw over each other; the parts log instead
+        _cached(path, lambda: _compute_part(name, m, Path(cache) / "models" / short, seed,
+                                            False))
+    except BaseException as exc:
+        Path(err_path).write_text(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        raise SystemExit(1) from None
+
+
+def _compute_parts_parallel(fresh, manifest_path: Path, cache: Path, seed: int, n_jobs: int,
+                            timings: dict) -> dict[str, str]:
+    """Compute model parts in ``n_jobs`` concurrent processes; each writes its cache file.
+
+    Why: most of a part is small single-threaded work (scikit-learn, small convolutions,
+    numpy) that a second torch thread barely speeds up, and each part already spreads its
+    biggest step over single-threaded worker processes. Running the parts side by side with
+    one torch thread each keeps both cores busy all the time instead of one part at a time.
+
+    Returns ``{short name: reason}`` of the parts that failed (their traceback is logged).
+    """
+    import multiprocessing
+    import tempfile
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context("spawn")  # fork after torch/OpenMP init can hang
+    threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    logger.info("report: %d model parts in parallel processes (%d torch thread(s) each): %s",
+                n_jobs, threads, ", ".join(t[1] for t in fresh))
+    failed: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="irtrepro-parts-") as tmp:
+        queue, running = list(fresh), {}
+        while queue or running:
+            while queue and len(running) < n_jobs:
+                name, short, _path = queue.pop(0)
+                err = Path(tmp) / f"{short}.err"
+                p = ctx.Process(target=_part_process, name=f"irtrepro-{short}",
+                                args=(name, str(manifest_path), str(cache), seed, threads,
+                                      logger.getEffectiveLevel(), str(err)))
+                p.start()
+                running[p.sentinel] = (p, short, err, time.perf_counter())
+            for sentinel in wait(list(running)):
+                p, short, err, t0 = running.pop(sentinel)
+                p.join()
+                timings[f"models: {short} (process)"] = round(time.perf_counter() - t0, 2)
+                if p.exitcode != 0:
+                    why = (err.read_text() if err.exists()
+                           else f"its process ended with exit code {p.exitcode}")
+                    logger.error("report: %s failed:\n%s", short, why)
+                    failed[short] = why.split("\n", 1)[0]
+                else:
+                    logger.info("report: %s done in %.0f s", short, time.perf_counter() - t0)
+    return failed
+
+
 def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
                out: str | os.PathLike = "reports", *, cache_dir: str | os.PathLike | None = None,
                study_path: str | os.PathLike | None = None, seed: int = 0,
                analyses_dir: str | os.PathLike | None = None, parts: tuple[str, ...] = MODEL_PARTS,
-               progress: bool | None = None) -> Path:
+               progress: bool | None = None, part_jobs: int | None = None) -> Path:
     """Build every figure and table of the study described by ``manifest``.
 
     Parameters
@@ -144,6 +236,10 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
         Model parts to run.
     progress : bool or None
         Progress bars.
+    part_jobs : int, optional
+        Model parts computed at once, each in its own process (default: every part that is not
+        cached, when the machine has 2 or more cores; ``1`` computes them one after the other
+        in this process). See :func:`_compute_parts_parallel`.
 
     Returns
     -------
@@ -174,29 +270,39 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             left_out.append(f"{miss['subject']}/{miss['session']} {miss['kind']}: "
                             f"{miss['reason']}")
     model_parts: list[ReportPart] = []
+    todo = []  # (name, short, cache path) of every part to load or compute
     for name in parts:
         short = name.rsplit(".", 1)[-1]
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ImportError:  # its parent package is missing
+            found = False
+        if not found:
+            left_out.append(f"{short}: part not available (no module {name})")
+            continue
+        todo.append((name, short, cache / f"part-{short}-{part_key(m.sha256, name, seed)}.pkl"))
+    fresh = [t for t in todo if not t[2].exists()]
+    n_jobs = _part_jobs(part_jobs, len(fresh))
+    if n_jobs > 1:
+        with _timer(timings, "models: parallel (wall)"):
+            failed = _compute_parts_parallel(fresh, m.path, cache, seed, n_jobs, timings)
+        for short, why in failed.items():
+            left_out.append(f"{short}: failed with {why}")
+    for name, short, path in todo:
+        if n_jobs > 1 and short in failed:
+            continue
         with _timer(timings, f"models: {short}"):
             try:
-                mod = importlib.import_module(name)
-                fn = mod.run_for_report
-            except (ImportError, AttributeError) as exc:
-                left_out.append(f"{short}: part not available ({exc})")
-                continue
-            key = part_key(m.sha256, name, seed)
-            try:
-                part, reused = _cached(
-                    cache / f"part-{short}-{key}.pkl",
-                    lambda fn=fn, short=short: fn(m, cache / "models" / short, seed=seed,
-                                                  progress=progress))
+                part, _ = _cached(path, lambda name=name, short=short: _compute_part(
+                    name, m, cache / "models" / short, seed, progress))
             except Exception as exc:  # a failing part must not take the report down
                 logger.error("report: %s failed:\n%s", short, traceback.format_exc())
                 left_out.append(f"{short}: failed with {type(exc).__name__}: {exc}")
                 continue
-            timings.update({f"{short}: {k}": v for k, v in part.timings.items()})
-            if part.study_vars is not None:
-                study = merge_study(study, part.study_vars)
-            model_parts.append(part)
+        timings.update({f"{short}: {k}": v for k, v in part.timings.items()})
+        if part.study_vars is not None:
+            study = merge_study(study, part.study_vars)
+        model_parts.append(part)
     with _timer(timings, "study: save"):
         sp = Path(study_path) if study_path else root / "data" / "study.nc"
         try:

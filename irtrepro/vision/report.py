@@ -199,7 +199,10 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         return part
     subjects = sorted({e.subject for e in with_truth})
     train_s, held = subject_split(subjects, n_val=min(n_heldout, len(subjects) - 1), seed=seed)
-    set_threads(2)
+    import torch
+
+    # at most 2 (measured fastest on 2 cores), fewer when the caller runs parts side by side
+    set_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.perf_counter()
     F, R, V, S = _training_arrays([e for e in with_truth if e.subject in train_s],
                                   max_train_frames, progress)
@@ -207,8 +210,6 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     part.timings["train_or_load"] = time.perf_counter() - t0
     del F, R, V
     dev = device()
-    import torch
-
     models = tuple(ck.build().to(dev, memory_format=torch.channels_last)
                    for ck in (roi_ck, ves_ck))
     per_session, err_rows, t_pairs, p_pairs = {}, [], [], []
@@ -218,8 +219,13 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         n_workers = 1 if dev.type == "cuda" else max(1, min(2, os.cpu_count() or 1))
     masks = _segmented([str(e.files["thermal"].path) for e in sessions], roi_ck, ves_ck,
                        models, dev, n_workers)
-    for e, (pr, pv, err) in progress_bar(zip(sessions, masks, strict=True), progress,
-                                         desc="segmenting sessions", total=len(sessions)):
+    quarter = max(1, len(sessions) // 4)
+    for i, (e, (pr, pv, err)) in enumerate(progress_bar(
+            zip(sessions, masks, strict=True), progress, desc="segmenting sessions",
+            total=len(sessions))):
+        if progress is False and (i + 1) % quarter == 0:  # no bar (e.g. a part's process): log
+            logger.info("vision: %d/%d sessions segmented (%.0f s)", i + 1, len(sessions),
+                        time.perf_counter() - t0)
         try:
             from irtrepro.io.thermal import open_frame_store
 

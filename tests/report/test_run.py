@@ -76,3 +76,77 @@ def test_part_key_follows_the_code_the_part_uses(monkeypatch):
 
     monkeypatch.setattr(Path, "read_bytes", edited)
     assert part_key("abc", "irtrepro.vision", 0) != k0
+
+
+FAKE_PARTS = {
+    # a part that works: a table, a Study variable, and where and how it ran
+    "fakepart_ok": '''
+import os
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from irtrepro.report.part import ReportPart
+
+
+def run_for_report(manifest, cache_dir, *, seed=0, progress=None):
+    part = ReportPart("fakepart_ok", "fake")
+    part.tables["where"] = (pd.DataFrame({"pid": [os.getpid()],
+                                          "threads": [torch.get_num_threads()],
+                                          "progress": [repr(progress)]}), "where it ran")
+    s = manifest.sessions[0]
+    part.study_vars = xr.Dataset({"fake_var": (("subject", "session", "time"),
+                                               np.full((1, 1, 3), 7.0),
+                                               {"units": "1", "long_name": "fake"})},
+                                 coords={"subject": [s.subject], "session": [s.session],
+                                         "time": [0.0, 1.0, 2.0]})
+    part.timings["work"] = 0.5
+    return part
+''',
+    "fakepart_raises": '''
+def run_for_report(manifest, cache_dir, *, seed=0, progress=None):
+    raise ValueError("planted failure in fakepart_raises")
+''',
+    "fakepart_dies": '''
+import os
+
+
+def run_for_report(manifest, cache_dir, *, seed=0, progress=None):
+    os._exit(3)  # as if killed (out of memory): no Python exception, no traceback
+''',
+}
+
+
+def test_parts_run_side_by_side_in_their_own_processes(study_dir, tmp_path, monkeypatch):
+    import os
+    import sys
+
+    import pandas as pd
+    import xarray as xr
+
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    for name, src in FAKE_PARTS.items():
+        (mods / f"{name}.py").write_text(src)
+    monkeypatch.syspath_prepend(str(mods))  # spawned children get the parent's sys.path
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy, ignore=shutil.ignore_patterns("cache", "study.nc"))
+    out = tmp_path / "r"
+    page = run_report(copy / "study.yaml", out, parts=tuple(FAKE_PARTS), part_jobs=3)
+    html = page.read_text()
+    top = html[: html.index("Contents")]
+    # each failure is listed with its reason; the working part is in the report
+    assert "fakepart_raises: failed with ValueError: planted failure in fakepart_raises" in top
+    assert "fakepart_dies: failed with its process ended with exit code 3" in top
+    where = pd.read_csv(out / "tables" / "fakepart_ok_where.csv")
+    assert where.pid[0] != os.getpid()
+    assert where.threads[0] == max(1, (os.cpu_count() or 1) // 3)
+    assert str(where.progress[0]) == "False"  # no bars drawn over each other
+    study = xr.open_dataset(copy / "data" / "study.nc")
+    assert float(study.fake_var.sel(time=1.0).max()) == 7.0
+    assert "models: fakepart_ok (process)" in html and "fakepart_ok: work" in html
+    # the finished part was cached by its process: a second run reuses it in-process
+    assert list((copy / "data" / "cache").glob("part-fakepart_ok-*.pkl"))
+    sys.modules.pop("fakepart_ok", None)
+    page = run_report(copy / "study.yaml", out, parts=("fakepart_ok",))
+    assert pd.read_csv(out / "tables" / "fakepart_ok_where.csv").pid[0] == where.pid[0]
