@@ -33,6 +33,33 @@ ROI_HALF_H = 0.15  # region half-height, fraction of face half-height
 ROI_HALF_W = 0.30  # region half-width, fraction of face half-width
 
 
+def row_nanpercentiles(a: np.ndarray, qs) -> list[np.ndarray]:
+    """``np.nanpercentile(a, q, axis=1)`` for each q in ``qs`` (linear interpolation).
+
+    One sort of the whole array instead of numpy's per-row loop, which it falls back on as
+    soon as a NaN is present (``apply_along_axis``: ~0.15 s per 300 face frames, 30+ s of a
+    report's breathing part). Rows without a finite value give NaN, without a warning.
+    """
+    a = np.asarray(a)
+    if not np.isnan(a).any():
+        return [np.percentile(a, q, axis=1) for q in qs]
+    s = np.sort(a, axis=1)  # NaN sorts last
+    cnt = (~np.isnan(a)).sum(1)
+    rows = np.arange(a.shape[0])
+    out = []
+    for q in qs:
+        pos = np.maximum(cnt - 1, 0) * (q / 100.0)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(cnt - 1, 0))
+        lo_v, hi_v = s[rows, lo], s[rows, hi]
+        t = (pos - lo).astype(s.dtype)
+        d = hi_v - lo_v
+        # numpy's own lerp (bit-identical results): from the nearer end of the interval
+        v = np.where(t >= 0.5, hi_v - d * (1 - t), lo_v + d * t)
+        out.append(np.where(cnt > 0, v, np.nan))
+    return out
+
+
 def locate_nostrils(frames: np.ndarray) -> pd.DataFrame:
     """Locate the nostril region in every frame.
 
@@ -51,9 +78,7 @@ def locate_nostrils(frames: np.ndarray) -> pd.DataFrame:
     if f.ndim != 3:
         raise OptionError(f"frames has shape {f.shape}; expected (frame, y, x)")
     n, ny, nx = f.shape
-    flat = f.reshape(n, -1)
-    lo = np.nanpercentile(flat, 10, axis=1)
-    hi = np.nanpercentile(flat, 95, axis=1)
+    lo, hi = row_nanpercentiles(f.reshape(n, -1), (10, 95))
     mask = f > ((lo + hi) / 2)[:, None, None]
     area = mask.sum((1, 2))
     yy = np.arange(ny)[None, :, None]

@@ -16,8 +16,8 @@ def add_arguments(parser) -> None:
                         help="model parts to run, comma-separated (default: %(default)s)")
     parser.add_argument("--part-jobs", type=int, default=None, metavar="N",
                         help="model parts computed at once, each in its own process with "
-                             "cores/N torch threads (default: all that are not cached, on 2+ "
-                             "cores; 1 = one after the other)")
+                             "cores/N torch threads (default 1: one after the other; worth it "
+                             "only with more than 2 cores)")
 
 
 def run(args) -> int:

@@ -126,12 +126,10 @@ def _compute_part(name: str, manifest, models_dir: Path, seed: int, progress) ->
 
 
 def _part_jobs(part_jobs: int | None, n_fresh: int) -> int:
-    if n_fresh < 2:
-        return 1
-    if part_jobs is None:
-        return n_fresh if (os.cpu_count() or 1) >= 2 else 1
-    if part_jobs < 1:
+    if part_jobs is not None and part_jobs < 1:
         raise ValueError(f"part_jobs={part_jobs}; expected >= 1")
+    if n_fresh < 2 or part_jobs is None:
+        return 1
     return min(part_jobs, n_fresh)
 
 
@@ -170,10 +168,10 @@ def _compute_parts_parallel(fresh, manifest_path: Path, cache: Path, seed: int, 
                             timings: dict) -> dict[str, str]:
     """Compute model parts in ``n_jobs`` concurrent processes; each writes its cache file.
 
-    Why: most of a part is small single-threaded work (scikit-learn, small convolutions,
-    numpy) that a second torch thread barely speeds up, and each part already spreads its
-    biggest step over single-threaded worker processes. Running the parts side by side with
-    one torch thread each keeps both cores busy all the time instead of one part at a time.
+    Meant for machines with more cores than one part uses (each part uses at most 2 torch
+    threads plus, for segmentation and keypoint folds, 2 single-threaded workers): there the
+    parts side by side use cores that would otherwise idle. On 2 cores it gained nothing
+    (measured, see :func:`run_report`).
 
     Returns ``{short name: reason}`` of the parts that failed (their traceback is logged).
     """
@@ -237,9 +235,12 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
     progress : bool or None
         Progress bars.
     part_jobs : int, optional
-        Model parts computed at once, each in its own process (default: every part that is not
-        cached, when the machine has 2 or more cores; ``1`` computes them one after the other
-        in this process). See :func:`_compute_parts_parallel`.
+        Model parts computed at once, each in its own process with ``cores // part_jobs``
+        torch threads (default ``None`` = 1: one after the other in this process, each part
+        with up to 2 threads). Opt-in: on the 2-core machine this project is measured on,
+        three parts side by side took as long as one after the other (1213 s against ~1176 s
+        on 2026-11-26; the machine gains only ~1.4x from its second core, so the parts
+        slowed each other down). See :func:`_compute_parts_parallel`.
 
     Returns
     -------

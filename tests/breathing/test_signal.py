@@ -83,3 +83,25 @@ def test_phase_from_slope():
     lab = phase_from_signal(x, method="slope")
     assert lab[0] == "EXH" and lab[20] == "INH"  # rising, then falling
     assert phase_from_signal(np.array([np.nan, 1.0, 2.0]), method="level")[0] == ""
+
+
+def test_row_nanpercentiles_equals_numpy_bit_for_bit():
+    import warnings
+
+    from irtrepro.breathing.signal import row_nanpercentiles
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(30, 2, (40, 97)).astype(np.float32)
+    full = x.copy()
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[3] = np.nan  # a frame with no finite pixel: NaN, like numpy
+    x[5, :-1] = np.nan  # one finite pixel
+    qs = (0, 10, 37.3, 50, 95, 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for arr in (x, full, x.astype(np.float64)):
+            got = row_nanpercentiles(arr, qs)
+            for q, g in zip(qs, got, strict=True):
+                want = np.nanpercentile(arr, q, axis=1)
+                assert g.dtype == want.dtype
+                np.testing.assert_array_equal(g, want)
