@@ -21,7 +21,7 @@ from irtrepro.breathing.signal import locate_nostrils
 from irtrepro.errors import ReaderError
 
 __all__ = ["ImageSet", "face_crops", "session_images", "read_image_folder", "manifest_images",
-           "CLASSES", "IMAGE_EXTENSIONS"]
+           "hard_from_labels", "CLASSES", "IMAGE_EXTENSIONS"]
 
 CLASSES = ("INH", "EXH")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -105,6 +105,51 @@ def face_crops(frames: np.ndarray, *, size: int = 32) -> tuple[np.ndarray, np.nd
     return crops, valid, reason.astype(str)
 
 
+def hard_from_labels(time: np.ndarray, labels: np.ndarray, clip: np.ndarray | None = None, *,
+                     edge: float = 0.15) -> np.ndarray:
+    """Frames near a breathing-phase boundary, from the frame labels alone.
+
+    A phase is a run of equal INH/EXH labels; its boundaries lie halfway between the last
+    frame of one phase and the first of the next. A frame is *hard* when less than ``edge`` of
+    its phase has elapsed or more than ``1 - edge`` (the generator's definition of its
+    ``hard`` flag, there from the continuous breath model). Phases cut by the start or end of
+    a clip, or by an unlabelled frame, have no known length: their frames are not hard.
+
+    Parameters
+    ----------
+    time : ndarray (frame,), s
+    labels : ndarray of str (frame,)
+        "INH", "EXH" or "" (unlabelled).
+    clip : ndarray of int (frame,), optional
+        Recording segment of each frame; phases never span two clips.
+
+    Returns
+    -------
+    ndarray of bool (frame,)
+    """
+    t = np.asarray(time, float)
+    lab = np.asarray(labels).astype(str)
+    n = len(t)
+    clip = np.zeros(n, np.int64) if clip is None else np.asarray(clip)
+    hard = np.zeros(n, bool)
+    if n == 0:
+        return hard
+    new = np.r_[True, (lab[1:] != lab[:-1]) | (clip[1:] != clip[:-1])]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], n]  # exclusive
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        if lab[a] not in ("INH", "EXH") or k == 0 or b == n:
+            continue
+        prev, nxt = a - 1, b  # neighbouring frames, other phase of the same clip?
+        if (clip[prev] != clip[a] or clip[nxt] != clip[a] or lab[prev] not in ("INH", "EXH")
+                or lab[nxt] not in ("INH", "EXH")):
+            continue
+        t0, t1 = 0.5 * (t[prev] + t[a]), 0.5 * (t[b - 1] + t[nxt])
+        frac = (t[a:b] - t0) / (t1 - t0)
+        hard[a:b] = (frac < edge) | (frac > 1 - edge)
+    return hard
+
+
 def session_images(ds: xr.Dataset | xr.DataArray, labels: np.ndarray | None = None, *,
                    subject: str = "", session: str = "", size: int = 32,
                    source: str = "") -> ImageSet:
@@ -133,8 +178,9 @@ def session_images(ds: xr.Dataset | xr.DataArray, labels: np.ndarray | None = No
         notes.append(f"{subject}/{session}: {len(bad)} of {len(valid)} frames left out "
                      f"(first: frame {bad[0]}: {reason[bad[0]]})")
     y = np.select([labels == "INH", labels == "EXH"], [0, 1], -1)
+    # without the generator's flag (a label file), the phase boundaries come from the labels
     hard = (ds["hard"].values if isinstance(ds, xr.Dataset) and "hard" in ds
-            else np.zeros(len(t), bool))
+            else hard_from_labels(t, labels, clip))
     meta = pd.DataFrame({"subject": subject, "session": session, "time": t, "clip": clip,
                          "hard": hard, "source": source, "frame": np.arange(len(t))})
     return ImageSet(to_rgb(np.nan_to_num(crops[valid])) if valid.any()

@@ -75,3 +75,35 @@ def test_session_images_crops_and_labels():
     expected = np.where(ds["label"].values == "EXH", 1, 0)
     assert (s.labels == expected).all()
     assert (s.meta["subject"] == "S01").all()
+
+
+def test_hard_frames_from_labels_agree_with_the_generator():
+    """A label file has no hard flag: it is derived from the labels' phase boundaries and
+    agrees with the generator's flag (from the continuous breath model) on most frames."""
+    from irtrepro.breathing.data import hard_from_labels
+
+    truth = demo_truth_session("S01", "CON", phases=(("rest", 0.0, 60.0),))
+    ds = render_face_session(truth, demo_breaths(truth), seed=0)
+    lab, t, clip = ds["label"].values, ds["time"].values, ds["clip_index"].values
+    got = hard_from_labels(t, lab, clip)
+    want = ds["hard"].values
+    # the first and last phase of a clip have no known length: never hard
+    first = np.flatnonzero(lab != lab[0])[0]
+    assert not got[:first].any()
+    inner = np.arange(len(lab)) >= first
+    agree = (got == want)[inner & (lab != "")].mean()
+    assert agree > 0.9, agree
+    assert 0.2 < got[inner].mean() < 0.4  # 30 % of a phase's length is near a boundary
+    # session_images uses it when the dataset carries no flag (a label file)
+    s = session_images(ds.drop_vars("hard"), subject="S01", session="CON")
+    np.testing.assert_array_equal(s.meta["hard"].to_numpy(), got)
+    # an unlabelled frame cuts the phase: its neighbours' phases are of unknown length
+    lab2 = lab.copy()
+    k = np.flatnonzero(inner)[len(lab) // 2]
+    lab2[k] = ""
+    got2 = hard_from_labels(t, lab2, clip)
+    run = lab == lab[k]
+    a = k
+    while a > 0 and lab[a - 1] == lab[k]:
+        a -= 1
+    assert not got2[a:k + 1].any() and run[k]
