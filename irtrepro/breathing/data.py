@@ -21,7 +21,7 @@ from irtrepro.breathing.signal import locate_nostrils
 from irtrepro.errors import ReaderError
 
 __all__ = ["ImageSet", "face_crops", "session_images", "read_image_folder", "manifest_images",
-           "hard_from_labels", "CLASSES", "IMAGE_EXTENSIONS"]
+           "hard_from_labels", "clip_index", "CLASSES", "IMAGE_EXTENSIONS"]
 
 CLASSES = ("INH", "EXH")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -105,6 +105,14 @@ def face_crops(frames: np.ndarray, *, size: int = 32) -> tuple[np.ndarray, np.nd
     return crops, valid, reason.astype(str)
 
 
+def clip_index(time: np.ndarray) -> np.ndarray:
+    """Recording segment of each frame: a new clip after a gap of more than 2 frame periods."""
+    t = np.asarray(time, float)
+    if len(t) < 2:
+        return np.zeros(len(t), np.int64)
+    return np.r_[0, np.cumsum(np.diff(t) > 2.0 * np.median(np.diff(t)))]
+
+
 def hard_from_labels(time: np.ndarray, labels: np.ndarray, clip: np.ndarray | None = None, *,
                      edge: float = 0.15) -> np.ndarray:
     """Frames near a breathing-phase boundary, from the frame labels alone.
@@ -168,9 +176,8 @@ def session_images(ds: xr.Dataset | xr.DataArray, labels: np.ndarray | None = No
         raise ReaderError(f"{source or subject + '/' + session}: {len(labels)} labels for "
                           f"{da.sizes['frame']} frames")
     t = np.asarray(da["time"].values, float)
-    fps = 1.0 / np.median(np.diff(t)) if len(t) > 1 else 1.0
     clip = (ds["clip_index"].values if isinstance(ds, xr.Dataset) and "clip_index" in ds
-            else np.r_[0, np.cumsum(np.diff(t) > 2.0 / fps)])
+            else clip_index(t))
     crops, valid, reason = face_crops(da.values, size=size)
     notes = []
     if (~valid).any():

@@ -11,7 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from irtrepro._logging import logger
-from irtrepro.breathing.data import ImageSet, hard_from_labels, manifest_images
+from irtrepro.breathing.data import ImageSet, clip_index, hard_from_labels, manifest_images
 from irtrepro.breathing.evaluate import (
     agreement,
     run_ablation,
@@ -190,11 +190,9 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress: bool |
         tb = time.perf_counter()
         fdf, _ = signal_baseline(da)
         per = (time.perf_counter() - tb) / max(len(fdf), 1)
-        t = np.asarray(da["time"].values, float)
-        clip = np.r_[0, np.cumsum(np.diff(t) > 2.0 * np.median(np.diff(t)))] if len(t) > 1 \
-            else np.zeros(len(t), np.int64)
+        t = da["time"].values
         base_rows.append(fdf.assign(label=labels_by[(s, j)], seconds_per_image=per,
-                                    hard=hard_from_labels(t, labels_by[(s, j)], clip)))
+                                    hard=hard_from_labels(t, labels_by[(s, j)], clip_index(t))))
     baseline = pd.concat(base_rows, ignore_index=True) if base_rows else None
     table, models_new = run_ablation(train_set, test_set, rows=rows, baseline=baseline,
                                      progress=progress, models=models)
@@ -207,7 +205,8 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress: bool |
         "INH/EXH classification of single face frames of held-out subjects (EXH positive; "
         "confusion counts tn/fp/fn/tp, rows truth). accuracy_hard: frames within 15 % of a "
         "phase boundary (from the label file: phase boundaries halfway between frames of "
-        "different labels; phases cut by a clip edge excluded). ms_per_image: inference incl. preprocessing, 1 CPU thread. Rows "
+        "different labels; phases cut by a clip edge excluded). ms_per_image: inference "
+        "incl. preprocessing, 1 CPU thread. Rows "
         "follow the BreathAI ablation; the signal baseline labels frames by the sign of the "
         "nostril-ROI temperature slope."))
     # respiratory rate, every session (the baseline has no training data)

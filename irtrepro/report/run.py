@@ -133,8 +133,8 @@ def _part_jobs(part_jobs: int | None, n_fresh: int) -> int:
     return min(part_jobs, n_fresh)
 
 
-def _part_process(name: str, manifest_path: str, cache: str, seed: int, threads: int,
-                  log_level: int, err_path: str) -> None:
+def _part_process(name: str, manifest_path: str, cache: str, path: str, seed: int,
+                  threads: int, log_level: int, err_path: str) -> None:
     """Body of a part's process: compute the part into its cache file, or write the error."""
     import logging
     import sys
@@ -155,10 +155,9 @@ def _part_process(name: str, manifest_path: str, cache: str, seed: int, threads:
         from irtrepro.manifest import load_manifest
 
         m = load_manifest(manifest_path)
-        path = Path(cache) / f"part-{short}-{part_key(m.sha256, name, seed)}.pkl"
         # no progress bars: three processes would draw over each other; the parts log instead
-        _cached(path, lambda: _compute_part(name, m, Path(cache) / "models" / short, seed,
-                                            False))
+        _cached(Path(path), lambda: _compute_part(name, m, Path(cache) / "models" / short,
+                                                  seed, False))
     except BaseException as exc:
         Path(err_path).write_text(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
         raise SystemExit(1) from None
@@ -188,11 +187,11 @@ def _compute_parts_parallel(fresh, manifest_path: Path, cache: Path, seed: int, 
         queue, running = list(fresh), {}
         while queue or running:
             while queue and len(running) < n_jobs:
-                name, short, _path = queue.pop(0)
+                name, short, path = queue.pop(0)
                 err = Path(tmp) / f"{short}.err"
                 p = ctx.Process(target=_part_process, name=f"irtrepro-{short}",
-                                args=(name, str(manifest_path), str(cache), seed, threads,
-                                      logger.getEffectiveLevel(), str(err)))
+                                args=(name, str(manifest_path), str(cache), str(path), seed,
+                                      threads, logger.getEffectiveLevel(), str(err)))
                 p.start()
                 running[p.sentinel] = (p, short, err, time.perf_counter())
             for sentinel in wait(list(running)):
@@ -284,13 +283,14 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
         todo.append((name, short, cache / f"part-{short}-{part_key(m.sha256, name, seed)}.pkl"))
     fresh = [t for t in todo if not t[2].exists()]
     n_jobs = _part_jobs(part_jobs, len(fresh))
+    failed: dict[str, str] = {}
     if n_jobs > 1:
         with _timer(timings, "models: parallel (wall)"):
             failed = _compute_parts_parallel(fresh, m.path, cache, seed, n_jobs, timings)
         for short, why in failed.items():
             left_out.append(f"{short}: failed with {why}")
     for name, short, path in todo:
-        if n_jobs > 1 and short in failed:
+        if short in failed:
             continue
         with _timer(timings, f"models: {short}"):
             try:
