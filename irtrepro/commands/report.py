@@ -14,10 +14,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of training and resampling")
     parser.add_argument("--parts", default="vision,breathing,keypoints",
                         help="model parts to run, comma-separated (default: %(default)s)")
-    parser.add_argument("--part-jobs", type=int, default=None, metavar="N",
-                        help="model parts computed at once, each in its own process with "
-                             "cores/N torch threads (default 1: one after the other; worth it "
-                             "only with more than 2 cores)")
+    parser.add_argument("--part-jobs", type=_part_jobs, default="auto", metavar="N|auto",
+                        help="how model parts not cached yet are scheduled: 'auto' (default) "
+                             "runs the U-Nets alone, then breathing and keypoints side by side "
+                             "in their own processes when there are >= 2 cores; N: every part "
+                             "side by side, N at a time (1: one after the other)")
+
+
+def _part_jobs(text: str) -> int | str:
+    import argparse
+
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'auto' or an integer >= 1")
+    return n
 
 
 def run(args) -> int:

@@ -125,12 +125,33 @@ def _compute_part(name: str, manifest, models_dir: Path, seed: int, progress) ->
     return fn(manifest, models_dir, seed=seed, progress=progress)
 
 
-def _part_jobs(part_jobs: int | None, n_fresh: int) -> int:
-    if part_jobs is not None and part_jobs < 1:
-        raise ValueError(f"part_jobs={part_jobs}; expected >= 1")
-    if n_fresh < 2 or part_jobs is None:
-        return 1
-    return min(part_jobs, n_fresh)
+# Parts that keep both cores of the 2-core machine busy on their own (U-Net training on 2
+# threads, then segmentation in 2 worker processes): under "auto" they run alone, in this
+# process, and only the others are computed side by side.
+SOLO_PARTS = ("irtrepro.vision",)
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+def _schedule(fresh: list, part_jobs: int | str | None) -> tuple[list, int]:
+    """Which fresh parts run side by side in their own processes, and how many at once.
+
+    ``None`` or 1: none (all one after the other in this process). An int N > 1: every fresh
+    part, N at a time. ``"auto"``: the fresh parts not in :data:`SOLO_PARTS`, as many at once
+    as there are cores, when there are at least 2 of each.
+    """
+    if part_jobs == "auto":
+        side = [t for t in fresh if t[0] not in SOLO_PARTS]
+        n = min(_cores(), len(side))
+    elif part_jobs is None:
+        return [], 1
+    elif isinstance(part_jobs, bool) or not isinstance(part_jobs, int) or part_jobs < 1:
+        raise ValueError(f"part_jobs={part_jobs!r}; expected an int >= 1, None or 'auto'")
+    else:
+        side, n = list(fresh), min(part_jobs, len(fresh))
+    return (side, n) if n >= 2 else ([], 1)
 
 
 def _part_process(name: str, manifest_path: str, cache: str, path: str, seed: int,
@@ -167,10 +188,8 @@ def _compute_parts_parallel(fresh, manifest_path: Path, cache: Path, seed: int, 
                             timings: dict) -> dict[str, str]:
     """Compute model parts in ``n_jobs`` concurrent processes; each writes its cache file.
 
-    Meant for machines with more cores than one part uses (each part uses at most 2 torch
-    threads plus, for segmentation and keypoint folds, 2 single-threaded workers): there the
-    parts side by side use cores that would otherwise idle. On 2 cores it gained nothing
-    (measured, see :func:`run_report`).
+    Each process gets ``cores // n_jobs`` torch threads and no progress bars, and writes the
+    part's cache file, which the caller then loads; :func:`run_report` says when this pays.
 
     Returns ``{short name: reason}`` of the parts that failed (their traceback is logged).
     """
@@ -212,7 +231,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
                out: str | os.PathLike = "reports", *, cache_dir: str | os.PathLike | None = None,
                study_path: str | os.PathLike | None = None, seed: int = 0,
                analyses_dir: str | os.PathLike | None = None, parts: tuple[str, ...] = MODEL_PARTS,
-               progress: bool | None = None, part_jobs: int | None = None) -> Path:
+               progress: bool | None = None, part_jobs: int | str | None = "auto") -> Path:
     """Build every figure and table of the study described by ``manifest``.
 
     Parameters
@@ -233,13 +252,18 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
         Model parts to run.
     progress : bool or None
         Progress bars.
-    part_jobs : int, optional
-        Model parts computed at once, each in its own process with ``cores // part_jobs``
-        torch threads (default ``None`` = 1: one after the other in this process, each part
-        with up to 2 threads). Opt-in: on the 2-core machine this project is measured on,
-        three parts side by side took as long as one after the other (1213 s against ~1176 s
-        on 2026-11-26; the machine gains only ~1.4x from its second core, so the parts
-        slowed each other down). See :func:`_compute_parts_parallel`.
+    part_jobs : int, "auto" or None
+        How the model parts that are not cached yet are scheduled. ``"auto"`` (default): the
+        parts that keep every core busy on their own (:data:`SOLO_PARTS`, the U-Nets) run
+        first, alone, in this process; the others (breathing, keypoints) then run side by
+        side, each in its own process with ``cores // n`` torch threads, when the machine has
+        >= 2 cores. An int N: every fresh part side by side, N at a time. ``None`` or 1: one
+        after the other in this process. Measured on the 2-core machine (2026-11-26): breathing
+        and keypoints side by side 433 s against 499 s one after the other (their
+        single-threaded stretches, data reading, SVM/RF fitting, rendering, fill the other
+        core); all three parts side by side 1213 s against ~1176 s (the U-Nets already use
+        both cores). Results do not depend on the schedule except through the torch thread
+        count of a part (1 instead of 2 side by side; the README's run-time section).
 
     Returns
     -------
@@ -282,28 +306,39 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             continue
         todo.append((name, short, cache / f"part-{short}-{part_key(m.sha256, name, seed)}.pkl"))
     fresh = [t for t in todo if not t[2].exists()]
-    n_jobs = _part_jobs(part_jobs, len(fresh))
+    side, n_jobs = _schedule(fresh, part_jobs)
     failed: dict[str, str] = {}
-    if n_jobs > 1:
-        with _timer(timings, "models: parallel (wall)"):
-            failed = _compute_parts_parallel(fresh, m.path, cache, seed, n_jobs, timings)
-        for short, why in failed.items():
-            left_out.append(f"{short}: failed with {why}")
-    for name, short, path in todo:
-        if short in failed:
-            continue
+    computed: dict[str, ReportPart] = {}
+
+    def in_process(name: str, short: str, path: Path) -> ReportPart | None:
         with _timer(timings, f"models: {short}"):
             try:
-                part, _ = _cached(path, lambda name=name, short=short: _compute_part(
+                part, _ = _cached(path, lambda: _compute_part(
                     name, m, cache / "models" / short, seed, progress))
             except Exception as exc:  # a failing part must not take the report down
                 logger.error("report: %s failed:\n%s", short, traceback.format_exc())
-                left_out.append(f"{short}: failed with {type(exc).__name__}: {exc}")
-                continue
+                failed[short] = f"{type(exc).__name__}: {exc}"
+                return None
+        return part
+
+    if side:
+        # the parts that fill the machine on their own first, alone; then the rest side by side
+        for name, short, path in fresh:
+            if (name, short, path) not in side:
+                computed[short] = in_process(name, short, path)
+        with _timer(timings, "models: side by side (wall)"):
+            failed.update(_compute_parts_parallel(side, m.path, cache, seed, n_jobs, timings))
+    for name, short, path in todo:
+        if short in failed:
+            continue
+        part = computed[short] if short in computed else in_process(name, short, path)
+        if part is None:
+            continue
         timings.update({f"{short}: {k}": v for k, v in part.timings.items()})
         if part.study_vars is not None:
             study = merge_study(study, part.study_vars)
         model_parts.append(part)
+    left_out.extend(f"{short}: failed with {why}" for short, why in failed.items())
     with _timer(timings, "study: save"):
         sp = Path(study_path) if study_path else root / "data" / "study.nc"
         try:

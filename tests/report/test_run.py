@@ -150,3 +150,68 @@ def test_parts_run_side_by_side_in_their_own_processes(study_dir, tmp_path, monk
     sys.modules.pop("fakepart_ok", None)
     page = run_report(copy / "study.yaml", out, parts=("fakepart_ok",))
     assert pd.read_csv(out / "tables" / "fakepart_ok_where.csv").pid[0] == where.pid[0]
+
+
+def test_auto_schedule_runs_solo_parts_alone_then_the_rest_side_by_side(study_dir, tmp_path,
+                                                                        monkeypatch):
+    import os
+    import sys
+
+    import pandas as pd
+
+    import irtrepro.report.run as run_mod
+
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    for name, src in FAKE_PARTS.items():
+        (mods / f"{name}.py").write_text(src)
+    (mods / "fakepart_ok2.py").write_text(FAKE_PARTS["fakepart_ok"].replace(
+        '"fakepart_ok"', '"fakepart_ok2"').replace("fake_var", "fake_var2"))
+    monkeypatch.syspath_prepend(str(mods))
+    monkeypatch.setattr(run_mod, "SOLO_PARTS", ("fakepart_ok",))
+    monkeypatch.setattr(run_mod, "_cores", lambda: 2)
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy, ignore=shutil.ignore_patterns("cache", "study.nc"))
+    out = tmp_path / "r"
+    parts = ("fakepart_ok", "fakepart_ok2", "fakepart_raises")
+    for name in parts:
+        sys.modules.pop(name, None)
+    page = run_report(copy / "study.yaml", out, parts=parts)  # part_jobs="auto" by default
+    html = page.read_text()
+    solo = pd.read_csv(out / "tables" / "fakepart_ok_where.csv")
+    side = pd.read_csv(out / "tables" / "fakepart_ok2_where.csv")
+    assert solo.pid[0] == os.getpid()  # the solo part ran here, with the progress setting
+    assert side.pid[0] != os.getpid()  # the others in their own processes, 1 thread each
+    assert side.threads[0] == 1 and str(side.progress[0]) == "False"
+    top = html[: html.index("Contents")]
+    assert "fakepart_raises: failed with ValueError: planted failure" in top
+    assert "models: side by side (wall)" in html and "models: fakepart_ok2 (process)" in html
+
+
+@pytest.mark.parametrize("jobs, cores, expect", [
+    (None, 2, ([], 1)), (1, 2, ([], 1)), (3, 2, (["v", "b", "k"], 3)), (2, 1, (["v", "b", "k"], 2)),
+    ("auto", 2, (["b", "k"], 2)), ("auto", 1, ([], 1)), ("auto", 16, (["b", "k"], 2))])
+def test_schedule(jobs, cores, expect, monkeypatch):
+    import irtrepro.report.run as run_mod
+
+    monkeypatch.setattr(run_mod, "_cores", lambda: cores)
+    fresh = [("irtrepro.vision", "v", None), ("irtrepro.breathing", "b", None),
+             ("irtrepro.keypoints", "k", None)]
+    side, n = run_mod._schedule(fresh, jobs)
+    assert ([t[1] for t in side], n) == expect
+    # only the vision part left to compute: nothing to put side by side
+    assert run_mod._schedule(fresh[:1], "auto") == ([], 1)
+    with pytest.raises(ValueError, match="part_jobs"):
+        run_mod._schedule(fresh, 0)
+
+
+def test_cli_part_jobs(capsys):
+    from irtrepro.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["report"]).part_jobs == "auto"
+    assert parser.parse_args(["report", "--part-jobs", "3"]).part_jobs == 3
+    for bad in ("0", "many"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["report", "--part-jobs", bad])
+        assert "expected 'auto' or an integer >= 1" in capsys.readouterr().err
