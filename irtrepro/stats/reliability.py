@@ -95,6 +95,21 @@ def _validate(cube: Cube, comps: Components, missing: str, errors: str) -> np.nd
     return good
 
 
+def _spearman_brown(r: np.ndarray, k: float) -> np.ndarray:
+    """Single- to average-measures limit, ``k r / (1 + (k - 1) r)``, monotone in ``r``.
+
+    The map has a pole at ``r = -1/(k-1)``, the lowest single-measure ICC; the Satterthwaite
+    lower limit of ICC(A,1) can reach or pass it in near-degenerate data (3 subjects, session
+    effect much larger than the subject effect). There the average-measures limit is -inf,
+    not the huge positive number the formula gives past the pole (psych::ICC prints the
+    latter; found by the Hypothesis property test as a bound of +-9e15 that flipped sign
+    with the order of the subjects).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = k * r / (1 + (k - 1) * r)
+    return np.where(1 + (k - 1) * r <= 1e-12, -np.inf, out)
+
+
 def _icc_arrays(c: Components, ci: float) -> dict[str, np.ndarray]:
     """The six ICCs with F, df, p and psych::ICC confidence limits; arrays of shape (6, M)."""
     n, k = c.n.astype(float), float(c.k)
@@ -136,8 +151,12 @@ def _icc_arrays(c: Components, ci: float) -> dict[str, np.ndarray]:
         f2l = st.f.ppf(1 - alpha / 2, v, df1)
         l2 = n * (msb - f2u * mse) / (f2u * (k * msj + (k * n - k - n) * mse) + n * msb)
         u2 = n * (f2l * msb - mse) / (k * msj + (k * n - k - n) * mse + n * f2l * msb)
-        l2k = l2 * k / (1 + l2 * (k - 1))
-        u2k = u2 * k / (1 + u2 * (k - 1))
+        # Satterthwaite df near 0 (near-degenerate data) make the F quantile infinite and the
+        # formulas inf/inf; their limits as the quantile grows are finite
+        l2 = np.where(np.isinf(f2u), -n * mse / (k * msj + (k * n - k - n) * mse), l2)
+        u2 = np.where(np.isinf(f2l) & (msb > 0), 1.0, u2)
+        l2k = _spearman_brown(l2, k)
+        u2k = _spearman_brown(u2, k)
     return {
         "icc": np.array([icc1, icc2, icc3, icc1k, icc2k, icc3k]),
         "f": np.array([f1, f3, f3, f1, f3, f3]),

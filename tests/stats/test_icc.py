@@ -129,3 +129,21 @@ def test_mixed_keeps_incomplete_subjects_and_matches_statsmodels(make_cube):
     t = mixed.set_index("form")
     assert t.loc["ICC(A,1)", "icc"] == pytest.approx(s2s / (s2s + s2r + s2e), abs=1e-5)
     assert t.loc["ICC(C,1)", "icc"] == pytest.approx(s2s / (s2s + s2e), abs=1e-5)
+
+
+def test_average_measures_limit_past_the_spearman_brown_pole():
+    # 3 subjects, a session effect far larger than the subject effect: the Satterthwaite lower
+    # limit of ICC(A,1) reaches -1/(k-1) = -1, where k r / (1 + (k-1) r) has its pole; the
+    # ICC(A,k) lower limit is -inf there, in any subject order (was +-9e15, sign by order)
+    import xarray as xr
+
+    v = np.array([[0.0, 0.0], [4.0, -7.0], [0.0, 0.0]])
+    tables = [icc(xr.DataArray(v[perm], dims=("subject", "session"), name="y")).set_index("form")
+              for perm in ([0, 1, 2], [1, 0, 2], [2, 0, 1])]
+    for t in tables:
+        assert t.loc["ICC(A,1)", "ci_low"] == pytest.approx(-1.0)
+        assert t.loc["ICC(A,k)", "ci_low"] == -np.inf
+        assert t.loc["ICC(A,k)", "ci_low"] <= t.loc["ICC(A,k)", "icc"] <= t.loc["ICC(A,k)",
+                                                                                 "ci_high"]
+        np.testing.assert_allclose(t[["icc", "ci_low", "ci_high"]],
+                                   tables[0][["icc", "ci_low", "ci_high"]], rtol=1e-9)
