@@ -14,11 +14,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of training and resampling")
     parser.add_argument("--parts", default="vision,breathing,keypoints",
                         help="model parts to run, comma-separated (default: %(default)s)")
-    parser.add_argument("--part-jobs", type=_part_jobs, default="auto", metavar="N|auto",
-                        help="how model parts not cached yet are scheduled: 'auto' (default) "
-                             "runs the U-Nets alone, then breathing and keypoints side by side "
-                             "in their own processes when there are >= 2 cores; N: every part "
-                             "side by side, N at a time (1: one after the other)")
+    parser.add_argument("--part-jobs", type=_part_jobs, default=None, metavar="N|auto",
+                        help="model parts not cached yet side by side in their own processes: "
+                             "'auto' runs the U-Nets alone, then breathing and keypoints side "
+                             "by side; N: every part, N at a time (default: one after the "
+                             "other; side by side did not pay on 2 cores)")
 
 
 def _part_jobs(text: str) -> int | str:

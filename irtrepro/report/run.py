@@ -231,7 +231,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
                out: str | os.PathLike = "reports", *, cache_dir: str | os.PathLike | None = None,
                study_path: str | os.PathLike | None = None, seed: int = 0,
                analyses_dir: str | os.PathLike | None = None, parts: tuple[str, ...] = MODEL_PARTS,
-               progress: bool | None = None, part_jobs: int | str | None = "auto") -> Path:
+               progress: bool | None = None, part_jobs: int | str | None = None) -> Path:
     """Build every figure and table of the study described by ``manifest``.
 
     Parameters
@@ -253,17 +253,20 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
     progress : bool or None
         Progress bars.
     part_jobs : int, "auto" or None
-        How the model parts that are not cached yet are scheduled. ``"auto"`` (default): the
-        parts that keep every core busy on their own (:data:`SOLO_PARTS`, the U-Nets) run
-        first, alone, in this process; the others (breathing, keypoints) then run side by
-        side, each in its own process with ``cores // n`` torch threads, when the machine has
-        >= 2 cores. An int N: every fresh part side by side, N at a time. ``None`` or 1: one
-        after the other in this process. Measured on the 2-core machine (2026-11-26): breathing
-        and keypoints side by side 433 s against 499 s one after the other (their
-        single-threaded stretches, data reading, SVM/RF fitting, rendering, fill the other
-        core); all three parts side by side 1213 s against ~1176 s (the U-Nets already use
-        both cores). Results do not depend on the schedule except through the torch thread
-        count of a part (1 instead of 2 side by side; the README's run-time section).
+        How the model parts that are not cached yet are scheduled. ``None`` or 1 (default):
+        one after the other in this process, each with up to 2 torch threads. ``"auto"``: the
+        parts that keep every core busy on their own (:data:`SOLO_PARTS`, the U-Nets) first,
+        alone, in this process; the others (breathing, keypoints) then side by side, each in
+        its own process with ``cores // n`` torch threads, when the machine has >= 2 cores.
+        An int N: every fresh part side by side, N at a time. Opt-in, for machines with more
+        cores: on the 2-core machine this project is measured on, a whole cold ``make
+        report`` already keeps both cores 186 % busy, and neither schedule paid: all three
+        parts side by side 1213 s against ~1176 s one after the other (2026-11-26, night);
+        "auto" took 493 s for breathing + keypoints in a cold run (07:10) against 442 s one
+        after the other in the cold run of 05:15 (an isolated pair of runs had shown the
+        opposite, 433 s against 499 s: this VM's speed drifts by that much). A part side by
+        side gets fewer torch threads (1 instead of 2), which can change its last digits
+        (breathing accuracies by up to 0.008).
 
     Returns
     -------

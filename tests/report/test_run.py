@@ -176,7 +176,7 @@ def test_auto_schedule_runs_solo_parts_alone_then_the_rest_side_by_side(study_di
     parts = ("fakepart_ok", "fakepart_ok2", "fakepart_raises")
     for name in parts:
         sys.modules.pop(name, None)
-    page = run_report(copy / "study.yaml", out, parts=parts)  # part_jobs="auto" by default
+    page = run_report(copy / "study.yaml", out, parts=parts, part_jobs="auto")
     html = page.read_text()
     solo = pd.read_csv(out / "tables" / "fakepart_ok_where.csv")
     side = pd.read_csv(out / "tables" / "fakepart_ok2_where.csv")
@@ -209,7 +209,8 @@ def test_cli_part_jobs(capsys):
     from irtrepro.cli import build_parser
 
     parser = build_parser()
-    assert parser.parse_args(["report"]).part_jobs == "auto"
+    assert parser.parse_args(["report"]).part_jobs is None
+    assert parser.parse_args(["report", "--part-jobs", "auto"]).part_jobs == "auto"
     assert parser.parse_args(["report", "--part-jobs", "3"]).part_jobs == 3
     for bad in ("0", "many"):
         with pytest.raises(SystemExit):
