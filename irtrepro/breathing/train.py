@@ -26,6 +26,9 @@ Stages (in the order the full method applies them)
    (``groups`` of :func:`predict_proba`; AdaBN, Li et al. 2018) before the features go to the
    head or the ensemble. Training is unchanged. It targets the per-subject decision offset
    found on validation subjects (docs/breathing.md).
+10. ``flip_test`` (prediction only, every learned row, default on): P(EXH) is the mean over
+   the image and its left-right mirror (training already flips at random). Chosen on
+   validation subjects (docs/breathing.md).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class BreathConfig:
     ensemble_holdout: float = 0.0
     balance: bool = True
     adapt_bn: bool = False
+    flip_test: bool = True
     size: int = 32
     epochs: int = 5
     pretrain_epochs: int = 2
@@ -110,8 +114,10 @@ ABLATION: dict[str, BreathConfig] = {
 
 
 def same_training(a: BreathConfig, b: BreathConfig) -> bool:
-    """True when two settings train the same model (they differ only in ``adapt_bn``)."""
-    return replace(a, adapt_bn=False) == replace(b, adapt_bn=False)
+    """True when two settings train the same model (they differ only in how it predicts:
+    ``adapt_bn``, ``flip_test``)."""
+    return replace(a, adapt_bn=False, flip_test=True) == replace(b, adapt_bn=False,
+                                                                 flip_test=True)
 
 
 def config_key(cfg: BreathConfig, data_hash: str) -> str:
@@ -464,6 +470,13 @@ def predict_proba(model: BreathModel, images: np.ndarray, groups=None) -> np.nda
 
 
 def _proba(model: BreathModel, net, x: np.ndarray) -> np.ndarray:
+    if model.config.flip_test:
+        # faces are left-right symmetric and training flips them: the mean over the image and
+        # its mirror halves the mirror-asymmetric part of the prediction noise
+        plain = replace(model.config, flip_test=False)
+        mirror = np.ascontiguousarray(x[..., ::-1])
+        one = BreathModel(plain, model.state, model.ensemble, model.history, model.classes)
+        return 0.5 * (_proba(one, net, x) + _proba(one, net, mirror))
     if model.ensemble is not None:
         return model.ensemble.predict_proba(_embed(net, x))
     z = _logits(net, x)

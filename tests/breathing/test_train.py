@@ -260,3 +260,22 @@ def test_adabn_row_changes_only_prediction(toy):
     np.testing.assert_allclose(pg[:20], predict_proba(ada_m, x[:20]), rtol=1e-5, atol=1e-6)
     with pytest.raises(ModelError, match="group labels"):
         predict_proba(ada_m, x, groups=g[:5])
+
+
+def test_flip_test_is_the_mean_over_image_and_mirror(toy):
+    from irtrepro.breathing.train import same_training
+
+    assert all(cfg.flip_test for cfg in ABLATION.values())  # every learned row, by default
+    cfg = replace(ABLATION["plain CNN"], **{**TINY, "epochs": 1}, flip_test=False)
+    assert same_training(cfg, replace(cfg, flip_test=True))
+    m = train(toy, cfg)
+    flip = BreathModel(replace(cfg, flip_test=True), m.state, m.ensemble, m.history)
+    x = toy.images[:40]
+    p, p_mirror = predict_proba(m, x), predict_proba(m, np.ascontiguousarray(x[:, :, ::-1]))
+    assert not np.allclose(p, p_mirror)  # the noise is not mirror-symmetric: the views differ
+    np.testing.assert_allclose(predict_proba(flip, x), 0.5 * (p + p_mirror), rtol=1e-5,
+                               atol=1e-6)
+    # with AdaBN the statistics come from the group's own images, then both views predicted
+    ada = BreathModel(replace(cfg, adapt_bn=True, flip_test=True), m.state, m.ensemble,
+                      m.history)
+    assert predict_proba(ada, x).shape == (40,)
