@@ -19,7 +19,7 @@ export PYTHONDONTWRITEBYTECODE =
 # glibc malloc: keep freed memory in the heap instead of returning every large block to the
 # kernel (torch allocates and frees multi-MB activations each layer; with the defaults each one
 # is a fresh mmap whose pages fault in again: ~1 M page faults and 10-20 % system time per
-# U-Net pass on this VM). Measured 2026-11-26 on 256 frames, 2 threads: segmentation 25-32 ->
+# U-Net pass on this VM). Measured 2026-11-26 on 256 frames, 2 threads: segmentation 25-34 ->
 # 37-50 frames/s, system time 3 s -> 0.1 s; U-Net training step 1.37-1.67 -> 1.58-1.69/s.
 # Costs: the process keeps its peak heap (peak RSS ~3 GB for make report). Override with
 # `make report MALLOC_TRIM_THRESHOLD_=...` or unset them for the glibc defaults.

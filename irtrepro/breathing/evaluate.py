@@ -64,8 +64,8 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
         and ``seconds_per_image``; adds the row "signal baseline (ROI slope)".
     models : dict, optional
         Already trained models by row name (reused, e.g. from a cache). A row whose settings
-        differ from an already trained row only in ``adapt_bn`` reuses that model (no training,
-        ``train_s`` 0). Test images are grouped by ``subject`` for ``adapt_bn``.
+        differ from an already trained row only in ``adapt_bn`` or ``flip_test`` reuses that
+        model (no training, ``train_s`` 0). Test images are grouped by ``subject`` for ``adapt_bn``.
 
     Returns
     -------
@@ -98,9 +98,12 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
                     "train_s": 0.0})
     teacher = None
     threads = torch.get_num_threads()
+    groups = test_set.meta["subject"].astype(str).to_numpy()
+    k = min(len(groups), TIMING_SAMPLE)
     for name, cfg in rows.items():
         if name not in models:
-            # a row that differs from a trained one only in prediction (adapt_bn) reuses it
+            # a row that differs from a trained one only in prediction (adapt_bn,
+            # flip_test) reuses it
             twin = next((m for m in models.values() if same_training(m.config, cfg)), None)
             if twin is not None:
                 models[name] = BreathModel(cfg, twin.state, twin.ensemble,
@@ -114,10 +117,8 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
         if (model.config.arch == "source" and not model.config.kd and model.config.amt
                 and model.config.finetune == "full"):
             teacher = model  # the "+ AMT" network is the KD teacher of the rows below
-        groups = test_set.meta["subject"].astype(str).to_numpy()
         # compute time per image on 1 thread (the published unit) from a sample; the
         # predictions themselves use every thread the caller allows
-        k = min(len(groups), TIMING_SAMPLE)
         torch.set_num_threads(1)
         t0 = time.perf_counter()
         predict_proba(model, test_set.images[:k], groups=groups[:k])

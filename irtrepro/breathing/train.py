@@ -473,10 +473,13 @@ def _proba(model: BreathModel, net, x: np.ndarray) -> np.ndarray:
     if model.config.flip_test:
         # faces are left-right symmetric and training flips them: the mean over the image and
         # its mirror halves the mirror-asymmetric part of the prediction noise
-        plain = replace(model.config, flip_test=False)
         mirror = np.ascontiguousarray(x[..., ::-1])
-        one = BreathModel(plain, model.state, model.ensemble, model.history, model.classes)
-        return 0.5 * (_proba(one, net, x) + _proba(one, net, mirror))
+        return 0.5 * (_proba_view(model, net, x) + _proba_view(model, net, mirror))
+    return _proba_view(model, net, x)
+
+
+def _proba_view(model: BreathModel, net, x: np.ndarray) -> np.ndarray:
+    """P(EXH) of one view of the images: the ensemble on the features, else the head."""
     if model.ensemble is not None:
         return model.ensemble.predict_proba(_embed(net, x))
     z = _logits(net, x)
