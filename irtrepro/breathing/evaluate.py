@@ -64,8 +64,9 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
         and ``seconds_per_image``; adds the row "signal baseline (ROI slope)".
     models : dict, optional
         Already trained models by row name (reused, e.g. from a cache). A row whose settings
-        differ from an already trained row only in ``adapt_bn`` or ``flip_test`` reuses that
-        model (no training, ``train_s`` 0). Test images are grouped by ``subject`` for ``adapt_bn``.
+        differ from an already trained row only in ``adapt_bn``, ``flip_test`` or
+        ``group_scaling`` reuses that model (no training, ``train_s`` 0). Test images are
+        grouped by ``subject`` for ``adapt_bn`` and ``group_scaling``.
 
     Returns
     -------
@@ -77,9 +78,11 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
     models : dict
         ``{name: BreathModel}``.
     """
+    from dataclasses import replace
+
     import torch
 
-    from irtrepro.breathing.train import ABLATION, BreathModel, predict_proba, same_training, train
+    from irtrepro.breathing.train import ABLATION, predict_proba, same_training, train
 
     rows = rows or ABLATION
     models = dict(models or {})
@@ -103,11 +106,11 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
     for name, cfg in rows.items():
         if name not in models:
             # a row that differs from a trained one only in prediction (adapt_bn,
-            # flip_test) reuses it
+            # flip_test, group_scaling) reuses it
             twin = next((m for m in models.values() if same_training(m.config, cfg)), None)
             if twin is not None:
-                models[name] = BreathModel(cfg, twin.state, twin.ensemble,
-                                           {**twin.history, "train_seconds": 0.0})
+                models[name] = replace(twin, config=cfg,
+                                       history={**twin.history, "train_seconds": 0.0})
         if name not in models:
             logger.info("breathing: training %r", name)
             use_teacher = teacher if teacher is not None and cfg.kd and (

@@ -29,6 +29,13 @@ Stages (in the order the full method applies them)
 10. ``flip_test`` (prediction only, every learned row, default on): P(EXH) is the mean over
    the image and its left-right mirror (training already flips at random). Chosen on
    validation subjects (docs/breathing.md).
+11. ``group_scaling`` (with ``ensemble``; default on): the deep features reach the SVM/RF
+   standardised per group (a subject in training; at prediction the ``groups`` of
+   :func:`predict_proba`, by default all images given, e.g. one recording) instead of with the
+   training set's pooled mean and SD. Training fits both ensembles, so the choice is made at
+   prediction. Groups of fewer than :data:`~irtrepro.breathing.ensemble.MIN_GROUP` images
+   fall back to the pooled ensemble (logged). Chosen on validation subjects against the
+   per-subject decision offset (docs/breathing.md, "Feature scaling per recording").
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ class BreathConfig:
     balance: bool = True
     adapt_bn: bool = False
     flip_test: bool = True
+    group_scaling: bool = True
     size: int = 32
     epochs: int = 5
     pretrain_epochs: int = 2
@@ -107,6 +115,9 @@ ABLATION: dict[str, BreathConfig] = {
                           ensemble=False),
     "+ KD": BreathConfig(finetune="full", contrastive=False, ensemble=False),
     "full method": BreathConfig(),
+    # the same network and training with the ensemble on features scaled by the pooled training
+    # statistics instead of per recording (the choice of docs/breathing.md, made visible)
+    "full method, pooled feature scaling": BreathConfig(group_scaling=False),
     # not in the published ablation: the full-method network with per-subject BatchNorm
     # statistics at prediction (same training; chosen on validation subjects, docs/breathing.md)
     "full method + AdaBN (per subject)": BreathConfig(adapt_bn=True),
@@ -115,9 +126,11 @@ ABLATION: dict[str, BreathConfig] = {
 
 def same_training(a: BreathConfig, b: BreathConfig) -> bool:
     """True when two settings train the same model (they differ only in how it predicts:
-    ``adapt_bn``, ``flip_test``)."""
-    return replace(a, adapt_bn=False, flip_test=True) == replace(b, adapt_bn=False,
-                                                                 flip_test=True)
+    ``adapt_bn``, ``flip_test``, ``group_scaling``)."""
+    def trained(c: BreathConfig) -> BreathConfig:
+        return replace(c, adapt_bn=False, flip_test=True, group_scaling=True)
+
+    return trained(a) == trained(b)
 
 
 def config_key(cfg: BreathConfig, data_hash: str) -> str:
@@ -128,13 +141,18 @@ def config_key(cfg: BreathConfig, data_hash: str) -> str:
 
 @dataclass
 class BreathModel:
-    """A trained classifier: network state, settings, optional SVM/RF ensemble."""
+    """A trained classifier: network state, settings, optional SVM/RF ensembles.
+
+    ``ensemble`` takes features scaled with the pooled training statistics,
+    ``group_ensemble`` features standardised per group (``config.group_scaling``).
+    """
 
     config: BreathConfig
     state: dict
     ensemble: Any = None
     history: dict = field(default_factory=dict)
     classes: tuple[str, ...] = ("INH", "EXH")
+    group_ensemble: Any = None
 
     def network(self):
         from irtrepro.breathing.models import build_model
@@ -156,7 +174,7 @@ class BreathModel:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             pickle.dump({"config": asdict(self.config), "state": self.state,
                          "ensemble": self.ensemble, "history": self.history,
-                         "classes": self.classes}, fh)
+                         "classes": self.classes, "group_ensemble": self.group_ensemble}, fh)
 
     @classmethod
     def load(cls, path) -> BreathModel:
@@ -166,7 +184,7 @@ class BreathModel:
             with open(path, "rb") as fh:
                 d = pickle.load(fh)
             return cls(BreathConfig(**d["config"]), d["state"], d["ensemble"], d["history"],
-                       tuple(d["classes"]))
+                       tuple(d["classes"]), d.get("group_ensemble"))
         except (OSError, KeyError, TypeError, pickle.UnpicklingError, EOFError) as exc:
             raise ModelError(f"{path}: not a breathing model checkpoint ({exc})") from exc
 
@@ -343,6 +361,14 @@ def _embed(net, x: np.ndarray, batch: int = 512) -> np.ndarray:
                                for a in range(0, len(x), batch)])
 
 
+def _features(net, images: np.ndarray, cfg: BreathConfig, chunk: int = 4096) -> np.ndarray:
+    """Deep features of RGB images, preprocessed in chunks (the network input of a whole
+    training set would hold every AMT channel in float32 at once)."""
+    return np.concatenate([_embed(net, network_input(images[a:a + chunk], grey=cfg.grey,
+                                                     amt=cfg.amt, amt_k=cfg.amt_k))
+                           for a in range(0, len(images), chunk)])
+
+
 def _logits(net, x: np.ndarray, batch: int = 512) -> np.ndarray:
     torch = _torch()
     with torch.no_grad():
@@ -405,24 +431,34 @@ def train(data: ImageSet, cfg: BreathConfig | None = None, *, teacher: BreathMod
                              f"{cfg.in_chans} (grey={cfg.grey}, amt={cfg.amt})")
         teacher_net = teacher.network()
     net, hist = _fit_network(x, y, cfg, cfg.arch, teacher_net, progress)
-    ens = None
+    ens = group_ens = None
     if cfg.ensemble:
-        from irtrepro.breathing.ensemble import fit_ensemble
+        from irtrepro.breathing.ensemble import fit_ensemble, standardise_groups
 
+        subjects = fit_set.meta["subject"].astype(str).to_numpy()
+        # per-subject statistics come from every frame of the subject (its natural phase
+        # mix, as a recording has at prediction), not from the balanced draw
+        f_group = standardise_groups(_features(net, fit_set.images, cfg), subjects)[idx]
         if is_val.any():
             xv = network_input(data.images[is_val], grey=cfg.grey, amt=cfg.amt,
                                amt_k=cfg.amt_k)
-            ens = fit_ensemble(_embed(net, x), y, _embed(net, xv), data.labels[is_val],
-                               seed=cfg.seed)
+            fv = _embed(net, xv)
+            ens = fit_ensemble(_embed(net, x), y, fv, data.labels[is_val], seed=cfg.seed)
+            fv_group = standardise_groups(
+                fv, data.meta["subject"].astype(str).to_numpy()[is_val])
+            group_ens = fit_ensemble(f_group, y, fv_group, data.labels[is_val],
+                                     seed=cfg.seed, scaling="group")
         else:
-            groups = fit_set.meta["subject"].astype(str).to_numpy()[idx]
-            ens = fit_ensemble(_embed(net, x), y, groups=groups, seed=cfg.seed)
+            ens = fit_ensemble(_embed(net, x), y, groups=subjects[idx], seed=cfg.seed)
+            group_ens = fit_ensemble(f_group, y, groups=subjects[idx], seed=cfg.seed,
+                                     scaling="group")
         hist["ensemble_weight_svm"] = ens.weight
+        hist["group_ensemble_weight_svm"] = group_ens.weight
     hist["train_seconds"] = time.perf_counter() - t0
     hist["n_train"] = int(len(y))
     state = copy.deepcopy(net.state_dict())
     del torch
-    return BreathModel(cfg, state, ens, hist)
+    return BreathModel(cfg, state, ens, hist, group_ensemble=group_ens)
 
 
 def adapt_batchnorm(net, x: np.ndarray, batch: int = 256):
@@ -445,9 +481,12 @@ def adapt_batchnorm(net, x: np.ndarray, batch: int = 256):
 def predict_proba(model: BreathModel, images: np.ndarray, groups=None) -> np.ndarray:
     """P(EXH) per image ``(n,)`` from RGB uint8 images ``(n, rows, cols, 3)``.
 
-    With ``model.config.adapt_bn`` the BatchNorm statistics are re-estimated per group of
-    ``groups`` (one label per image, e.g. the subject; default: all images are one group)
-    from the images themselves (no labels) before predicting that group.
+    ``groups`` (one label per image, e.g. the subject or recording; default: all images are
+    one group) are the units of the per-group steps: ``model.config.adapt_bn`` re-estimates
+    the BatchNorm statistics per group, and ``model.config.group_scaling`` standardises the
+    ensemble's features per group. A group should be a recording of several breaths (both
+    phases); groups of fewer than :data:`~irtrepro.breathing.ensemble.MIN_GROUP` images are
+    classified with the pooled ensemble (logged).
     """
     cfg = model.config
     if len(images) == 0:
@@ -455,34 +494,68 @@ def predict_proba(model: BreathModel, images: np.ndarray, groups=None) -> np.nda
     if images.shape[1:3] != (cfg.size, cfg.size):
         raise ModelError(f"images are {images.shape[1]}x{images.shape[2]} px; the model was "
                          f"trained on {cfg.size}x{cfg.size}")
+    g = np.zeros(len(images), int) if groups is None else np.asarray(groups)
+    if len(g) != len(images):
+        raise ModelError(f"{len(g)} group labels for {len(images)} images")
+    _log_scaling(model, g)
     x = network_input(images, grey=cfg.grey, amt=cfg.amt, amt_k=cfg.amt_k)
     net = model.network()
     if cfg.adapt_bn:
-        g = np.zeros(len(x), int) if groups is None else np.asarray(groups)
-        if len(g) != len(x):
-            raise ModelError(f"{len(g)} group labels for {len(x)} images")
         p = np.full(len(x), np.nan)
         for k in np.unique(g):
             m = g == k
-            p[m] = _proba(model, adapt_batchnorm(net, x[m]), x[m])
+            p[m] = _proba(model, adapt_batchnorm(net, x[m]), x[m], g[m])
         return p
-    return _proba(model, net, x)
+    return _proba(model, net, x, g)
 
 
-def _proba(model: BreathModel, net, x: np.ndarray) -> np.ndarray:
+def _log_scaling(model: BreathModel, g: np.ndarray) -> None:
+    from irtrepro.breathing.ensemble import MIN_GROUP
+
+    if model.ensemble is None or not model.config.group_scaling:
+        return
+    if model.group_ensemble is None:
+        logger.warning("breathing: the checkpoint has no per-group ensemble (trained before "
+                       "group_scaling); its features are scaled with pooled statistics")
+        return
+    _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
+    small = counts[inv] < MIN_GROUP
+    if small.any():
+        logger.warning("breathing: %d of %d images are in groups of < %d images, too few for "
+                       "their own feature statistics; classified with pooled feature scaling",
+                       int(small.sum()), len(g), MIN_GROUP)
+
+
+def _proba(model: BreathModel, net, x: np.ndarray, g: np.ndarray) -> np.ndarray:
     if model.config.flip_test:
         # faces are left-right symmetric and training flips them: the mean over the image and
         # its mirror halves the mirror-asymmetric part of the prediction noise
         mirror = np.ascontiguousarray(x[..., ::-1])
-        return 0.5 * (_proba_view(model, net, x) + _proba_view(model, net, mirror))
-    return _proba_view(model, net, x)
+        return 0.5 * (_proba_view(model, net, x, g) + _proba_view(model, net, mirror, g))
+    return _proba_view(model, net, x, g)
 
 
-def _proba_view(model: BreathModel, net, x: np.ndarray) -> np.ndarray:
+def _proba_view(model: BreathModel, net, x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """P(EXH) of one view of the images: the ensemble on the features, else the head."""
     if model.ensemble is not None:
-        return model.ensemble.predict_proba(_embed(net, x))
+        return _ensemble_proba(model, _embed(net, x), g)
     z = _logits(net, x)
     z = z - z.max(1, keepdims=True)
     p = np.exp(z)
     return p[:, 1] / p.sum(1)
+
+
+def _ensemble_proba(model: BreathModel, feats: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Per-group scaled ensemble for groups with enough images, the pooled one otherwise."""
+    from irtrepro.breathing.ensemble import MIN_GROUP
+
+    if not model.config.group_scaling or model.group_ensemble is None:
+        return model.ensemble.predict_proba(feats)
+    _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
+    big = counts[inv] >= MIN_GROUP
+    p = np.empty(len(feats))
+    if big.any():
+        p[big] = model.group_ensemble.predict_proba(feats[big], g[big])
+    if (~big).any():
+        p[~big] = model.ensemble.predict_proba(feats[~big])
+    return p

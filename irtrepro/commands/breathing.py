@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
         model = BreathModel.load(args.model)
         data = read_image_folder(args.data, size=model.config.size)
-        p = predict_proba(model, data.images)
+        # one group per subject (file-name prefix or folder name) for the per-group steps
+        p = predict_proba(model, data.images, groups=data.meta["subject"].to_numpy())
         df = pd.DataFrame({"file": data.meta["source"], "label": np.array(["INH", "EXH"])[
             data.labels], "p_exh": p, "pred": np.where(p > 0.5, "EXH", "INH")})
         if args.out:

@@ -148,6 +148,9 @@ def test_ablation_rows_differ_as_published():
     full = a["full method"]
     assert full.kd and full.contrastive and full.ensemble and full.finetune == "gradual"
     assert not any(c.adapt_bn for n, c in a.items() if n != "full method + AdaBN (per subject)")
+    pooled = a["full method, pooled feature scaling"]
+    assert full.group_scaling and not pooled.group_scaling
+    assert replace(pooled, group_scaling=True) == full
 
 
 def test_bad_training_input(toy):
@@ -239,7 +242,8 @@ def test_adabn_row_changes_only_prediction(toy):
 
     full, ada = ABLATION["full method"], ABLATION["full method + AdaBN (per subject)"]
     assert ada.adapt_bn and not full.adapt_bn and same_training(full, ada)
-    assert list(ABLATION)[-2:] == ["full method", "full method + AdaBN (per subject)"]
+    assert list(ABLATION)[-3:] == ["full method", "full method, pooled feature scaling",
+                                   "full method + AdaBN (per subject)"]
     cfg = replace(ABLATION["plain CNN"], **{**TINY, "epochs": 1})
     m = train(toy, cfg)
     ada_m = BreathModel(replace(cfg, adapt_bn=True), m.state, m.ensemble, m.history)
@@ -279,3 +283,82 @@ def test_flip_test_is_the_mean_over_image_and_mirror(toy):
     ada = BreathModel(replace(cfg, adapt_bn=True, flip_test=True), m.state, m.ensemble,
                       m.history)
     assert predict_proba(ada, x).shape == (40,)
+
+
+def _offset_features(subjects, seed):
+    """Deep-feature stand-ins: the class moves feature 0 by 1.5 SD; every subject adds its own
+    offset of -2.5 to 2.5 to all features (the per-face shift of docs/breathing.md)."""
+    rng = np.random.default_rng(seed)
+    x, y, g = [], [], []
+    for s in subjects:
+        ys = (rng.random(200) < 0.55).astype(int)
+        f = rng.normal(0, 1, (200, 4))
+        f[:, 0] += 1.5 * ys
+        x.append(f + rng.uniform(-2.5, 2.5, 4))
+        y.append(ys)
+        g += [s] * 200
+    return np.concatenate(x), np.concatenate(y), np.array(g)
+
+
+def test_group_scaling_removes_a_per_subject_feature_offset():
+    from irtrepro.breathing.ensemble import fit_ensemble, standardise_groups
+
+    x, y, g = _offset_features([f"S{i}" for i in range(6)], seed=0)
+    xt, yt, gt = _offset_features(["T1", "T2", "T3", "T4"], seed=1)
+    pooled = fit_ensemble(x, y, groups=g, n_trees=50)
+    grouped = fit_ensemble(standardise_groups(x, g), y, groups=g, n_trees=50,
+                           scaling="group")
+    acc_pooled = ((pooled.predict_proba(xt) > 0.5) == yt).mean()
+    acc_group = ((grouped.predict_proba(xt, gt) > 0.5) == yt).mean()
+    # 1.5 SD between the classes: ~0.77 is the best any threshold can do without offsets
+    assert acc_group > 0.72 and acc_group > acc_pooled + 0.08
+    # a group's prediction does not depend on its offset or on a positive rescaling
+    moved = xt * np.array([2.0, 0.5, 1.0, 3.0]) + np.where(gt == "T1", 7.0, -3.0)[:, None]
+    np.testing.assert_allclose(grouped.predict_proba(moved, gt), grouped.predict_proba(xt, gt),
+                               atol=1e-9)
+    z = standardise_groups(xt, gt)
+    for k in np.unique(gt):
+        np.testing.assert_allclose(z[gt == k].mean(0), 0, atol=1e-12)
+        np.testing.assert_allclose(z[gt == k].std(0), 1, atol=1e-12)
+    with pytest.raises(OptionError, match="scaling"):
+        fit_ensemble(x, y, scaling="per subject")
+
+
+def test_full_method_group_scaling_and_its_fallback(toy, tmp_path, caplog):
+    from irtrepro.breathing.ensemble import MIN_GROUP
+    from irtrepro.breathing.train import same_training
+
+    cfg = replace(BreathConfig(), **{**TINY, "epochs": 1}, kd=False, pretrain=False,
+                  finetune="full")
+    assert same_training(cfg, replace(cfg, group_scaling=False))
+    m = train(toy, cfg)
+    assert m.ensemble.scaling == "pooled" and m.group_ensemble.scaling == "group"
+    assert {"ensemble_weight_svm", "group_ensemble_weight_svm"} <= set(m.history)
+    pooled = replace(m, config=replace(cfg, group_scaling=False))
+    x = toy.images
+    p_group, p_pooled = predict_proba(m, x), predict_proba(pooled, x)
+    assert len(x) >= MIN_GROUP and not np.allclose(p_group, p_pooled)
+    # a group too small for its own statistics falls back to the pooled ensemble (logged);
+    # a large one is predicted as if alone
+    g = np.where(np.arange(len(x)) < len(x) - 10, "big", "small")
+    with caplog.at_level("WARNING", logger="irtrepro"):
+        p = predict_proba(m, x, groups=g)
+    assert "10 of 120 images" in caplog.text
+    np.testing.assert_allclose(p[g == "small"], p_pooled[g == "small"], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(p[g == "big"], predict_proba(m, x[g == "big"]), rtol=1e-6,
+                               atol=1e-9)
+    # the checkpoint keeps both ensembles; one written before group scaling loads as pooled
+    m.save(tmp_path / "m.pkl")
+    np.testing.assert_allclose(predict_proba(BreathModel.load(tmp_path / "m.pkl"), x), p_group,
+                               rtol=1e-6, atol=1e-9)
+    import pickle
+    from dataclasses import asdict
+
+    old = {"config": asdict(cfg), "state": m.state, "ensemble": m.ensemble,
+           "history": m.history, "classes": m.classes}
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps(old))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="irtrepro"):
+        p_old = predict_proba(BreathModel.load(tmp_path / "old.pkl"), x)
+    np.testing.assert_allclose(p_old, p_pooled, rtol=1e-6, atol=1e-9)
+    assert "no per-group ensemble" in caplog.text
