@@ -208,7 +208,10 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress: bool |
         "different labels; phases cut by a clip edge excluded). ms_per_image: inference "
         "incl. preprocessing, 1 CPU thread. Rows "
         "follow the BreathAI ablation; the signal baseline labels frames by the sign of the "
-        "nostril-ROI temperature slope."))
+        "nostril-ROI temperature slope. The full method standardises its deep features per "
+        "held-out subject (its unlabelled frames) before the SVM/RF; the pooled row uses the "
+        "training set's statistics instead (docs/breathing.md). Every learned row predicts "
+        "with a flip test."))
     # respiratory rate, every session (the baseline has no training data)
     t2 = time.perf_counter()
     full = models_new.get("full method")
