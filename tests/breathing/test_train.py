@@ -362,3 +362,41 @@ def test_full_method_group_scaling_and_its_fallback(toy, tmp_path, caplog):
         p_old = predict_proba(BreathModel.load(tmp_path / "old.pkl"), x)
     np.testing.assert_allclose(p_old, p_pooled, rtol=1e-6, atol=1e-9)
     assert "no per-group ensemble" in caplog.text
+
+
+def test_cli_train_and_predict_on_an_image_folder(tmp_path, capsys):
+    """``irtrepro breathing train`` then ``predict`` on a folder laid out as the published
+    data set (INH/, EXH/ of grey thermal images), two subjects by file-name prefix."""
+    from PIL import Image
+
+    from irtrepro.cli import main
+
+    rng = np.random.default_rng(3)
+    for cls, sign in (("INH", -1.0), ("EXH", 1.0)):
+        (tmp_path / "faces" / cls).mkdir(parents=True)
+        for i in range(60):
+            t = rng.normal(30, 0.3, (32, 32))
+            t[18:26, 10:22] += 2.0 * sign
+            Image.fromarray(((t - 25) * 25).clip(0, 255).astype(np.uint8)).save(
+                tmp_path / "faces" / cls / f"S{i % 2}_{i:03d}.png")
+    model = tmp_path / "m.pkl"
+    assert main(["breathing", "train", str(tmp_path / "faces"), "--out", str(model),
+                 "--epochs", "1"]) == 0
+    assert "wrote" in capsys.readouterr().out and model.is_file()
+    m = BreathModel.load(model)
+    assert m.config.group_scaling and m.group_ensemble is not None
+    out = tmp_path / "pred.csv"
+    assert main(["breathing", "predict", str(model), str(tmp_path / "faces"), "--out",
+                 str(out)]) == 0
+    df = pd.read_csv(out)
+    assert len(df) == 120 and list(df.columns) == ["file", "label", "p_exh", "pred"]
+    assert df["p_exh"].between(0, 1).all() and set(df["pred"]) <= {"INH", "EXH"}
+    # the folder is one group of 120 images (>= MIN_GROUP): scaled per group, not pooled
+    from irtrepro.breathing.data import read_image_folder
+
+    imgs = read_image_folder(tmp_path / "faces").images
+    np.testing.assert_allclose(df["p_exh"], predict_proba(m, imgs), rtol=1e-6, atol=1e-9)
+    assert not np.allclose(df["p_exh"], predict_proba(
+        replace(m, config=replace(m.config, group_scaling=False)), imgs))
+    acc = float(capsys.readouterr().out.split("accuracy ")[1].split()[0])
+    assert acc > 0.9  # a 2 degC blob is easy: the pipeline learned it in one epoch
