@@ -509,6 +509,14 @@ def predict_proba(model: BreathModel, images: np.ndarray, groups=None) -> np.nda
     return _proba(model, net, x, g)
 
 
+def _in_large_group(g: np.ndarray) -> np.ndarray:
+    """True for images whose group is large enough for its own feature statistics."""
+    from irtrepro.breathing.ensemble import MIN_GROUP
+
+    _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
+    return counts[inv] >= MIN_GROUP
+
+
 def _log_scaling(model: BreathModel, g: np.ndarray) -> None:
     from irtrepro.breathing.ensemble import MIN_GROUP
 
@@ -518,8 +526,7 @@ def _log_scaling(model: BreathModel, g: np.ndarray) -> None:
         logger.warning("breathing: the checkpoint has no per-group ensemble (trained before "
                        "group_scaling); its features are scaled with pooled statistics")
         return
-    _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
-    small = counts[inv] < MIN_GROUP
+    small = ~_in_large_group(g)
     if small.any():
         logger.warning("breathing: %d of %d images are in groups of < %d images, too few for "
                        "their own feature statistics; classified with pooled feature scaling",
@@ -547,12 +554,9 @@ def _proba_view(model: BreathModel, net, x: np.ndarray, g: np.ndarray) -> np.nda
 
 def _ensemble_proba(model: BreathModel, feats: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Per-group scaled ensemble for groups with enough images, the pooled one otherwise."""
-    from irtrepro.breathing.ensemble import MIN_GROUP
-
     if not model.config.group_scaling or model.group_ensemble is None:
         return model.ensemble.predict_proba(feats)
-    _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
-    big = counts[inv] >= MIN_GROUP
+    big = _in_large_group(g)
     p = np.empty(len(feats))
     if big.any():
         p[big] = model.group_ensemble.predict_proba(feats[big], g[big])
