@@ -1,5 +1,7 @@
 # irtrepro: the two commands a user needs are `make report` and `make test`.
-# Both create the virtual environment .venv and install the package when missing.
+# Both create the virtual environment .venv and install the package when missing, with the
+# exact versions of requirements.lock (the ones the tests and the report were run with);
+# `make install LOCK=` installs the newest versions pyproject.toml allows instead.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,6 +9,7 @@ PY := $(VENV)/bin/python
 MANIFEST ?= data_manifest.yaml
 REPORTS ?= reports
 JOBS ?= 2
+LOCK ?= requirements.lock
 STAMP := $(VENV)/.installed
 
 # pip installs without compiling bytecode (2.3 -> 1.1 min measured: most of it was compiling
@@ -26,7 +29,7 @@ export PYTHONDONTWRITEBYTECODE =
 export MALLOC_MMAP_THRESHOLD_ ?= 4294967296
 export MALLOC_TRIM_THRESHOLD_ ?= 4294967296
 
-.PHONY: install report test test-slow bench lint clean help sysdeps
+.PHONY: install lock report test test-slow bench lint clean help sysdeps
 
 help:
 	@echo "make report   build every figure and table of the default study into $(REPORTS)/"
@@ -36,14 +39,22 @@ help:
 	@echo "make lint     ruff"
 	@echo "make clean    remove generated data, reports and caches (keeps .venv)"
 	@echo "make sysdeps  install chromium and exiftool with apt-get when missing (tests use them)"
+	@echo "make lock     rewrite requirements.lock from the versions installed in $(VENV)"
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
+	$(PY) -m pip install --quiet --no-compile $(if $(LOCK),--constraint $(LOCK)) -e '.[dev]'
 	touch $(STAMP)
+
+# The lock is what `make install` installs: pip constraints of every package in the venv.
+lock: $(STAMP)
+	@{ echo "# Exact versions the tests and the report were run with (pip constraints):"; \
+	   echo "# make install uses them; make lock rewrites this file from $(VENV)."; \
+	   $(PY) -m pip freeze --exclude-editable | grep -v '^irtrepro'; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
 
 # Debian packages some tests need: chromium (HTML report in a headless browser) and exiftool
 # (independent reference for FLIR sequences). Installs only what is missing, only as root with
@@ -61,10 +72,10 @@ sysdeps:
 report: $(STAMP)
 	$(VENV)/bin/irtrepro -v report --manifest $(MANIFEST) --out $(REPORTS)
 
-test: $(STAMP) sysdeps
+test: $(STAMP)
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q -m "not slow" tests
 
-test-slow: $(STAMP) sysdeps
+test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -q -m slow tests
 
 bench: $(STAMP)

@@ -49,6 +49,15 @@ class StatsError(IrtreproError, ValueError):
     """A statistic cannot be computed on the data given (too few subjects, zero variance, ...)."""
 
 
+class IncompleteError(IrtreproError, RuntimeError):
+    """A report or Study was written, but some of its steps failed (listed in ``failures``)."""
+
+    def __init__(self, message: str, failures: list[str] | None = None, output=None):
+        super().__init__(message)
+        self.failures = list(failures or [])
+        self.output = output
+
+
 class ModelError(IrtreproError, ValueError):
     """A model checkpoint or its inputs do not match (classes, normalisation, shapes)."""
 

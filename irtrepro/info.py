@@ -14,13 +14,14 @@ PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "pingouin", "xarray", "za
 
 def versions() -> dict[str, str]:
     """Installed versions of irtrepro and the packages it uses (``"not installed"``)."""
-    out = {"irtrepro": _version("irtrepro"), "python": platform.python_version()}
+    out = {"irtrepro": package_version("irtrepro"), "python": platform.python_version()}
     for p in PACKAGES:
-        out[p] = _version(p)
+        out[p] = package_version(p)
     return out
 
 
-def _version(name: str) -> str:
+def package_version(name: str) -> str:
+    """Installed version of a distribution, or ``"not installed"``."""
     try:
         return md.version(name)
     except md.PackageNotFoundError:

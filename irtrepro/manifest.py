@@ -49,11 +49,29 @@ RECORDING_KINDS = ("thermal", "cpet", "hr", "core", "face", "pose")
 ANNOTATION_KINDS = ("thermal_masks", "face_labels", "pose_keypoints")
 FILE_KINDS = RECORDING_KINDS + ANNOTATION_KINDS
 _FILE_KEYS = ("path", "format", "sha256")
+#: Options of a file entry that place it on the session clock (not passed to its reader).
+SYNC_OPTIONS = ("offset_s",)
+#: The keys each mapping of a manifest may have; anything else is an error (with a
+#: did-you-mean), so that a typo never silently changes what is read.
+SCHEMA_KEYS = {
+    "top level": ("study", "camera", "grid", "protocols", "generator", "subjects"),
+    "study": ("name", "description"),
+    "camera": ("emissivity", "reflected_temperature", "distance", "frame_rate",
+               "atmospheric_temperature", "relative_humidity"),
+    "grid": ("step_s",),
+    "generator": ("name", "seed", "out", "truth", "config", "environment"),
+    "subject": ("id", "viat", "age", "sex", "body_mass", "sessions"),
+    "session": ("id", "day", "protocol", "start_time", "files"),
+}
+#: Formats of the kinds that the reader registry does not serve (read by their own modules).
+OTHER_FORMATS = {"pose": ("npz",), "thermal_masks": ("zarr-masks",), "face_labels": ("csv",),
+                 "pose_keypoints": ("coco",)}
 
 
 # ---------------------------------------------------------------- YAML with line numbers
 class _LineDict(dict):
     line: int = 0
+    key_lines: dict | None = None
 
 
 class _LineList(list):
@@ -67,7 +85,16 @@ class _Loader(yaml.SafeLoader):
 def _construct_map(loader, node):
     d = _LineDict(loader.construct_mapping(node, deep=True))
     d.line = node.start_mark.line + 1
+    d.key_lines = {}
+    for key_node, _ in node.value:
+        d.key_lines.setdefault(loader.construct_object(key_node), key_node.start_mark.line + 1)
     return d
+
+
+def _key_line(node: Any, key) -> int:
+    """YAML line of ``key`` in mapping ``node`` (the mapping's own line when unknown)."""
+    lines = getattr(node, "key_lines", None) or {}
+    return lines.get(key, getattr(node, "line", 0))
 
 
 def _construct_seq(loader, node):
@@ -166,13 +193,20 @@ class Manifest:
 
 # ---------------------------------------------------------------- checksums
 def sha256_path(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a folder (zarr store) as the hash of its sorted listing.
+    """sha256 of a file, or of a folder: a zarr store's content, another folder's file listing.
 
-    A folder's checksum hashes one line ``relative/path\\tsha256-of-file\\n`` per file, in
-    sorted order, so it is independent of file-system order and timestamps.
+    A file's checksum is the sha256 of its bytes. A zarr store (a folder with ``zarr.json`` or
+    ``.zgroup``) is hashed by what a reader sees: for each array in sorted order its name,
+    dimension names, dtype, shape, attributes (canonical JSON) and decoded values (C order,
+    little-endian), streamed block by block along the first axis. Its compressed chunks and
+    zarr's own metadata are left out, because their bytes depend on the zarr and codec
+    versions, not on the data. Any other folder hashes one line ``relative/path\tsha256\n``
+    per file, in sorted order, so it is independent of file-system order and timestamps.
     """
     path = Path(path)
     if path.is_dir():
+        if (path / "zarr.json").is_file() or (path / ".zgroup").is_file():
+            return _sha256_zarr(path)
         h = hashlib.sha256()
         for f in sorted(p for p in path.rglob("*") if p.is_file()):
             h.update(f"{f.relative_to(path).as_posix()}\t{sha256_path(f)}\n".encode())
@@ -184,9 +218,42 @@ def sha256_path(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _canonical_json(obj) -> bytes:
+    import json
+
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _sha256_zarr(path: Path, block_bytes: int = 64 << 20) -> str:
+    """Content hash of a zarr store (see :func:`sha256_path`)."""
+    import numpy as np
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    h = hashlib.sha256()
+    h.update(b"group\t" + _canonical_json(dict(group.attrs)) + b"\n")
+    arrays = sorted(group.arrays(), key=lambda kv: kv[0])
+    for name, arr in arrays:
+        attrs = dict(arr.attrs)
+        dims = attrs.pop("_ARRAY_DIMENSIONS", None) or getattr(arr.metadata, "dimension_names",
+                                                               None)
+        dtype = np.dtype(arr.dtype).newbyteorder("<")
+        head = {"name": name, "dims": list(dims) if dims else None, "dtype": dtype.str,
+                "shape": list(arr.shape), "attrs": attrs}
+        h.update(b"array\t" + _canonical_json(head) + b"\n")
+        if arr.ndim == 0:
+            h.update(np.asarray(arr[...], dtype=dtype).tobytes())
+            continue
+        row = max(1, int(np.prod(arr.shape[1:], dtype=np.int64)) * dtype.itemsize)
+        step = max(1, block_bytes // row)
+        for i in range(0, arr.shape[0], step):
+            h.update(np.ascontiguousarray(arr[i:i + step], dtype=dtype).tobytes())
+    return h.hexdigest()
+
+
 # ---------------------------------------------------------------- loading
-def _at(path: Path, node: Any, where: str) -> str:
-    line = getattr(node, "line", 0)
+def _at(path: Path, node: Any, where: str, key=None) -> str:
+    line = _key_line(node, key) if key is not None else getattr(node, "line", 0)
     return f"{path.name}:{line}: {where}" if line else f"{path.name}: {where}"
 
 
@@ -204,17 +271,84 @@ def _parse_time(value, where: str) -> _dt.datetime | None:
                             "such as 2026-03-02T09:00:00") from None
 
 
-def load_manifest(path: str | os.PathLike) -> Manifest:
+def _did_you_mean(name: str, choices) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_keys(path: Path, node: Any, where: str, schema: str, problems: list[str]) -> None:
+    """Append one problem per key of mapping ``node`` that ``SCHEMA_KEYS[schema]`` lacks."""
+    if not isinstance(node, dict):
+        return
+    allowed = SCHEMA_KEYS[schema]
+    for key in node:
+        if key not in allowed:
+            at = _at(path, node, f"{where}.{key}" if where else str(key), key)
+            problems.append(f"{at}: unknown key {key!r}{_did_you_mean(key, allowed)} "
+                            f"({schema} keys: {', '.join(allowed)})")
+
+
+def _check_reader(path: Path, fe: dict, kind: str, where: str, file_path: Path,
+                  problems: list[str]) -> None:
+    """Check a file entry's format and options against the reader that will read it."""
+    from irtrepro.errors import FormatError, OptionError
+    from irtrepro.io import registry
+
+    fmt = fe.get("format")
+    opts = [k for k in fe if k not in _FILE_KEYS and k not in SYNC_OPTIONS]
+    at = _at(path, fe, where)
+    if kind in OTHER_FORMATS:
+        known = OTHER_FORMATS[kind]
+        if fmt is not None and fmt not in known:
+            problems.append(f"{_at(path, fe, where + '.format', 'format')}: unknown {kind} "
+                            f"format {fmt!r}{_did_you_mean(fmt, known)} (formats: "
+                            f"{', '.join(known)})")
+        elif opts:
+            problems.append(f"{at}: {kind} files take no reader options, got {sorted(opts)}")
+        return
+    if fmt is None:
+        if not opts or not file_path.exists():
+            return  # detected from the file at read time; nothing to check options against
+        try:
+            fmt = registry.detect(file_path, kind)
+        except FormatError as exc:
+            problems.append(f"{at}: {exc}")
+            return
+    try:
+        reader = registry.get_reader(kind, str(fmt))
+    except OptionError:
+        names = sorted({r.format for r in registry.formats(kind)}
+                       | ({r.format for r in registry.formats("thermal")} if kind == "face"
+                          else set()))
+        problems.append(f"{_at(path, fe, where + '.format', 'format')}: unknown {kind} "
+                        f"format {fmt!r}{_did_you_mean(fmt, names)} (formats: "
+                        f"{', '.join(names)})")
+        return
+    for opt in opts:
+        if opt not in reader.options:
+            allowed = list(reader.options) + list(SYNC_OPTIONS)
+            problems.append(f"{_at(path, fe, where + '.' + str(opt), opt)}: reader {reader.format!r} "
+                            f"takes no option {opt!r}{_did_you_mean(opt, allowed)} "
+                            f"(options: {', '.join(allowed)})")
+
+
+def load_manifest(path: str | os.PathLike, *, check_readers: bool = True) -> Manifest:
     """Read and structurally validate a manifest.
 
     Every problem found is reported at once in one :class:`ManifestError`, each naming the YAML
     path and line: missing or duplicate ids, unknown protocol, a vIAT that is not a positive
-    number, unknown file kinds, a file entry without a path.
+    number, unknown file kinds, a file entry without a path, an unknown key anywhere (with a
+    did-you-mean), an unknown reader format and a reader option the chosen reader does not take.
 
     Parameters
     ----------
     path : path-like
         The YAML file.
+    check_readers : bool
+        Check each file entry's format and options against the reader registry (imports the
+        reader modules).
 
     Returns
     -------
@@ -234,6 +368,9 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     root = path.resolve().parent
     problems: list[str] = []
 
+    _check_keys(path, raw, "", "top level", problems)
+    for section in ("study", "camera", "grid", "generator"):
+        _check_keys(path, raw.get(section), section, section, problems)
     study = raw.get("study") or {}
     camera = dict(raw.get("camera") or {})
     grid_step = float((raw.get("grid") or {}).get("step_s", 1.0))
@@ -257,6 +394,7 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
         if not isinstance(sub, dict) or "id" not in sub:
             problems.append(f"{_at(path, sub, w)}: expected a mapping with 'id'")
             continue
+        _check_keys(path, sub, w, "subject", problems)
         sid = str(sub["id"])
         if sid in seen_sub:
             problems.append(f"{_at(path, sub, w)}.id: duplicate subject id {sid!r}")
@@ -274,6 +412,7 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
             if not isinstance(ses, dict) or "id" not in ses:
                 problems.append(f"{_at(path, ses, ws)}: expected a mapping with 'id'")
                 continue
+            _check_keys(path, ses, ws, "session", problems)
             sesid = str(ses["id"])
             if sesid in seen_ses:
                 problems.append(f"{_at(path, ses, ws)}.id: session {sesid!r} listed twice for "
@@ -292,8 +431,9 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
             for kind, fe in (ses.get("files") or {}).items():
                 wf = f"{ws}.files.{kind}"
                 if kind not in FILE_KINDS:
-                    problems.append(f"{_at(path, fe, wf)}: unknown file kind {kind!r}; "
-                                    f"expected one of {list(FILE_KINDS)}")
+                    problems.append(f"{_at(path, fe, wf)}: unknown file kind {kind!r}"
+                                    f"{_did_you_mean(kind, FILE_KINDS)}; expected one of "
+                                    f"{list(FILE_KINDS)}")
                     continue
                 if isinstance(fe, str):
                     fe = {"path": fe}
@@ -306,6 +446,9 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
                     problems.append(f"{_at(path, fe, wf)}.sha256: expected 64 hex digits "
                                     f"(quote it in YAML), got {sha!r}")
                 opts = {k: v for k, v in fe.items() if k not in _FILE_KEYS}
+                if check_readers:
+                    _check_reader(path, fe, kind, wf, (root / str(fe["path"])).resolve(),
+                                  problems)
                 files[kind] = FileEntry(kind, (root / str(fe["path"])).resolve(), str(fe["path"]),
                                         fe.get("format"), fe.get("sha256"), opts,
                                         _at(path, fe, wf))

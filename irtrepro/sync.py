@@ -27,12 +27,10 @@ import xarray as xr
 
 from irtrepro._logging import logger, progress_bar
 from irtrepro.errors import IrtreproError, SyncError
-from irtrepro.manifest import FileEntry, Manifest, SessionEntry
+from irtrepro.manifest import SYNC_OPTIONS, FileEntry, Manifest, SessionEntry
 
 #: Resampling settings per kind: (method, max_gap_s).
 RESAMPLE = {"cpet": ("breaths", 15.0), "hr": ("linear", 5.0), "core": ("linear", 90.0)}
-#: Sync options a manifest file entry may carry (not passed to readers).
-SYNC_OPTIONS = ("offset_s",)
 CPET_VARS = ("vo2", "vco2", "ve", "rf", "vt", "rer")
 
 _ATTRS = {
@@ -149,7 +147,7 @@ def assemble_session(manifest: Manifest, session: SessionEntry,
             shift = clock_offset(df, entry, session)
         except IrtreproError as exc:
             missing.append({"subject": session.subject, "session": session.session,
-                            "kind": kind, "reason": str(exc)})
+                            "kind": kind, "reason": str(exc), "failed": True})
             logger.warning("%s/%s: %s left out: %s", session.subject, session.session, kind, exc)
             continue
         df = df.assign(time=df["time"].to_numpy(float) + shift)

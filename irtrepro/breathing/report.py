@@ -128,8 +128,13 @@ def _cart_rf(entry) -> pd.DataFrame | None:
                          "rf": df["rf"].to_numpy(float)})
 
 
-def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress: bool | None = None):
+def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress: bool | None = None,
+                   rows: list[str] | None = None, overrides: dict | None = None):
     """Breathing section of the report.
+
+    ``rows``: the ablation rows to train and score (default: every row of
+    :data:`~irtrepro.breathing.train.ABLATION`); ``overrides``: fields of
+    :class:`~irtrepro.breathing.train.BreathConfig` set on every row (e.g. ``epochs``).
 
     Trains (or reuses from ``cache_dir``, keyed by a hash of the training images and the
     settings) every ablation row on the training subjects, evaluates on held-out subjects,
@@ -176,7 +181,13 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress: bool |
     models = {}
     from dataclasses import replace
 
-    rows = {k: replace(v, seed=seed) for k, v in ABLATION.items()}
+    unknown = sorted(set(rows or ()) - set(ABLATION))
+    if unknown:
+        from irtrepro.errors import OptionError
+
+        raise OptionError(f"breathing rows {unknown}: not ablation rows; rows: {list(ABLATION)}")
+    rows = {k: replace(v, seed=seed, **(overrides or {})) for k, v in ABLATION.items()
+            if rows is None or k in rows}
     for name, cfg in rows.items():
         p = cache_dir / f"breathing-{config_key(cfg, dh)}.pkl"
         if p.is_file():

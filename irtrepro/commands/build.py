@@ -12,7 +12,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="data/study.nc",
                         help="Study file, .nc or .zarr (default: %(default)s)")
     parser.add_argument("--strict", action="store_true",
-                        help="fail on the first unreadable file instead of leaving it out")
+                        help="stop at the first unreadable file (default: read every file, "
+                             "write the Study, then exit 1 listing the files that failed)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="exit 0 when files failed and were left out of the Study")
 
 
 def run(args) -> int:
@@ -29,5 +32,11 @@ def run(args) -> int:
     print(f"wrote {path}: {ds.sizes['subject']} subjects x {ds.sizes['session']} sessions x "
           f"{ds.sizes['time']} s, variables {sorted(ds.data_vars)}")
     for m_ in missing:
-        print(f"  left out {m_['subject']}/{m_['session']} {m_['kind']}: {m_['reason']}")
+        what = "FAILED" if m_.get("failed") else "left out"
+        print(f"  {what} {m_['subject']}/{m_['session']} {m_['kind']}: {m_['reason']}")
+    failed = [m_ for m_ in missing if m_.get("failed")]
+    if failed and not args.keep_going:
+        print(f"irtrepro build: error: {len(failed)} file(s) of the manifest could not be read "
+              "and were left out of the Study (--keep-going accepts that)")
+        return 1
     return 0

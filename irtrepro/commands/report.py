@@ -14,32 +14,37 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of training and resampling")
     parser.add_argument("--parts", default="vision,breathing,keypoints",
                         help="model parts to run, comma-separated (default: %(default)s)")
-    parser.add_argument("--part-jobs", type=_part_jobs, default=None, metavar="N|auto",
-                        help="model parts not cached yet side by side in their own processes: "
-                             "'auto' runs the U-Nets alone, then breathing and keypoints side "
-                             "by side; N: every part, N at a time (default: one after the "
-                             "other; side by side did not pay on 2 cores)")
-
-
-def _part_jobs(text: str) -> int | str:
-    import argparse
-
-    if text == "auto":
-        return text
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 'auto' or an integer >= 1")
-    return n
+    parser.add_argument("--keep-going", action="store_true",
+                        help="exit 0 with a partial report when a part, analysis or file "
+                             "failed (default: exit 1; the report is written either way)")
+    parser.add_argument("--settings", default=None, metavar="FILE.yaml",
+                        help="keyword settings of each model part, by part (vision, "
+                             "breathing, keypoints), e.g. shorter training for a quick check")
 
 
 def run(args) -> int:
     from irtrepro.report.run import run_report
 
     parts = tuple(f"irtrepro.{p.strip()}" for p in args.parts.split(",") if p.strip())
-    page = run_report(args.manifest, args.out, cache_dir=args.cache, seed=args.seed, parts=parts,
-                      part_jobs=args.part_jobs)
+    settings = None
+    if args.settings:
+        import yaml
+
+        from irtrepro.errors import OptionError
+
+        try:
+            settings = yaml.safe_load(open(args.settings)) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise OptionError(f"--settings {args.settings}: cannot read it ({exc})") from exc
+        if not isinstance(settings, dict):
+            raise OptionError(f"--settings {args.settings}: expected a mapping of part names")
+    from irtrepro.errors import IncompleteError
+
+    try:
+        page = run_report(args.manifest, args.out, cache_dir=args.cache, seed=args.seed,
+                          parts=parts, settings=settings, keep_going=args.keep_going)
+    except IncompleteError as exc:
+        print(f"irtrepro report: error: {exc}")
+        return 1
     print(f"wrote {page}")
     return 0

@@ -616,15 +616,23 @@ def _sniff_fff(head: bytes, path: Path, want: str) -> bool:
     return path.suffix.lower() == (".csq" if want == "flir-csq" else ".seq")
 
 
+#: Keyword options of read_fff that the SEQ/CSQ readers pass on.
+FFF_OPTIONS = ("chunk_frames", "on_damaged", "emissivity", "reflected_temperature",
+               "object_distance", "atmospheric_temperature", "relative_humidity",
+               "plausible_range")
+
+
 @register("thermal", "flir-seq", extensions=(".seq", ".fff"),
-          sniff=lambda h, p: _sniff_fff(h, p, "flir-seq"), aliases=("flir_seq", "flir-fff"))
+          sniff=lambda h, p: _sniff_fff(h, p, "flir-seq"), aliases=("flir_seq", "flir-fff"),
+          options=FFF_OPTIONS)
 def read_flir_seq(path: str | os.PathLike, **options) -> xr.DataArray:
     """FLIR SEQ recording (concatenated FFF frames, raw 16-bit), lazy; see read_fff."""
     return read_fff(path, fmt="flir-seq", **options)
 
 
 @register("thermal", "flir-csq", extensions=(".csq",),
-          sniff=lambda h, p: _sniff_fff(h, p, "flir-csq"), aliases=("flir_csq",))
+          sniff=lambda h, p: _sniff_fff(h, p, "flir-csq"), aliases=("flir_csq",),
+          options=FFF_OPTIONS)
 def read_flir_csq(path: str | os.PathLike, **options) -> xr.DataArray:
     """FLIR CSQ recording (FFF frames with JPEG-LS raw), lazy; see read_fff."""
     return read_fff(path, fmt="flir-csq", **options)

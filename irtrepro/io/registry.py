@@ -47,6 +47,32 @@ class Reader:
     sniff: Callable[[bytes, Path], bool] | None = None
     description: str = ""
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    #: Keyword options the reader takes; ``None``: read from the function's signature.
+    declared_options: tuple[str, ...] | None = None
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Names of the keyword options this reader takes (besides the path)."""
+        if self.declared_options is not None:
+            return self.declared_options
+        import inspect
+
+        params = list(inspect.signature(self.func).parameters.values())[1:]
+        return tuple(p.name for p in params
+                     if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+    def check_options(self, options, where: str = "") -> None:
+        """Raise :class:`OptionError` for an option this reader does not take (did you mean)."""
+        import difflib
+
+        known = self.options
+        for name in options:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise OptionError(f"{where + ': ' if where else ''}reader {self.format!r} "
+                                  f"({self.kind}) takes no option {name!r}{hint} It takes "
+                                  f"{sorted(known) or 'no options'}")
 
 
 _REGISTRY: dict[tuple[str, str], Reader] = {}
@@ -54,18 +80,20 @@ _loaded = False
 
 
 def register(kind: str, fmt: str, *, extensions=(), sniff=None, description: str = "",
-             aliases=()) -> Callable:
+             aliases=(), options: tuple[str, ...] | None = None) -> Callable:
     """Decorator registering ``func`` as the reader of ``fmt`` files of ``kind``.
 
     ``sniff(head, path)`` gets the first 4096 bytes and the path and says whether the file is
-    of this format (for detection when the manifest gives no format).
+    of this format (for detection when the manifest gives no format). ``options`` names the
+    keyword options of a reader whose signature only says ``**options``.
     """
     if kind not in KINDS:
         raise OptionError(f"kind={kind!r}; expected one of {sorted(KINDS)}")
 
     def deco(func: Callable) -> Callable:
         reader = Reader(kind, fmt, func, tuple(e.lower() for e in extensions), sniff,
-                        description or (func.__doc__ or "").strip().split("\n")[0], tuple(aliases))
+                        description or (func.__doc__ or "").strip().split("\n")[0], tuple(aliases),
+                        None if options is None else tuple(options))
         for name in (fmt, *aliases):
             _REGISTRY[(kind, name)] = reader
         return func
@@ -145,4 +173,6 @@ def read(kind: str, path: str | os.PathLike, fmt: str | None = None, **options):
     if not Path(path).exists():
         raise FormatError(f"{path}: file not found")
     fmt = fmt or detect(path, kind)
-    return get_reader(kind, fmt).func(path, **options)
+    reader = get_reader(kind, fmt)
+    reader.check_options(options, str(path))
+    return reader.func(path, **options)

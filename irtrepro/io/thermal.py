@@ -610,7 +610,8 @@ def _sniff_zarr(head: bytes, path: Path) -> bool:
 
 
 @register("thermal", "zarr", extensions=(".zarr",), sniff=_sniff_zarr,
-          description="irtrepro zarr frame store (uint16 + scale/offset, masks beside)")
+          description="irtrepro zarr frame store (uint16 + scale/offset, masks beside)",
+          options=())
 def read_zarr(path: str | os.PathLike, **options) -> xr.DataArray:
     """irtrepro zarr frame store (lazy)."""
     if options:

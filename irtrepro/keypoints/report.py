@@ -159,6 +159,8 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None, c
     from irtrepro.report.part import ReportPart
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    if isinstance(config, dict):
+        config = KeypointConfig(**{"seed": seed, **config})
     cfg = config or KeypointConfig(seed=seed)
     students = REPORT_STUDENTS if students is None else students
     betas = REPORT_BETAS if betas is None else betas

@@ -28,6 +28,7 @@ figcaption,.caption{font-size:.92em;color:#444;margin:.3em 0 .8em}
 table{border-collapse:collapse;font-size:.85em;margin:.4em 0 .3em;display:block;overflow-x:auto}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right;white-space:nowrap}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+.failed{background:#fde8e8;border:2px solid #c81e1e;padding:.6em 1em;border-radius:4px}
 .leftout{background:#fff4e5;border:1px solid #f0b46b;padding:.6em 1em;border-radius:4px}
 .ok{background:#eef8ee;border:1px solid #9c9;padding:.6em 1em;border-radius:4px}
 pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}
@@ -84,7 +85,8 @@ def _write_figure(fig, figures: Path, name: str) -> dict[str, str]:
 
 def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
                  title: str = "irtrepro report", provenance: dict | None = None,
-                 left_out: Sequence[str] = (), intro: str = "") -> Path:
+                 left_out: Sequence[str] = (), failures: Sequence[str] = (),
+                 intro: str = "") -> Path:
     """Write every part's figures and tables, and ``index.html`` linking them all.
 
     Parameters
@@ -100,6 +102,10 @@ def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
     left_out : sequence of str
         Sessions or analyses left out and why, listed at the top of the page (in addition to
         each part's ``notes``).
+    failures : sequence of str
+        What failed (a model part, an analysis, a file of the manifest that could not be
+        read): a red block at the very top, so a partial report is never mistaken for a
+        whole one.
     intro : str
         A paragraph (plain text) under the title.
 
@@ -117,6 +123,11 @@ def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
         d.mkdir()
     all_left = list(left_out) + [f"{p.title}: {n}" for p in parts for n in p.notes]
     body = [f"<h1>{html.escape(title)}</h1>"]
+    if failures:
+        items = "".join(f"<li>{html.escape(x)}</li>" for x in failures)
+        body.append(f'<div class="failed" id="failures"><strong>Incomplete report: '
+                    f"{len(failures)} step(s) failed; the results below lack them:</strong>"
+                    f"<ul>{items}</ul></div>")
     if intro:
         body.append(f"<p>{html.escape(intro)}</p>")
     if all_left:
@@ -160,6 +171,7 @@ def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
     with atomic_path(out / "index.html") as tmp:
         tmp.write_text(page)
     with atomic_path(out / "manifest.json") as tmp:
-        tmp.write_text(json.dumps({"files": index, "left_out": all_left}, indent=2))
+        tmp.write_text(json.dumps({"files": index, "failures": list(failures),
+                                   "left_out": all_left}, indent=2))
     return out / "index.html"
 

@@ -24,6 +24,7 @@ realised on the truth trajectories.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -124,7 +125,8 @@ def _planted_correlate(x: np.ndarray, r: float, rng: np.random.Generator) -> np.
     zx = (x - x.mean()) / x.std()
     e = rng.standard_normal(len(x))
     e = e - e.mean()
-    e = e - (e @ zx) / (zx @ zx) * zx  # orthogonal to x in the sample
+    # exactly rounded sums instead of a BLAS dot, whose CPU-specific kernel changes last bits
+    e = e - math.fsum(e * zx) / math.fsum(zx * zx) * zx  # orthogonal to x in the sample
     e /= e.std()
     return r * zx + np.sqrt(1 - r**2) * e
 

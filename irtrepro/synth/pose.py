@@ -320,7 +320,9 @@ def _render_frame(parts: list, shape: tuple[int, int], s: int, bg, *, mode: str)
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         ab = b - a
-        denom = float(ab @ ab) or 1e-9
+        # plain products, not ``@``: a BLAS dot picks a CPU-specific kernel (FMA or not), and
+        # its last bits would reach the silhouette area written into the truth files
+        denom = float(ab[0] * ab[0] + ab[1] * ab[1]) or 1e-9
         t = np.clip(((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / denom, 0, 1)
         dx, dy = xx - (a[0] + t * ab[0]), yy - (a[1] + t * ab[1])
         d = np.sqrt(dx * dx + dy * dy)
@@ -458,7 +460,8 @@ def _occluded(xy: dict, z: dict, f: int, name: str, parts: list) -> bool:
             continue
         a, b = np.asarray(a), np.asarray(b)
         ab = b - a
-        t = np.clip(((p - a) @ ab) / (ab @ ab + 1e-9), 0, 1)
+        d = p - a
+        t = np.clip((d[0] * ab[0] + d[1] * ab[1]) / (ab[0] * ab[0] + ab[1] * ab[1] + 1e-9), 0, 1)
         if np.hypot(*(p - (a + t * ab))) < r * 0.8:
             return True
     return False
@@ -739,6 +742,18 @@ def read_pose_clip(path: str | os.PathLike) -> dict:
     return res
 
 
+# Decimals of the floats written into the COCO truth: 1e-3 px (and px^2) and 1e-6 s are far
+# finer than any keypoint error or frame interval, and coarse enough that the last bits of a
+# float (which differ between CPUs and library versions) never reach the file.
+PIXEL_DECIMALS = 3
+TIME_DECIMALS = 6
+
+
+def _fixed(value, decimals: int) -> float:
+    """``value`` rounded to ``decimals``, with -0.0 written as 0.0."""
+    return round(float(value), decimals) + 0.0
+
+
 def clips_to_coco(clips: list[PoseClip], *, image_prefix: str = "") -> dict:
     """COCO keypoint dictionary (``images``, ``annotations``, ``categories``) of thermal frames.
 
@@ -746,6 +761,8 @@ def clips_to_coco(clips: list[PoseClip], *, image_prefix: str = "") -> dict:
     Each annotation carries ``keypoints`` (51 numbers, thermal px), ``num_keypoints``, ``area``
     (silhouette, px^2), ``bbox``, ``iscrowd = 0`` and the extension fields ``subject``,
     ``activity``, ``time`` (s), ``clip``. Frames where no keypoint is labelled get no annotation.
+    Pixel values are rounded to 1e-3 px (``PIXEL_DECIMALS``), times to 1e-6 s
+    (``TIME_DECIMALS``), so that the file's bytes do not depend on the machine.
     """
     images, anns = [], []
     img_id = ann_id = 0
@@ -755,18 +772,18 @@ def clips_to_coco(clips: list[PoseClip], *, image_prefix: str = "") -> dict:
             img_id += 1
             images.append({"id": img_id, "file_name": f"{image_prefix}{ci:03d}_{f:05d}",
                            "width": int(w), "height": int(h), "subject": c.subject,
-                           "time": float(c.time[f]), "clip": ci})
+                           "time": _fixed(c.time[f], TIME_DECIMALS), "clip": ci})
             kp = c.keypoints[f]
             nk = int(np.sum(kp[:, 2] > 0))
             if nk == 0:
                 continue
             ann_id += 1
             anns.append({"id": ann_id, "image_id": img_id, "category_id": 1, "iscrowd": 0,
-                         "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
-                         "num_keypoints": nk, "area": float(c.area[f]),
-                         "bbox": [round(float(v), 3) for v in c.bbox[f]],
+                         "keypoints": [_fixed(v, PIXEL_DECIMALS) for v in kp.reshape(-1)],
+                         "num_keypoints": nk, "area": _fixed(c.area[f], PIXEL_DECIMALS),
+                         "bbox": [_fixed(v, PIXEL_DECIMALS) for v in c.bbox[f]],
                          "subject": c.subject, "activity": c.activity,
-                         "time": float(c.time[f]), "clip": ci})
+                         "time": _fixed(c.time[f], TIME_DECIMALS), "clip": ci})
     cats = [{"id": 1, "name": "person", "supercategory": "person",
              "keypoints": list(KEYPOINT_NAMES), "skeleton": COCO_SKELETON}]
     return {"info": {"description": "irtrepro synthetic pose truth (thermal pixels)"},

@@ -175,9 +175,24 @@ def _write_mask_store(path: Path, masks: xr.Dataset) -> None:
                    encoding={"time": {"dtype": "float64"}})
 
 
+#: Packages whose versions can change the generator's bytes; recorded in the manifest.
+GENERATOR_PACKAGES = ("numpy", "scipy", "pandas", "xarray", "zarr", "numcodecs", "openpyxl")
+
+
+def generator_environment() -> dict[str, str]:
+    """Python and the versions of :data:`GENERATOR_PACKAGES` installed now."""
+    import platform
+
+    from irtrepro.info import package_version
+
+    return {"python": platform.python_version(),
+            **{p: package_version(p) for p in GENERATOR_PACKAGES}}
+
+
 def generate_study(out: str | os.PathLike, config: GeneratorConfig | None = None, *,
                    manifest_path: str | os.PathLike | None = None,
-                   progress: bool | None = None, n_jobs: int | None = None) -> Path:
+                   progress: bool | None = None, n_jobs: int | None = None,
+                   subjects: list[str] | None = None) -> Path:
     """Simulate the study and write every file and the manifest.
 
     Parameters
@@ -194,6 +209,10 @@ def generate_study(out: str | os.PathLike, config: GeneratorConfig | None = None
     n_jobs : int, optional
         Sessions written in parallel processes (default: the CPU count). The files are
         identical for any ``n_jobs``.
+    subjects : list of str, optional
+        Write only these subjects' files (and only them in the manifest); the simulation is
+        the whole study's, so each file is byte-identical to the full study's. Used to check
+        a recorded manifest against a fresh generator quickly.
 
     Returns
     -------
@@ -224,8 +243,17 @@ def generate_study(out: str | os.PathLike, config: GeneratorConfig | None = None
     order = {}
     for _sid, _p, day in phys.sessions:
         order.setdefault(day, []).append(_sid)
+    if subjects is not None:
+        unknown = sorted(set(subjects) - {str(v) for v in truth.subject.values})
+        if unknown:
+            from irtrepro.errors import OptionError
+
+            raise OptionError(f"subjects={unknown!r} not in the synthetic study; it has "
+                              f"{[str(v) for v in truth.subject.values]}")
     jobs = []
     for i, sub in enumerate(truth.subject.values):
+        if subjects is not None and str(sub) not in subjects:
+            continue
         subj = {"id": str(sub), "sex": str(truth.sex.values[i]), "age": int(truth.age.values[i]),
                 "body_mass": float(truth.body_mass.values[i])}
         for j, (sid, _p, day) in enumerate(phys.sessions):
@@ -248,6 +276,8 @@ def generate_study(out: str | os.PathLike, config: GeneratorConfig | None = None
     for sub, entry in results:
         entries.setdefault(sub, []).append(entry)
     for i, sub in enumerate(truth.subject.values):
+        if str(sub) not in entries:
+            continue
         subjects_yaml.append({
             "id": str(sub), "viat": float(truth.viat.values[i]), "age": int(truth.age.values[i]),
             "sex": str(truth.sex.values[i]), "body_mass": float(truth.body_mass.values[i]),
@@ -259,12 +289,13 @@ def generate_study(out: str | os.PathLike, config: GeneratorConfig | None = None
         "camera": dict(cfg.camera),
         "grid": {"step_s": 1.0},
         "generator": {"name": "irtrepro.synth", "seed": phys.seed, "out": rel(out),
-                      "truth": rel(truth_dir / "truth.nc"), "config": cfg.to_dict()},
+                      "truth": rel(truth_dir / "truth.nc"), "config": cfg.to_dict(),
+                      "environment": generator_environment()},
         "subjects": subjects_yaml,
     }
     dump_manifest(manifest, manifest_path)
-    logger.info("synthetic study: %d subjects x %d sessions -> %s", truth.sizes["subject"],
-                truth.sizes["session"], manifest_path)
+    logger.info("synthetic study: %d subject(s), %d session file set(s) -> %s",
+                len(subjects_yaml), len(results), manifest_path)
     return manifest_path
 
 

@@ -12,16 +12,16 @@ DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
-def sf1979(reference_dir) -> pd.DataFrame:
+def sf1979() -> pd.DataFrame:
     """Shrout & Fleiss (1979) 6 targets x 4 judges, long: target, judge, score."""
-    wide = pd.read_csv(reference_dir / "shrout_fleiss_1979.csv")
+    wide = pd.read_csv(DATA / "shrout_fleiss_1979.csv")
     return wide.melt(id_vars="target", var_name="judge", value_name="score")
 
 
 @pytest.fixture(scope="session")
-def pefr(reference_dir) -> pd.DataFrame:
+def pefr() -> pd.DataFrame:
     """Bland & Altman (1986) peak expiratory flow rate (L/min), 17 subjects."""
-    return pd.read_csv(reference_dir / "pefr_bland_altman_1986.csv")
+    return pd.read_csv(DATA / "pefr_bland_altman_1986.csv")
 
 
 @pytest.fixture(scope="session")

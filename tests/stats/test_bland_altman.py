@@ -12,7 +12,6 @@ from irtrepro.stats import bland_altman, bland_altman_repeated
 T16 = 2.1199052992  # t(0.975, 16), README
 
 
-@pytest.mark.requires_shared
 def test_pefr_bias_sd_limits(pefr):
     r = bland_altman(pefr.wright1, pefr.mini1)
     assert r.bias == pytest.approx(-2.1176470588, abs=1e-9)
@@ -23,7 +22,6 @@ def test_pefr_bias_sd_limits(pefr):
     assert r.n == 17 and r.loa_ci == "exact" and r.ci_level == 0.95
 
 
-@pytest.mark.requires_shared
 def test_pefr_published_rounded_limits(pefr):
     # Lancet 1986 (limits at bias +- 2 SD): bias -2.1, SD 38.8, limits -79.7 and 75.5
     r = bland_altman(pefr.wright1, pefr.mini1, agreement=2)
@@ -34,7 +32,6 @@ def test_pefr_published_rounded_limits(pefr):
     assert r.loa_low == pytest.approx(-79.7, abs=0.06) and r.loa_high == pytest.approx(75.5, abs=0.1)
 
 
-@pytest.mark.requires_shared
 @pytest.mark.parametrize("method,se", [("exact", 16.3951079847), ("approx", 16.2846117950)])
 def test_pefr_limit_cis(pefr, method, se):
     r = bland_altman(pefr.wright1, pefr.mini1, loa_ci=method)
@@ -47,7 +44,6 @@ def test_pefr_limit_cis(pefr, method, se):
     assert "Bland & Altman" in frame.loc["loa_low", "ci_method"]
 
 
-@pytest.mark.requires_shared
 def test_pefr_nct_interval_is_exact_coverage_quantile(pefr):
     r = bland_altman(pefr.wright1, pefr.mini1, loa_ci="nct")
     n, z = 17, 1.96
@@ -57,7 +53,6 @@ def test_pefr_nct_interval_is_exact_coverage_quantile(pefr):
     assert r.loa_high_ci[1] - r.loa_high_ci[0] == pytest.approx(2 * T16 * 16.3951079847, rel=0.1)
 
 
-@pytest.mark.requires_shared
 def test_proportional_bias_regression_matches_linregress(pefr):
     r = bland_altman(pefr.wright1, pefr.mini1)
     mean = (pefr.wright1 + pefr.mini1) / 2
@@ -68,7 +63,6 @@ def test_proportional_bias_regression_matches_linregress(pefr):
     assert r.slope_ci == pytest.approx((lr.slope - half, lr.slope + half), rel=1e-10)
 
 
-@pytest.mark.requires_shared
 def test_log_gives_back_transformed_ratios(pefr):
     r = bland_altman(pefr.wright1, pefr.mini1, log=True)
     d = np.log(pefr.wright1) - np.log(pefr.mini1)
@@ -77,7 +71,6 @@ def test_log_gives_back_transformed_ratios(pefr):
     assert r.to_frame().scale.iloc[0] == "ratio x/y"
 
 
-@pytest.mark.requires_shared
 def test_repeated_varying_one_way_anova_of_differences(pefr):
     # two pairs per subject (readings 1 and 2 of both meters): compare with the direct formula
     long = pd.concat([
@@ -96,7 +89,6 @@ def test_repeated_varying_one_way_anova_of_differences(pefr):
     assert r.n_subjects == 17 and r.n_obs == 34
 
 
-@pytest.mark.requires_shared
 def test_repeated_constant_equal_replicates_formula(pefr):
     # Bland & Altman 1999 section 5.1: s2_D = s2_dbar + (1 - 1/m) s2_wx + (1 - 1/m) s2_wy
     long = pd.concat([

@@ -23,7 +23,6 @@ SF_TABLE = {
 }
 
 
-@pytest.mark.requires_shared
 @pytest.mark.parametrize("form", list(SF_TABLE))
 def test_icc_matches_shrout_fleiss_psych(sf1979, form):
     row = icc(sf1979, "target", "judge", "score").set_index("form").loc[form]
@@ -39,7 +38,6 @@ def test_icc_matches_shrout_fleiss_psych(sf1979, form):
     assert (row.n_subjects, row.n_sessions) == (6, 4)
 
 
-@pytest.mark.requires_shared
 def test_icc_wright_test_retest(pefr):
     # ../shared/reference/README.md: Wright meter test-retest, ICC(C,1) = 0.9830458,
     # ICC(A,1) = 0.9831640 (7 decimals)
@@ -94,7 +92,6 @@ def test_dataset_with_extra_dims_and_list_of_columns(study_summary):
     np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
-@pytest.mark.requires_shared
 def test_mixed_equals_anova_on_complete_data(sf1979):
     cols = ["icc", "f", "df1", "df2", "p", "ci_low", "ci_high"]
     a = icc(sf1979, "target", "judge", "score")

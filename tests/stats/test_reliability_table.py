@@ -17,7 +17,6 @@ def _get(table, statistic, term=None):
     return rows.iloc[0]
 
 
-@pytest.mark.requires_shared
 def test_sem_and_cv_shrout_fleiss(sf1979):
     # ../shared/reference/README.md: SEM = sqrt(MSE) = 1.0096754; CV = 100 sqrt(MSE)/mean = 19.0805 %
     t = reliability(sf1979, "target", "judge", "score")
@@ -36,7 +35,6 @@ def test_sem_and_cv_shrout_fleiss(sf1979):
     assert mdc.estimate == pytest.approx(st.norm.ppf(0.975) * np.sqrt(2) * 1.0096754, abs=1e-7)
 
 
-@pytest.mark.requires_shared
 def test_wright_typical_error_and_change_in_mean(pefr):
     # ../shared/reference/README.md: change in mean -4.9411765, TE = SD(diff)/sqrt(2) = 15.3612145
     long = pefr.melt(id_vars="subject", value_vars=["wright1", "wright2"], var_name="session",
