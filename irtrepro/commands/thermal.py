@@ -18,7 +18,7 @@ _CONSTANTS = (
     "relative_humidity", "planck_r1", "planck_r2", "planck_b", "planck_f", "planck_o",
     "atmospheric_trans_alpha1", "atmospheric_trans_alpha2", "atmospheric_trans_beta1",
     "atmospheric_trans_beta2", "atmospheric_trans_x", "calibration_range_min_degC",
-    "calibration_range_max_degC", "compression", "damaged_frames",
+    "calibration_range_max_degC", "compression", "damaged_frames", "damaged_reasons",
 )
 
 

@@ -94,7 +94,17 @@ class FrameError(ReaderError):
 
 
 class DamagedFrameWarning(IrtreproWarning):
-    """Frames of a long recording were damaged and skipped (their indices are in the message)."""
+    """Frames of a recording were damaged: skipped, or returned as NaN (named in the message).
+
+    Attributes ``path`` and ``frames`` (file frame number -> reason; empty when the message
+    alone names them) let :func:`write_frames` record frames found damaged while decoding.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None,
+                 frames: Mapping[int, str] | None = None):
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.frames = dict(frames or {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,10 +405,18 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
         arrays = {name: zarr.open_array(str(tmp / name), mode="r+")
                   for name in ("frames", *mask_das)}
         starts = range(0, n, chunk_frames)
+        caught: list[warnings.WarningMessage] = []
+        found: dict[int, str] = {}  # frames found damaged while decoding (lazy readers)
         for s in progress_bar(starts, progress, desc=f"writing {path.name}",
                               total=len(starts)):
             sl = slice(s, min(s + chunk_frames, n))
-            block = np.asarray(frames.isel(frame=sl).values, dtype=np.float32)
+            with warnings.catch_warnings(record=True) as log:
+                warnings.simplefilter("always", DamagedFrameWarning)
+                block = np.asarray(frames.isel(frame=sl).values, dtype=np.float32)
+            for w in log:
+                if isinstance(w.message, DamagedFrameWarning):
+                    found.update(w.message.frames)
+            caught.extend(log)
             with np.errstate(invalid="ignore"):
                 fin = np.isfinite(block)
                 if np.isinf(block).any():
@@ -418,8 +436,26 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
             del block
             for name, m in mask_das.items():
                 arrays[name][sl] = _check_mask_values(name, np.asarray(m.data[sl]), path, s)
+        if found:
+            arrays["frames"].attrs.update(_merge_damaged(attrs, found))
+    seen = set()
+    for w in caught:  # after the store is in place, once each: as the caller's filters say
+        if (w.category, str(w.message)) not in seen:
+            seen.add((w.category, str(w.message)))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     logger.info("wrote %d frames (%dx%d) to %s", n, ny, nx, path)
     return path
+
+
+def _merge_damaged(attrs: Mapping[str, Any], found: Mapping[int, str]) -> dict[str, list]:
+    """``damaged_frames``/``damaged_reasons`` of ``attrs`` plus frames found NaN on decoding."""
+    old = attrs.get("damaged_frames") or []
+    reasons = attrs.get("damaged_reasons") or [""] * len(old)
+    both = {int(k): str(r) for k, r in zip(old, reasons, strict=False)}
+    for k, r in found.items():
+        both.setdefault(int(k), f"NaN: {r}")
+    frames = sorted(both)
+    return {"damaged_frames": frames, "damaged_reasons": [both[k] for k in frames]}
 
 
 def _is_store(path: Path) -> bool:
