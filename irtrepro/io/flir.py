@@ -51,6 +51,7 @@ from irtrepro.io.thermal import (
     PLAUSIBLE_RANGE,
     DamagedFrameWarning,
     FrameError,
+    check_frame_times,
     check_frames,
     frames_dataarray,
 )
@@ -573,7 +574,8 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
              reflected_temperature: float | None = None, object_distance: float | None = None,
              atmospheric_temperature: float | None = None,
              relative_humidity: float | None = None,
-             plausible_range: tuple[float, float] | None = PLAUSIBLE_RANGE) -> xr.DataArray:
+             plausible_range: tuple[float, float] | None = PLAUSIBLE_RANGE,
+             check_time: bool = True) -> xr.DataArray:
     """Read a FLIR SEQ/CSQ/FFF recording as a lazy ``(frame, y, x)`` DataArray in degC.
 
     Parameters
@@ -593,6 +595,11 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
         Overrides of the file's camera constants.
     plausible_range : (low, high) degC or None
         The first frame is checked eagerly (NaN allowed) to catch wrong constants early.
+    check_time : bool
+        Raise :class:`~irtrepro.io.thermal.FrameTimeError` (naming file and frame) when a
+        frame's time stamp is not after the previous frame's (see
+        :func:`~irtrepro.io.thermal.check_frame_times`). ``False`` reads such a file as it is,
+        e.g. to select one of its recordings.
 
     Returns
     -------
@@ -637,6 +644,8 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
         fr = idx.camera.frame_rate
         if np.isfinite(fr) and fr > 0:  # no time stamps: fall back on the declared rate
             t = np.arange(n) / fr
+    if check_time:
+        check_frame_times(t, source=path, frame_index=file_frames)
     attrs = idx.camera.as_attrs()
     attrs.update({"width": idx.width, "height": idx.height, "compression": idx.compression,
                   "creator_software": idx.creator, "n_frames_in_file": n + len(idx.damaged),

@@ -226,7 +226,7 @@ def test_corrupt_record_directory_inside_recording(seq, tmp_path):
     with pytest.raises(flir.FFFError, match=r"dir\.seq: frame 1: corrupt record directory"):
         read("thermal", bad, on_damaged="raise")
     with pytest.warns(DamagedFrameWarning, match=r"\[1\]"):
-        da = read("thermal", bad)
+        da = read("thermal", bad, check_time=False)  # frame 3 repeats frame 0's time stamp
     assert da.sizes["frame"] == 3
     np.testing.assert_array_equal(da["frame_index"].values, [0, 2, 3])
     good = read("thermal", seq).values
@@ -334,3 +334,55 @@ def test_not_a_thermal_file(tmp_path):
         read("thermal", txt, fmt="flir-seq")
     with pytest.raises(IrtreproError):
         read("thermal", txt)
+
+
+# --- frame times that go back or repeat ------------------------------------------------------
+
+def test_seq_concatenated_with_itself_is_refused(seq, tmp_path):
+    from irtrepro.io.thermal import FrameTimeError
+
+    cat = tmp_path / "cat.seq"
+    cat.write_bytes(seq.read_bytes() * 2)  # the 2-frame recording, then the same bytes again
+    with pytest.raises(FrameTimeError, match=r"cat\.seq: frame 2: time goes backwards "
+                                             r"\(3\.967 s at frame 1, then 0\.000 s\).*"
+                                             r"at frames \[2\].*2 recordings") as exc:
+        read("thermal", cat)
+    assert exc.value.frame == 2 and exc.value.path == str(cat)
+    da = read("thermal", cat, check_time=False)  # as it is, to select a recording
+    np.testing.assert_allclose(da["time"].values, [0.0, 3.967, 0.0, 3.967])
+    np.testing.assert_array_equal(da.isel(frame=slice(2, 4)).values, read("thermal", seq).values)
+
+
+def test_duplicated_frame_time_repeats(seq, tmp_path):
+    from irtrepro.io.thermal import FrameTimeError
+
+    f0, f1 = _frames_bytes(seq)
+    dup = tmp_path / "dup.seq"
+    dup.write_bytes(f0 + f1 + f1)
+    with pytest.raises(FrameTimeError, match=r"dup\.seq: frame 2: time repeats \(3\.967 s at "
+                                             r"frame 1, then 3\.967 s\)"):
+        read("thermal", dup)
+
+
+def test_info_shows_the_segments_and_convert_refuses(seq, tmp_path, capsys):
+    from irtrepro.cli import main
+
+    cat = tmp_path / "cat5.seq"
+    cat.write_bytes(seq.read_bytes() * 5)
+    capsys.readouterr()
+    assert main(["-q", "thermal", "info", str(cat), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["frames"] == 10 and info["time_span_s"] is None
+    assert "frame 2: time goes backwards" in info["time_error"]
+    assert [(s["first_frame"], s["last_frame"]) for s in info["time_segments"]] == [
+        (0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+    assert all(s["time_span_s"] == pytest.approx(3.967) for s in info["time_segments"])
+    assert main(["-q", "thermal", "info", str(cat)]) == 0
+    assert "frames 8..9 (2), 3.967 s" in capsys.readouterr().out
+    assert main(["-q", "thermal", "convert", str(cat), str(tmp_path / "cat.zarr")]) == 2
+    assert "frame 2: time goes backwards" in capsys.readouterr().err
+    assert not (tmp_path / "cat.zarr").exists()
+    # an ordinary recording is one segment with its span
+    assert main(["-q", "thermal", "info", str(seq), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["time_span_s"] == pytest.approx(3.967) and "time_segments" not in info
