@@ -18,7 +18,7 @@ _CONSTANTS = (
     "relative_humidity", "planck_r1", "planck_r2", "planck_b", "planck_f", "planck_o",
     "atmospheric_trans_alpha1", "atmospheric_trans_alpha2", "atmospheric_trans_beta1",
     "atmospheric_trans_beta2", "atmospheric_trans_x", "calibration_range_min_degC",
-    "calibration_range_max_degC", "compression", "damaged_frames",
+    "calibration_range_max_degC", "compression", "damaged_frames", "damaged_reasons",
 )
 
 
@@ -43,11 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conv.add_argument("--unit", choices=("degC", "K", "degF"))
 
 
-def _open(args):
+def _open(args, **extra):
     from irtrepro.io import detect, read
 
     fmt = args.format or detect(args.file, "thermal")
-    opts = {}
+    opts = dict(extra)
     for name, key in (("emissivity", "emissivity"),
                       ("reflected_temperature", "reflected_temperature"),
                       ("distance", "object_distance"), ("fps", "fps"), ("scale", "scale"),
@@ -58,10 +58,20 @@ def _open(args):
     return fmt, read("thermal", args.file, fmt, **opts)
 
 
-def summarize(path: Path, fmt: str, da) -> dict:
-    """The facts ``thermal info`` prints, as a dict."""
+def summarize(path: Path, fmt: str, da, time_error: str | None = None) -> dict:
+    """The facts ``thermal info`` prints, as a dict.
+
+    Frame times that go back or repeat (``time_error``: the reader's message) are shown as
+    ``time_segments`` (one per run of increasing times, file frame numbers); ``time_span_s``
+    is then ``None``, the span of a file holding several recordings being meaningless.
+    """
+    from irtrepro.io.thermal import time_segments
+
     t = np.asarray(da["time"].values, dtype=float)
+    fi = da["frame_index"].values if "frame_index" in da.coords else None
+    segments = time_segments(t, fi)
     dt = np.diff(t)
+    dt = dt[dt > 0] if len(segments) > 1 else dt
     rate = float(1.0 / np.median(dt)) if dt.size and np.median(dt) > 0 else None
     size = (sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir()
             else path.stat().st_size)
@@ -70,21 +80,40 @@ def summarize(path: Path, fmt: str, da) -> dict:
            "height": int(da.sizes["y"]), "frame_rate_hz": rate,
            "declared_frame_rate_hz": da.attrs.get("frame_rate_hz"),
            "start_time": da.attrs.get("start_time") or None,
-           "time_span_s": float(t[-1] - t[0]) if t.size else 0.0}
+           "time_span_s": (float(t[-1] - t[0]) if t.size else 0.0) if len(segments) <= 1
+           else None}
+    if len(segments) > 1:
+        out["time_error"] = time_error
+        out["time_segments"] = segments
     out.update({k: da.attrs[k] for k in _CONSTANTS if k in da.attrs})
     return out
 
 
 def run(args: argparse.Namespace) -> int:
     if args.thermal_command == "info":
-        fmt, da = _open(args)
-        info = summarize(args.file, fmt, da)
+        from irtrepro.io.thermal import FrameTimeError
+
+        try:
+            fmt, da = _open(args)
+            time_error = None
+        except FrameTimeError as exc:  # describe the file anyway, segment by segment
+            fmt, da = _open(args, check_time=False)
+            time_error = str(exc)
+        info = summarize(args.file, fmt, da, time_error)
         if args.json:
             print(json.dumps(info, default=str))
         else:
             width = max(len(k) for k in info)
             for k, v in info.items():
-                print(f"{k:<{width}}  {v}")
+                if k == "time_segments":
+                    print(f"{k:<{width}}  {len(v)}")
+                    for seg in v[:20]:
+                        print(f"{'':<{width}}    frames {seg['first_frame']}..{seg['last_frame']}"
+                              f" ({seg['n_frames']}), {seg['time_span_s']:.3f} s")
+                    if len(v) > 20:
+                        print(f"{'':<{width}}    ... {len(v) - 20} more (--json lists all)")
+                else:
+                    print(f"{k:<{width}}  {v}")
         return 0
     from irtrepro.io.thermal import write_frames
 

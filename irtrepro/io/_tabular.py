@@ -135,6 +135,15 @@ PLAUSIBLE: dict[str, tuple[float, float]] = {
     "hr": (20.0, 260.0), "tcore": (30.0, 45.0), "vt": (0.05, 8.0),
 }
 
+#: Variables whose zero is not a physiological value: a breath with no O2 uptake, CO2 output,
+#: ventilation, frequency or volume, an RER of 0, a heart rate of 0. Carts write 0 for breaths
+#: they could not measure (CORTEX) and for heart rate without a strap (COSMED); readers return
+#: NaN for them and count them in ``attrs['missing']``.
+ZERO_IS_MISSING = ("vo2", "vco2", "ve", "rf", "vt", "rer", "hr")
+# Study variables whose column, when absent, is reported in ``attrs['missing']`` and
+# ``attrs['conversions']`` (inspiratory/expiratory times are optional extras).
+_REPORT_ABSENT = (*ZERO_IS_MISSING, "tcore")
+
 _TIME_UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
                "min": 60.0, "minutes": 60.0, "h": 3600.0, "ms": 1e-3}
 
@@ -272,12 +281,31 @@ class Table:
     col_names: list[str] | None = None
 
 
-def find_column(labels: Sequence[object], name: str) -> int | None:
-    """Index of the first label matching an alias of Study variable ``name``."""
+def find_column(labels: Sequence[object], name: str,
+                column_map: dict[str, str] | None = None) -> int | None:
+    """Index of the column of Study variable ``name``: the mapped label, else the first alias.
+
+    With ``column_map`` holding ``name``, only that label counts (compared as written, then
+    normalised as :func:`norm_label` does); the aliases are not tried.
+    """
+    if column_map and name in column_map:
+        return find_label(labels, column_map[name])
     normed = [norm_label(x) for x in labels]
     for alias in ALIASES.get(name, (name,)):
         if alias in normed:
             return normed.index(alias)
+    return None
+
+
+def find_label(labels: Sequence[object], want: object) -> int | None:
+    """Index of the label ``want`` (exact after stripping, then case/spacing-insensitive)."""
+    for j, lab in enumerate(labels):
+        if lab is not None and str(lab).strip() == str(want).strip():
+            return j
+    if norm_label(want):
+        for j, lab in enumerate(labels):
+            if norm_label(lab) == norm_label(want):
+                return j
     return None
 
 
@@ -335,17 +363,12 @@ def assemble(table: Table, *, path: Path, fmt: str, signals: Sequence[str],
                           f"expected some of {sorted(ALIASES)}")
 
     def locate(name: str) -> int | None:
-        if name in column_map:
-            want = column_map[name]
-            for j, lab in enumerate(labels):
-                if lab is not None and str(lab).strip() == str(want).strip():
-                    return j
-            for j, lab in enumerate(labels):  # tolerate case/spacing differences
-                if norm_label(lab) == norm_label(want) and norm_label(want):
-                    return j
-            raise MissingColumnError(f"{path}: column {want!r} (column_map[{name!r}]) not found; "
-                                     f"columns are {[x for x in labels if x is not None]}")
-        return find_column(labels, name)
+        j = find_column(labels, name, column_map)
+        if j is None and name in column_map:
+            raise MissingColumnError(f"{path}: column {column_map[name]!r} "
+                                     f"(column_map[{name!r}]) not found; columns are "
+                                     f"{[x for x in labels if x is not None]}")
+        return j
 
     jt = locate("time")
     if jt is None:
@@ -360,6 +383,8 @@ def assemble(table: Table, *, path: Path, fmt: str, signals: Sequence[str],
     # export is at 00:00:30 when the test started 30 s before it, and sync needs that offset
     out: dict[str, np.ndarray] = {"time": time}
     conversions: list[str] = []
+    missing: dict[str, dict] = {}
+    absent: list[str] = []
     for name in signals:
         j = locate(name)
         if j is None:
@@ -368,13 +393,20 @@ def assemble(table: Table, *, path: Path, fmt: str, signals: Sequence[str],
                     f"{path}: required column for {name!r} ({LONG_NAMES.get(name, name)}) not "
                     f"found (looked for {list(ALIASES[name])}); columns are "
                     f"{[x for x in labels if x is not None]}; give column_map={{{name!r}: ...}}")
+            absent.append(name)
             continue
         values = to_float([r[j] for r in grid], path=path, rows=rows, column=names[j],
                           row_word=rw)
-        if name == "hr" and (values == 0).any():
-            # carts and watches write 0 when no heart-rate strap is paired: that is missing
-            conversions.append(f"hr: {int((values == 0).sum())} zero values read as missing")
-            values = np.where(values == 0, np.nan, values)
+        zero = values == 0
+        if name in ZERO_IS_MISSING and zero.any():
+            # a cart writes 0 for a breath it could not measure (and for heart rate when no
+            # strap is paired); no breath has zero uptake, ventilation or heart rate
+            where = _rows_text([rows[i] for i in np.flatnonzero(zero)], rw)
+            conversions.append(f"{name}: {int(zero.sum())} zero values read as missing "
+                               f"({where})")
+            missing[name] = {"n": int(zero.sum()), "reason": f"zero values ({where}) read as "
+                             "missing: not a physiological value"}
+            values = np.where(zero, np.nan, values)
         out[name] = _convert(name, values, units.get(name) or file_units[j]
                              or unit_in_label(labels[j]), path=path, column=names[j],
                              conversions=conversions)
@@ -382,13 +414,27 @@ def assemble(table: Table, *, path: Path, fmt: str, signals: Sequence[str],
         with np.errstate(divide="ignore", invalid="ignore"):
             out["rer"] = np.where(out["vo2"] > 0, out["vco2"] / out["vo2"], np.nan)
         conversions.append("rer: computed as vco2 / vo2")
+    for name in absent:
+        if name in out or name not in _REPORT_ABSENT:  # computed (rer), or an optional extra
+            continue
+        reason = (f"no column found (looked for {list(ALIASES.get(name, (name,)))}); "
+                  f"give column_map={{{name!r}: ...}} if the file has it under another label")
+        conversions.append(f"{name}: {reason}")
+        missing[name] = {"n": len(time), "reason": reason}
     df = pd.DataFrame(out)
     df.attrs.update({"start_time": start_time, "source": str(path), "format": fmt,
-                     "conversions": conversions, "units": {
+                     "conversions": conversions, "missing": missing, "units": {
                          k: ("s" if k == "time" else UNITS[k][0]) for k in df.columns}})
     if extra_attrs:
         df.attrs.update(extra_attrs)
     return df
+
+
+def _rows_text(rows: Sequence[int], row_word: str, limit: int = 10) -> str:
+    """``"rows 96, 287"`` (the first ``limit``, then how many more)."""
+    shown = ", ".join(str(r) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"{row_word}{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
 def _convert(name: str, values: np.ndarray, unit: str | None, *, path: Path, column: str,

@@ -72,16 +72,40 @@ def _blank(v: object) -> bool:
     return v is None or (isinstance(v, str) and not v.strip())
 
 
-def _find_header(grid: list[list], rownums: list[int], path: Path) -> int:
-    """Index (into ``grid``) of the label row: a row with a time label and a VO2 label."""
-    for i, row in enumerate(grid[:_HEADER_SEARCH_ROWS]):
-        if find_column(row, "time") is not None and find_column(row, "vo2") is not None:
-            return i
+def _is_header(row: list, column_map: dict[str, str] | None = None, *,
+               loose: bool = False) -> bool:
+    """A label row: a time label and a VO2 label (aliases, or the labels ``column_map`` names).
+
+    ``loose``: a time label and at least two other breath-table labels (VCO2, VE, HR ...), for
+    an export whose VO2 column is labelled in a way no alias knows (the column map, or the
+    missing-column error that asks for one, takes it from there).
+    """
+    if find_column(row, "time", column_map) is None:
+        return False
+    if find_column(row, "vo2", column_map) is not None:
+        return True
+    return loose and sum(find_column(row, k) is not None
+                         for k in ("vco2", "ve", "rf", "vt", "hr", "rer")) >= 2
+
+
+def _find_header(grid: list[list], rownums: list[int], path: Path,
+                 column_map: dict[str, str] | None = None) -> int:
+    """Index (into ``grid``) of the label row: a row with a time label and a VO2 label.
+
+    The labels ``column_map`` gives for ``time`` and ``vo2`` count as theirs; failing that, a
+    row with a time label and two other breath-table labels is taken (see :func:`_is_header`).
+    """
+    head = grid[:_HEADER_SEARCH_ROWS]
+    for loose in (False, True):
+        for i, row in enumerate(head):
+            if _is_header(row, column_map, loose=loose):
+                return i
     if not any(any(not _blank(v) for v in r) for r in grid):
         raise EmptyFileError(f"{path}: file holds no cells")
     raise MissingColumnError(f"{path}: no label row with a time column (t/Zeit/Tid/Time) and a "
                              f"VO2 column in the first {_HEADER_SEARCH_ROWS} rows; "
-                             f"is this a breath-by-breath export?")
+                             f"is this a breath-by-breath export? (column_map={{'time': ..., "
+                             f"'vo2': ...}} names other labels)")
 
 
 def _looks_like_units(row: list, jt: int) -> bool:
@@ -94,11 +118,12 @@ def _looks_like_units(row: list, jt: int) -> bool:
 
 
 def _table_from_grid(grid: list[list], rownums: list[int], path: Path, *,
-                     row_word: str = "row", letters: bool = True) -> tuple[Table, int, int]:
+                     row_word: str = "row", letters: bool = True,
+                     column_map: dict[str, str] | None = None) -> tuple[Table, int, int]:
     """Cut the breath table out of a sheet: labels, units row, data rows from the time column."""
-    hi = _find_header(grid, rownums, path)
+    hi = _find_header(grid, rownums, path, column_map)
     header = grid[hi]
-    jt = find_column(header, "time")
+    jt = find_column(header, "time", column_map)
     assert jt is not None
     # the block ends at the first empty label after the time column
     j_end = jt
@@ -209,7 +234,8 @@ def _load_sheets(path: Path) -> list[tuple[str, list[list], list[list[str]]]]:
         wb.close()
 
 
-def _pick_sheet(path: Path, sheet: str | int | None):
+def _pick_sheet(path: Path, sheet: str | int | None,
+                column_map: dict[str, str] | None = None):
     sheets = _load_sheets(path)
     if sheet is not None:
         names = [s[0] for s in sheets]
@@ -220,10 +246,10 @@ def _pick_sheet(path: Path, sheet: str | int | None):
         if sheet not in names:
             raise OptionError(f"sheet={sheet!r}; expected one of {names} in {path}")
         return sheets[names.index(sheet)]
-    for s in sheets:  # the first sheet with a breath table
-        if any(find_column(r, "time") is not None and find_column(r, "vo2") is not None
-               for r in s[1][:_HEADER_SEARCH_ROWS]):
-            return s
+    for loose in (False, True):  # the first sheet with a breath table
+        for s in sheets:
+            if any(_is_header(r, column_map, loose=loose) for r in s[1][:_HEADER_SEARCH_ROWS]):
+                return s
     return sheets[0]
 
 
@@ -277,9 +303,9 @@ def read_cosmed_xlsx(path: str | os.PathLike, *, column_map: dict[str, str] | No
         ``subject`` (sex, age, height cm, body_mass kg, ...), ``conversions``.
     """
     path = Path(path)
-    name, grid, fmts = _pick_sheet(path, sheet)
+    name, grid, fmts = _pick_sheet(path, sheet, column_map)
     rownums = list(range(1, len(grid) + 1))
-    table, hi, jt = _table_from_grid(grid, rownums, path)
+    table, hi, jt = _table_from_grid(grid, rownums, path, column_map=column_map)
     pairs = _pairs(grid[: max(hi + 40, 40)], upto_col=jt)
     formats = {}
     for r, frow in zip(grid[:40], fmts[:40], strict=False):
@@ -318,9 +344,9 @@ def read_cortex_xlsx(path: str | os.PathLike, *, column_map: dict[str, str] | No
     block (``Startzeit``/``Start time``) when present, else ``None``.
     """
     path = Path(path)
-    name, grid, _ = _pick_sheet(path, sheet)
+    name, grid, _ = _pick_sheet(path, sheet, column_map)
     rownums = list(range(1, len(grid) + 1))
-    table, hi, _ = _table_from_grid(grid, rownums, path)
+    table, hi, _ = _table_from_grid(grid, rownums, path, column_map=column_map)
     pairs = _pairs(grid[:hi])
     return assemble(table, path=path, fmt="cortex-xlsx", signals=CPET_SIGNALS,
                     required=_REQUIRED, column_map=column_map, units=units,
@@ -397,7 +423,7 @@ def read_cortex_xml(path: str | os.PathLike, *, column_map: dict[str, str] | Non
     """
     path = Path(path)
     grid, rownums = _xml_grid(path)
-    table, hi, _ = _table_from_grid(grid, rownums, path)
+    table, hi, _ = _table_from_grid(grid, rownums, path, column_map=column_map)
     pairs = _pairs(grid[:hi])
     return assemble(table, path=path, fmt="cortex-xml", signals=CPET_SIGNALS,
                     required=_REQUIRED, column_map=column_map, units=units,
@@ -421,8 +447,8 @@ def _sniff_sep(text: str) -> str:
     return best
 
 
-def _text_table(path: Path, *, sep: str | None, comment: str = "#") -> tuple[Table, int,
-                                                                          list[list]]:
+def _text_table(path: Path, *, sep: str | None, comment: str = "#",
+                column_map: dict[str, str] | None = None) -> tuple[Table, int, list[list]]:
     text = read_text(path)
     body = [ln for ln in text.splitlines()]
     sep = sep or _sniff_sep("\n".join(ln for ln in body if not ln.startswith(comment)))
@@ -430,7 +456,7 @@ def _text_table(path: Path, *, sep: str | None, comment: str = "#") -> tuple[Tab
     # comment lines (# start_time=...) are kept out of the layout search but keep line numbers
     clean = [[] if (r and r[0].startswith(comment)) else r for r in grid]
     table, hi, _ = _table_from_grid(clean, list(range(1, len(clean) + 1)), path,
-                                    row_word="line", letters=False)
+                                    row_word="line", letters=False, column_map=column_map)
     return table, hi, grid
 
 
@@ -445,7 +471,7 @@ def read_vyntus_txt(path: str | os.PathLike, *, column_map: dict[str, str] | Non
     so ``start_time`` is ``None``. Other parameters as :func:`read_cosmed_xlsx`.
     """
     path = Path(path)
-    table, hi, grid = _text_table(path, sep=sep)
+    table, hi, grid = _text_table(path, sep=sep, column_map=column_map)
     return assemble(table, path=path, fmt="vyntus-txt", signals=CPET_SIGNALS,
                     required=_REQUIRED, column_map=column_map, units=units, start_time=None,
                     compute_rer=True, extra_attrs={"subject": _subject(_pairs(grid[:hi]))})

@@ -271,7 +271,7 @@ def records_to_frame(records: list[dict], value_of: dict[str, Callable[[dict], f
     df = pd.DataFrame(out)
     start = recs[0]["timestamp"] + (offset or dt.timedelta(0))
     df.attrs.update({"start_time": start.replace(tzinfo=None), "source": str(path),
-                     "format": fmt, "conversions": [],
+                     "format": fmt, "conversions": [], "missing": {},
                      "utc_offset": None if offset is None else offset.total_seconds()})
     return df
 

@@ -51,6 +51,7 @@ from irtrepro.io.thermal import (
     PLAUSIBLE_RANGE,
     DamagedFrameWarning,
     FrameError,
+    check_frame_times,
     check_frames,
     frames_dataarray,
 )
@@ -256,7 +257,9 @@ class FFFIndex:
 
     ``offsets[i]`` is the file offset of frame ``i``'s header; ``raw`` holds the absolute
     offset and length of its raw record; ``time_utc`` its capture time (Unix s, NaN if
-    unreadable). ``damaged`` maps file frame numbers that could not be indexed to the reason.
+    unreadable). ``damaged`` maps file frame numbers that could not be indexed (skipped) to the
+    reason; ``undecodable`` those indexed -- header, constants and time stamp intact -- whose
+    pixels are cut short or do not decode (read as NaN frames).
     """
 
     path: str
@@ -273,6 +276,7 @@ class FFFIndex:
     damaged: dict[int, str]
     creator: str = ""
     notes: dict[int, str] = field(default_factory=dict)
+    undecodable: dict[int, str] = field(default_factory=dict)
 
     @property
     def n_frames(self) -> int:
@@ -333,14 +337,27 @@ def _read_directory(fh, pos: int, size: int, path, frame: int, allow_short_raw: 
     if end > size:
         raw_off, raw_len, _ = recs[REC_RAW]
         cam_off, cam_len, _ = recs[REC_CAMERA]
-        # a compressed raw record cut short at the end of the file may still hold the whole
-        # image (the caller decides); anything else cut short is a truncated frame
-        if cam_off + cam_len > size or raw_off + 64 > size or not allow_short_raw:
+        # only the raw record cut short at the end of the file: the header, constants and time
+        # stamp are intact, the caller decides about the pixels (a compressed stream may still
+        # be whole; raw pixels are not). Anything else cut short is a truncated frame.
+        if (cam_off + cam_len > size or raw_off + 64 > size or raw_off + raw_len <= size
+                or not allow_short_raw):
             raise FFFError(f"{path}: frame {frame}: truncated: its records end at byte {end}, "
                            f"the file has {size} bytes", path, frame)
         recs[REC_RAW] = (raw_off, size - raw_off, recs[REC_RAW][2])
         return bo, recs, size, creator, end - size
     return bo, recs, end, creator, 0
+
+
+def _jpegls_complete(fh, off: int, length: int) -> bool:
+    """Whether a JPEG-LS stream ends with its end-of-image marker (zero padding allowed).
+
+    ``FF D9`` cannot occur inside JPEG-LS scan data (a ``FF`` there is followed by a byte below
+    0x80), so a stream cut short almost never ends with it; CharLS refuses streams without it.
+    """
+    n = min(length, 32)
+    fh.seek(off + length - n)
+    return fh.read(n).rstrip(b"\x00").endswith(b"\xff\xd9")
 
 
 def _resync(fh, start: int, size: int) -> int | None:
@@ -388,6 +405,7 @@ def index_fff(path: str | os.PathLike, *, on_damaged: str = "skip") -> FFFIndex:
     offsets, raw_off, raw_len, times = [], [], [], []
     damaged: dict[int, str] = {}
     notes: dict[int, str] = {}
+    undecodable: dict[int, str] = {}
     with open(path, "rb") as fh:
         head = fh.read(4)
         if head != MAGIC:
@@ -409,16 +427,29 @@ def index_fff(path: str | os.PathLike, *, on_damaged: str = "skip") -> FFFIndex:
         pos, frame = 0, 0
         while pos < size:
             try:
-                _, recs, end, _, short = _read_directory(
-                    fh, pos, size, path, frame, allow_short_raw=compression != "raw")
-                if short:
-                    notes[frame] = (f"raw record {short} bytes shorter than declared (end of "
-                                    "file); decoded from the bytes present")
+                _, recs, end, _, short = _read_directory(fh, pos, size, path, frame,
+                                                         allow_short_raw=True)
                 roff, rlen, _ = recs[REC_RAW]
                 coff, clen, _ = recs[REC_CAMERA]
+                bad = None
                 if compression == "raw" and rlen < 32 + 2 * width * height:
-                    raise FFFError(f"{path}: frame {frame}: raw record of {rlen} bytes, "
-                                   f"expected {32 + 2 * width * height}", path, frame)
+                    if not short:
+                        raise FFFError(f"{path}: frame {frame}: raw record of {rlen} bytes, "
+                                       f"expected {32 + 2 * width * height}", path, frame)
+                    bad = (f"truncated: raw image cut short at the end of the file ({rlen - 32} "
+                           f"of {2 * width * height} pixel bytes)")
+                elif compression == "jpegls" and not _jpegls_complete(fh, roff + 32, rlen - 32):
+                    bad = _try_decode(fh, roff + 32, rlen - 32, width, height, compression)
+                    if bad is not None and short:
+                        bad = (f"truncated: JPEG-LS stream cut short at the end of the file "
+                               f"({short} bytes missing; {bad})")
+                if bad is not None:
+                    if on_damaged == "raise":
+                        raise FFFError(f"{path}: frame {frame}: {bad}", path, frame)
+                    undecodable[frame] = bad
+                elif short:
+                    notes[frame] = (f"raw record {short} bytes shorter than declared (end of "
+                                    "file); decoded from the bytes present")
                 t = float("nan")
                 if clen >= 0x38E:
                     fh.seek(coff)
@@ -440,10 +471,27 @@ def index_fff(path: str | os.PathLike, *, on_damaged: str = "skip") -> FFFIndex:
     idx = FFFIndex(str(path), rbo, int(width), int(height), compression, camera, tz,
                    np.asarray(offsets, np.int64), np.asarray(raw_off, np.int64),
                    np.asarray(raw_len, np.int64), np.asarray(times, np.float64), damaged,
-                   creator, notes)
+                   creator, notes, undecodable)
     with _CACHE_LOCK:
         _CACHE[key] = idx
     return idx
+
+
+def _try_decode(fh, off: int, length: int, width: int, height: int,
+                compression: str) -> str | None:
+    """None if the raw record at ``off`` decodes to a (height, width) image, else the reason."""
+    import imagecodecs
+
+    fh.seek(off)
+    buf = fh.read(length)
+    try:
+        img = (imagecodecs.jpegls_decode(buf) if compression == "jpegls"
+               else imagecodecs.png_decode(buf))
+    except Exception as exc:
+        return f"{compression} raw image failed to decode ({type(exc).__name__}: {exc})"
+    if img.shape != (height, width):
+        return f"decoded image {img.shape}, header says {(height, width)}"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,32 +524,48 @@ def read_raw_frame(path: str | os.PathLike, frame: int = 0) -> np.ndarray:
     idx = index_fff(path)
     if not 0 <= frame < idx.n_frames:
         raise OptionError(f"{path}: frame={frame}; the file has {idx.n_frames} readable frames")
+    file_frame = int(_file_frame_numbers(idx)[frame])
+    if file_frame in idx.undecodable:
+        raise FFFError(f"{path}: frame {file_frame}: {idx.undecodable[file_frame]}", path,
+                       file_frame)
     with open(path, "rb") as fh:
         fh.seek(int(idx.raw_offsets[frame]))
         buf = fh.read(int(idx.raw_lengths[frame]))
-    return np.array(_decode_raw(buf, idx, str(path), frame), dtype=np.uint16)
+    return np.array(_decode_raw(buf, idx, str(path), file_frame), dtype=np.uint16)
 
 
 def _read_block(path: str, idx: FFFIndex, frames: np.ndarray, overrides: dict,
-                on_damaged: str) -> np.ndarray:
+                on_damaged: str, file_frames: np.ndarray | None = None) -> np.ndarray:
+    """degC of the indexed frames ``frames``; ``file_frames`` their numbers in the file.
+
+    Frames the index found undecodable are NaN (reported when the recording was opened); a
+    frame failing to decode here is NaN too and reported by a :class:`DamagedFrameWarning`
+    whose ``frames`` name it (or raises :class:`FFFError` with ``on_damaged="raise"``).
+    """
     out = np.empty((len(frames), idx.height, idx.width), np.float32)
-    bad = []
+    numbers = frames if file_frames is None else file_frames
+    bad: dict[int, str] = {}
     with open(path, "rb") as fh:
-        for j, i in enumerate(frames):
+        for j, (i, k) in enumerate(zip(frames, numbers, strict=True)):
+            if int(k) in idx.undecodable:
+                out[j] = np.nan  # known since indexing, already reported
+                continue
             fh.seek(int(idx.raw_offsets[i]))
             buf = fh.read(int(idx.raw_lengths[i]))
             try:
-                raw = _decode_raw(buf, idx, path, int(i))
-            except FFFError:
+                raw = _decode_raw(buf, idx, path, int(k))
+            except FFFError as exc:
                 if on_damaged == "raise":
                     raise
                 out[j] = np.nan  # flagged by NaN and a warning below
-                bad.append(int(i))
+                bad[int(k)] = str(exc).split(f"frame {int(k)}: ", 1)[-1]
                 continue
             out[j] = raw_to_celsius(raw, idx.camera, **overrides)
     if bad:
         warnings.warn(DamagedFrameWarning(
-            f"{path}: frame(s) {bad} could not be decoded; returned as NaN"), stacklevel=2)
+            f"{path}: frame(s) {sorted(bad)} could not be decoded; returned as NaN ("
+            + "; ".join(f"frame {k}: {v}" for k, v in sorted(bad.items())) + ")",
+            path, bad), stacklevel=2)
     return out
 
 
@@ -510,7 +574,8 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
              reflected_temperature: float | None = None, object_distance: float | None = None,
              atmospheric_temperature: float | None = None,
              relative_humidity: float | None = None,
-             plausible_range: tuple[float, float] | None = PLAUSIBLE_RANGE) -> xr.DataArray:
+             plausible_range: tuple[float, float] | None = PLAUSIBLE_RANGE,
+             check_time: bool = True) -> xr.DataArray:
     """Read a FLIR SEQ/CSQ/FFF recording as a lazy ``(frame, y, x)`` DataArray in degC.
 
     Parameters
@@ -530,6 +595,11 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
         Overrides of the file's camera constants.
     plausible_range : (low, high) degC or None
         The first frame is checked eagerly (NaN allowed) to catch wrong constants early.
+    check_time : bool
+        Raise :class:`~irtrepro.io.thermal.FrameTimeError` (naming file and frame) when a
+        frame's time stamp is not after the previous frame's (see
+        :func:`~irtrepro.io.thermal.check_frame_times`). ``False`` reads such a file as it is,
+        e.g. to select one of its recordings.
 
     Returns
     -------
@@ -546,8 +616,14 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
     if idx.damaged:
         warnings.warn(DamagedFrameWarning(
             f"{path}: {len(idx.damaged)} damaged frame(s) skipped: {sorted(idx.damaged)} ("
-            + "; ".join(f"frame {k}: {v}" for k, v in sorted(idx.damaged.items())) + ")"),
-            stacklevel=2)
+            + "; ".join(f"frame {k}: {v}" for k, v in sorted(idx.damaged.items())) + ")",
+            path), stacklevel=2)
+    if idx.undecodable:
+        warnings.warn(DamagedFrameWarning(
+            f"{path}: {len(idx.undecodable)} damaged frame(s) returned as NaN: "
+            f"{sorted(idx.undecodable)} ("
+            + "; ".join(f"frame {k}: {v}" for k, v in sorted(idx.undecodable.items())) + ")",
+            path), stacklevel=2)
     overrides = {k: v for k, v in (("emissivity", emissivity),
                                    ("reflected_temperature", reflected_temperature),
                                    ("object_distance", object_distance),
@@ -558,7 +634,8 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
     blocks = []
     for s in range(0, n, chunk_frames):
         sel = np.arange(s, min(s + chunk_frames, n))
-        blk = dask.delayed(_read_block, pure=True)(path, idx, sel, overrides, on_damaged)
+        blk = dask.delayed(_read_block, pure=True)(path, idx, sel, overrides, on_damaged,
+                                                   file_frames[sel])
         blocks.append(dsa.from_delayed(blk, (len(sel), idx.height, idx.width), np.float32))
     data = dsa.concatenate(blocks, axis=0) if blocks else dsa.zeros((0, idx.height, idx.width))
     # ms resolution in the file; rounding removes float noise of large Unix times
@@ -567,10 +644,12 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
         fr = idx.camera.frame_rate
         if np.isfinite(fr) and fr > 0:  # no time stamps: fall back on the declared rate
             t = np.arange(n) / fr
+    if check_time:
+        check_frame_times(t, source=path, frame_index=file_frames)
     attrs = idx.camera.as_attrs()
     attrs.update({"width": idx.width, "height": idx.height, "compression": idx.compression,
                   "creator_software": idx.creator, "n_frames_in_file": n + len(idx.damaged),
-                  "damaged_frames": sorted(idx.damaged),
+                  **damaged_attrs(idx),
                   "overrides": ", ".join(f"{k}={v}" for k, v in overrides.items())})
     for k, v in overrides.items():
         key = {"reflected_temperature": "reflected_temperature_degC",
@@ -584,11 +663,24 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
         # decode frame 0 alone (not its whole dask chunk) to catch wrong constants early
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DamagedFrameWarning)  # reported when computed
-            first = _read_block(path, idx, np.array([0]), overrides, "skip")
+            first = _read_block(path, idx, np.array([0]), overrides, "skip", file_frames[:1])
         check_frames(first, plausible_range=plausible_range, allow_nan=True, source=path,
                      first_frame=int(file_frames[0]))
     logger.debug("%s: %d frames %dx%d (%s)", path, n, idx.width, idx.height, idx.compression)
     return da
+
+
+def damaged_attrs(idx: FFFIndex) -> dict[str, list]:
+    """``damaged_frames`` (file frame numbers) and ``damaged_reasons`` (same order) of an index.
+
+    Each reason says what became of the frame: ``skipped`` (header, record directory or
+    camera record unreadable: no time stamp to place it) or ``NaN`` (time stamp intact, pixels
+    cut short or undecodable: the frame is kept, all NaN).
+    """
+    both = {k: f"skipped: {v}" for k, v in idx.damaged.items()}
+    both.update({k: f"NaN: {v}" for k, v in idx.undecodable.items()})
+    frames = sorted(both)
+    return {"damaged_frames": frames, "damaged_reasons": [both[k] for k in frames]}
 
 
 def _file_frame_numbers(idx: FFFIndex) -> np.ndarray:
@@ -686,7 +778,7 @@ def describe(path: str | os.PathLike) -> Mapping[str, Any]:
     return {"frames": idx.n_frames, "width": idx.width, "height": idx.height,
             "compression": idx.compression, "start_time": idx.start_time,
             "time_span_s": float(t[-1]) if idx.n_frames else 0.0,
-            "damaged_frames": sorted(idx.damaged), **idx.camera.as_attrs()}
+            **damaged_attrs(idx), **idx.camera.as_attrs()}
 
 
 _ = ReaderError  # re-exported base for callers catching reader errors

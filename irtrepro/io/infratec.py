@@ -39,7 +39,13 @@ import xarray as xr
 
 from irtrepro.errors import FormatError, OptionError
 from irtrepro.io.registry import register
-from irtrepro.io.thermal import PLAUSIBLE_RANGE, FrameError, check_frames, frames_dataarray
+from irtrepro.io.thermal import (
+    PLAUSIBLE_RANGE,
+    FrameError,
+    check_frame_times,
+    check_frames,
+    frames_dataarray,
+)
 
 __all__ = ["IRBError", "IrbFrame", "IrbIndex", "index_irb", "read_irb"]
 
@@ -248,12 +254,14 @@ def _read_frames(path: str, frames: list[IrbFrame]) -> np.ndarray:
 @register("thermal", "infratec-irb", extensions=(".irb",),
           sniff=lambda h, p: h[:5] == MAGIC, aliases=("irb", "infratec_irb"))
 def read_irb(path: str | os.PathLike, *, chunk_frames: int = 32,
-             plausible_range: tuple[float, float] | None = PLAUSIBLE_RANGE) -> xr.DataArray:
+             plausible_range: tuple[float, float] | None = PLAUSIBLE_RANGE,
+             check_time: bool = True) -> xr.DataArray:
     """InfraTec IRBIS .irb image or sequence as a lazy ``(frame, y, x)`` DataArray in degC.
 
     The temperatures are the camera's own (its palette/lookup table already applies
     emissivity, distance and environment), so no radiometric overrides are offered: changing
-    them needs the raw detector signal, which .irb does not store.
+    them needs the raw detector signal, which .irb does not store. Frame times that go back or
+    repeat raise :class:`~irtrepro.io.thermal.FrameTimeError` unless ``check_time=False``.
 
     Returns
     -------
@@ -282,6 +290,8 @@ def read_irb(path: str | os.PathLike, *, chunk_frames: int = 32,
         t = np.array([(x - ts[0]).total_seconds() for x in ts])
     else:
         t = np.full(n, np.nan)
+    if check_time:
+        check_frame_times(t, source=path)
     attrs = frames[0].as_attrs()
     attrs.update({"file_type": idx.file_type, "file_sub_type": idx.sub_type,
                   "width": w, "height": h, "time_zone_note": "IRBIS OLE date read as UTC"})

@@ -52,7 +52,10 @@ __all__ = [
     "SCALE_FACTOR",
     "DamagedFrameWarning",
     "FrameError",
+    "FrameTimeError",
+    "check_frame_times",
     "check_frames",
+    "time_segments",
     "frames_dataarray",
     "open_frame_store",
     "open_frames",
@@ -93,8 +96,22 @@ class FrameError(ReaderError):
         self.frame = frame
 
 
+class FrameTimeError(FrameError):
+    """Frame time stamps go backwards or repeat: the file holds more than one recording."""
+
+
 class DamagedFrameWarning(IrtreproWarning):
-    """Frames of a long recording were damaged and skipped (their indices are in the message)."""
+    """Frames of a recording were damaged: skipped, or returned as NaN (named in the message).
+
+    Attributes ``path`` and ``frames`` (file frame number -> reason; empty when the message
+    alone names them) let :func:`write_frames` record frames found damaged while decoding.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None,
+                 frames: Mapping[int, str] | None = None):
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.frames = dict(frames or {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,6 +239,81 @@ def check_frames(frames: xr.DataArray | np.ndarray, *,
                 f"{np.nanmax(flat[i]):.2f} degC outside the plausible range {lo}..{hi} degC "
                 "(wrong unit or scale? pass plausible_range= to widen it)", source,
                 first_frame + i)
+
+
+def _time_breaks(time: np.ndarray) -> np.ndarray:
+    """Positions ``k`` where ``time[k] <= time[k - 1]`` (pairs with a NaN time are ignored)."""
+    t = np.asarray(time, dtype=np.float64)
+    if t.size < 2:
+        return np.zeros(0, dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        back = ~(np.diff(t) > 0) & np.isfinite(t[1:]) & np.isfinite(t[:-1])
+    return np.flatnonzero(back) + 1
+
+
+def time_segments(time: Sequence[float] | np.ndarray,
+                  frame_index: Sequence[int] | np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Runs of strictly increasing frame times: where a recording restarts inside one file.
+
+    Parameters
+    ----------
+    time : array-like, shape (n_frames,)
+        Frame times, s.
+    frame_index : array-like, optional
+        The frames' numbers in the file (default ``0..n-1``).
+
+    Returns
+    -------
+    list of dict
+        One per run, in file order: ``first_frame``, ``last_frame`` (file numbers),
+        ``n_frames`` and ``time_span_s`` (last minus first time of the run). A file with
+        increasing times is one segment.
+    """
+    t = np.asarray(time, dtype=np.float64)
+    fi = np.arange(t.size) if frame_index is None else np.asarray(frame_index)
+    cuts = [0, *_time_breaks(t).tolist(), t.size]
+    return [{"first_frame": int(fi[a]), "last_frame": int(fi[b - 1]), "n_frames": int(b - a),
+             "time_span_s": float(np.nanmax(t[a:b]) - np.nanmin(t[a:b])) if b > a else 0.0}
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+
+
+def check_frame_times(time: Sequence[float] | np.ndarray, *,
+                      source: str | os.PathLike | None = None,
+                      frame_index: Sequence[int] | np.ndarray | None = None) -> None:
+    """Raise :class:`FrameTimeError` where a frame's time is not after the previous frame's.
+
+    A camera's time stamps increase from frame to frame; a time that goes back or repeats
+    means the file holds more than one recording (files concatenated, a recording restarted
+    into the same file, frames duplicated). Such a file has no single clock to place it on
+    the session's, so it is refused rather than read as one recording. Forward jumps (a pause)
+    are kept as stamped. NaN times (unreadable stamps) are not compared.
+
+    Parameters
+    ----------
+    time : array-like, shape (n_frames,)
+        Frame times, s.
+    source : path, optional
+        Named in the message.
+    frame_index : array-like, optional
+        The frames' numbers in the file, named in the message (default ``0..n-1``).
+    """
+    t = np.asarray(time, dtype=np.float64)
+    breaks = _time_breaks(t)
+    if not breaks.size:
+        return
+    fi = np.arange(t.size) if frame_index is None else np.asarray(frame_index)
+    k = int(breaks[0])
+    what = "repeats" if t[k] == t[k - 1] else "goes backwards"
+    at = [int(fi[b]) for b in breaks[:10]]
+    more = f" and {breaks.size - 10} more" if breaks.size > 10 else ""
+    src = source or "<frames>"
+    raise FrameTimeError(
+        f"{src}: frame {int(fi[k])}: time {what} ({t[k - 1]:.3f} s at frame {int(fi[k - 1])}, "
+        f"then {t[k]:.3f} s); the time stamps restart {breaks.size} time(s), at frames "
+        f"{at}{more}: the file holds {breaks.size + 1} recordings (concatenated files, or a "
+        "recording restarted into the same file). `irtrepro thermal info` lists the "
+        "segments; read with check_time=False and select one (da.isel(frame=...)), or split "
+        "the file", src, int(fi[k]))
 
 
 def _time_axis(n: int, fps: float | None, time, source) -> np.ndarray:
@@ -395,10 +487,18 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
         arrays = {name: zarr.open_array(str(tmp / name), mode="r+")
                   for name in ("frames", *mask_das)}
         starts = range(0, n, chunk_frames)
+        caught: list[warnings.WarningMessage] = []
+        found: dict[int, str] = {}  # frames found damaged while decoding (lazy readers)
         for s in progress_bar(starts, progress, desc=f"writing {path.name}",
                               total=len(starts)):
             sl = slice(s, min(s + chunk_frames, n))
-            block = np.asarray(frames.isel(frame=sl).values, dtype=np.float32)
+            with warnings.catch_warnings(record=True) as log:
+                warnings.simplefilter("always", DamagedFrameWarning)
+                block = np.asarray(frames.isel(frame=sl).values, dtype=np.float32)
+            for w in log:
+                if isinstance(w.message, DamagedFrameWarning):
+                    found.update(w.message.frames)
+            caught.extend(log)
             with np.errstate(invalid="ignore"):
                 fin = np.isfinite(block)
                 if np.isinf(block).any():
@@ -418,8 +518,26 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
             del block
             for name, m in mask_das.items():
                 arrays[name][sl] = _check_mask_values(name, np.asarray(m.data[sl]), path, s)
+        if found:
+            arrays["frames"].attrs.update(_merge_damaged(attrs, found))
+    seen = set()
+    for w in caught:  # after the store is in place, once each: as the caller's filters say
+        if (w.category, str(w.message)) not in seen:
+            seen.add((w.category, str(w.message)))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     logger.info("wrote %d frames (%dx%d) to %s", n, ny, nx, path)
     return path
+
+
+def _merge_damaged(attrs: Mapping[str, Any], found: Mapping[int, str]) -> dict[str, list]:
+    """``damaged_frames``/``damaged_reasons`` of ``attrs`` plus frames found NaN on decoding."""
+    old = attrs.get("damaged_frames") or []
+    reasons = attrs.get("damaged_reasons") or [""] * len(old)
+    both = {int(k): str(r) for k, r in zip(old, reasons, strict=False)}
+    for k, r in found.items():
+        both.setdefault(int(k), f"NaN: {r}")
+    frames = sorted(both)
+    return {"damaged_frames": frames, "damaged_reasons": [both[k] for k in frames]}
 
 
 def _is_store(path: Path) -> bool:

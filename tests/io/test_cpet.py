@@ -224,7 +224,9 @@ GOOD_HEAD = "t,VO2,VCO2,HF\ns,mL/min,mL/min,bpm\n"
 
 def test_bad_missing_column(tmp_path):
     path = _csv(tmp_path, "t,VCO2,HF\ns,mL/min,bpm\n1,300,90\n")
-    with pytest.raises(MissingColumnError, match=r"bad\.csv.*VO2"):
+    # the label row is found by its time and two other breath labels; the error names vo2
+    with pytest.raises(MissingColumnError, match=r"bad\.csv: required column for 'vo2'.*"
+                                                 r"column_map"):
         read_cpet_csv(path)
     path = _csv(tmp_path, GOOD_HEAD + "1,300,250,90\n", "ok.csv")
     with pytest.raises(MissingColumnError, match=r"ok\.csv: column\(s\) \['Sauerstoff'\] from "
@@ -295,3 +297,118 @@ def test_bad_xml(tmp_path):
     path = _csv(tmp_path, "<Workbook><oops", "x.xml")
     with pytest.raises(ReaderError, match=r"x\.xml: not well-formed XML"):
         read_cortex_xml(path)
+
+
+# ------------------------------------------- edge cases of real exports (modified in tmp_path)
+def _cosmed_copy(real_exports, tmp_path, name, edit):
+    """The real COSMED export with ``edit(ws)`` applied to sheet Daten, saved in tmp_path."""
+    wb = openpyxl.load_workbook(real_exports / "cosmed_omnia.xlsx")
+    ws = wb["Daten"]
+    assert ws["N1"].value == "VO2" and ws["U1"].value == "HF"  # the cells the edits touch
+    edit(ws)
+    out = tmp_path / name
+    wb.save(out)
+    return out
+
+
+def test_cosmed_renamed_vo2_column_map_rescues_it(real_exports, tmp_path):
+    path = _cosmed_copy(real_exports, tmp_path, "renamed.xlsx",
+                        lambda ws: ws.__setitem__("N1", "O2-Aufnahme"))
+    # the layout is still recognised (time + other breath labels), detection too ...
+    assert detect(path, "cpet") == "cosmed-xlsx"
+    # ... and the error asks for the column map
+    with pytest.raises(MissingColumnError, match=r"renamed\.xlsx: required column for 'vo2'.*"
+                                                 r"give column_map=\{'vo2': \.\.\.\}"):
+        read_cosmed_xlsx(path)
+    df = read("cpet", path, column_map={"vo2": "O2-Aufnahme"})  # format detected
+    ref = read_cosmed_xlsx(real_exports / "cosmed_omnia.xlsx")
+    np.testing.assert_array_equal(df.vo2.to_numpy(), ref.vo2.to_numpy())
+    np.testing.assert_array_equal(df.time.to_numpy(), ref.time.to_numpy())
+    assert df.attrs["start_time"] == ref.attrs["start_time"]
+    # case and spacing of the mapped label do not matter
+    df2 = read_cosmed_xlsx(path, column_map={"vo2": "o2-aufnahme "})
+    np.testing.assert_array_equal(df2.vo2.to_numpy(), ref.vo2.to_numpy())
+    with pytest.raises(MissingColumnError, match=r"'VO2abs' \(column_map\['vo2'\]\) not found"):
+        read_cosmed_xlsx(path, column_map={"vo2": "VO2abs"})
+
+
+def test_cosmed_renamed_or_deleted_hr_is_reported(real_exports, tmp_path):
+    renamed = _cosmed_copy(real_exports, tmp_path, "hr_renamed.xlsx",
+                           lambda ws: ws.__setitem__("U1", "Herzrate"))
+    df = read_cosmed_xlsx(renamed)
+    assert "hr" not in df.columns
+    assert df.attrs["missing"]["hr"]["n"] == 10
+    assert "no column found" in df.attrs["missing"]["hr"]["reason"]
+    assert any(c.startswith("hr: no column found") and "column_map={'hr'" in c
+               for c in df.attrs["conversions"])
+    # mapped: read, and its zeros (no strap paired) are missing with their count
+    df = read_cosmed_xlsx(renamed, column_map={"hr": "Herzrate"})
+    assert df.hr.isna().all()
+    assert df.attrs["missing"]["hr"]["n"] == 10
+    assert "zero values (rows 4, 5, 6" in df.attrs["missing"]["hr"]["reason"]
+
+    deleted = _cosmed_copy(real_exports, tmp_path, "hr_deleted.xlsx",
+                           lambda ws: ws.delete_cols(21))  # column U, HF
+    df = read("cpet", deleted)
+    assert "hr" not in df.columns and df.attrs["missing"]["hr"]["n"] == 10
+    assert len(df) == 10 and df.vo2.iloc[0] == pytest.approx(506.1618208)
+
+
+def test_manifest_column_map_reaches_the_reader(real_exports, tmp_path):
+    from irtrepro.manifest import load_manifest
+    from irtrepro.sync import assemble_session, study_grid
+
+    _cosmed_copy(real_exports, tmp_path, "renamed.xlsx",
+                 lambda ws: ws.__setitem__("N1", "O2-Aufnahme"))
+    (tmp_path / "m.yaml").write_text(
+        "study: {name: t}\n"
+        "subjects:\n"
+        "  - id: S01\n"
+        "    viat: 15.0\n"
+        "    sessions:\n"
+        "      - id: CON\n"
+        "        protocol: CON\n"
+        "        start_time: \"2015-04-11T14:23:00\"\n"
+        "        files:\n"
+        "          cpet: {path: renamed.xlsx, column_map: {vo2: O2-Aufnahme}}\n")
+    m = load_manifest(tmp_path / "m.yaml")
+    assert m.sessions[0].files["cpet"].options == {"column_map": {"vo2": "O2-Aufnahme"}}
+    grid = study_grid(m)
+    out, missing = assemble_session(m, m.sessions[0], grid)
+    assert [x["kind"] for x in missing] == ["hr", "core"]  # no cpet problem
+    vo2 = out["vo2"]
+    assert np.isfinite(vo2).sum() > 60  # breaths 30..120 s on the 1 s grid
+    assert np.nanmax(vo2) == pytest.approx(2707.7314704, rel=0.2)
+
+
+def test_cortex_zero_breaths_are_missing_not_zero(real_exports):
+    """Two breaths of the CORTEX step export (rows 96, 287) hold V'O2 = V'CO2 = R = 0."""
+    from irtrepro.io._tabular import ZERO_IS_MISSING
+
+    df = read_cortex_xlsx(real_exports / "cortex_metasoft_step.xlsx")
+    assert len(df) == 792
+    for name in ZERO_IS_MISSING:
+        assert not (df[name] == 0).any(), name
+    for name in ("vo2", "vco2", "rer"):
+        assert df.attrs["missing"][name]["n"] == 2
+        assert "rows 96, 287" in df.attrs["missing"][name]["reason"]
+        assert f"{name}: 2 zero values read as missing (rows 96, 287)" in df.attrs["conversions"]
+    assert sum(v["n"] for v in df.attrs["missing"].values()) == 6
+    zero_rows = [96 - 55, 287 - 55]  # data start at spreadsheet row 55
+    assert df.loc[zero_rows, ["vo2", "vco2", "rer"]].isna().all().all()
+    # the rest of those breaths is kept as read
+    assert df.loc[zero_rows, "vt"].tolist() == [0.17, 0.17]
+    assert df.loc[zero_rows, "hr"].tolist() == [93.0, 112.0]
+    assert int(df.vo2.isna().sum()) == 2
+
+
+def test_zero_values_in_generic_csv(tmp_path):
+    p = tmp_path / "z.csv"
+    p.write_text("Time (s),VO2 (mL/min),VE (L/min),RER,HR (bpm)\n"
+                 "1,500,20,0.8,0\n2,0,0,0,120\n3,600,22,0.9,121\n")
+    df = read_cpet_csv(p)
+    assert df.vo2.isna().tolist() == [False, True, False]
+    assert df.hr.isna().tolist() == [True, False, False]
+    assert {k: v["n"] for k, v in df.attrs["missing"].items()} == {
+        "vo2": 1, "ve": 1, "rer": 1, "hr": 1, "vco2": 3, "rf": 3, "vt": 3}
+    assert "line 3" in df.attrs["missing"]["vo2"]["reason"]

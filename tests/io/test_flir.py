@@ -190,13 +190,31 @@ def _frames_bytes(path):
 
 
 def test_truncated_last_frame(seq, tmp_path):
+    # cut inside the raw pixels of the last frame: its header and time stamp are intact, so
+    # the frame is kept, all NaN, and listed
     bad = tmp_path / "trunc.seq"
     bad.write_bytes(seq.read_bytes()[:-1000])
-    with pytest.raises(flir.FFFError, match=r"trunc\.seq: frame 1: .*truncated"):
+    with pytest.raises(flir.FFFError, match=r"trunc\.seq: frame 1: truncated: raw image cut"):
         read("thermal", bad, on_damaged="raise")
-    with pytest.warns(DamagedFrameWarning, match=r"damaged frame\(s\) skipped: \[1\]"):
+    with pytest.warns(DamagedFrameWarning, match=r"damaged frame\(s\) returned as NaN: \[1\]"):
         da = read("thermal", bad)
+    assert da.sizes["frame"] == 2 and da.attrs["damaged_frames"] == [1]
+    assert da.attrs["damaged_reasons"] == [
+        "NaN: truncated: raw image cut short at the end of the file (613400 of 614400 pixel "
+        "bytes)"]
+    v = da.values
+    assert np.isnan(v[1]).all()
+    np.testing.assert_array_equal(v[0], read("thermal", seq).values[0])
+    np.testing.assert_array_equal(da["time"].values, read("thermal", seq)["time"].values)
+    # cut inside the last frame's header: no time stamp, skipped
+    f0, _ = _frames_bytes(seq)
+    head = tmp_path / "head.seq"
+    head.write_bytes(seq.read_bytes()[:len(f0) + 40])
+    with pytest.warns(DamagedFrameWarning, match=r"damaged frame\(s\) skipped: \[1\]"):
+        da = read("thermal", head)
     assert da.sizes["frame"] == 1 and da.attrs["damaged_frames"] == [1]
+    assert da.attrs["damaged_reasons"][0].startswith("skipped: ")
+    assert "truncated FFF header (40 of 64 bytes)" in da.attrs["damaged_reasons"][0]
 
 
 def test_corrupt_record_directory_inside_recording(seq, tmp_path):
@@ -208,7 +226,7 @@ def test_corrupt_record_directory_inside_recording(seq, tmp_path):
     with pytest.raises(flir.FFFError, match=r"dir\.seq: frame 1: corrupt record directory"):
         read("thermal", bad, on_damaged="raise")
     with pytest.warns(DamagedFrameWarning, match=r"\[1\]"):
-        da = read("thermal", bad)
+        da = read("thermal", bad, check_time=False)  # frame 3 repeats frame 0's time stamp
     assert da.sizes["frame"] == 3
     np.testing.assert_array_equal(da["frame_index"].values, [0, 2, 3])
     good = read("thermal", seq).values
@@ -235,6 +253,78 @@ def test_jpegls_decode_failure(csq, tmp_path):
     with pytest.warns(DamagedFrameWarning, match=r"frame\(s\) \[3\]"):
         v = lazy.values
     assert np.isnan(v[3]).all() and not np.isnan(np.delete(v, 3, axis=0)).any()
+    # only found when decoded (the stream still ends with its EOI marker): the frame store
+    # written from it lists the frame found while writing
+    assert lazy.attrs["damaged_frames"] == []
+    with pytest.warns(DamagedFrameWarning, match=r"frame\(s\) \[3\]"):
+        write_frames(tmp_path / "jls.zarr", lazy, chunk_frames=4)
+    back = open_frames(tmp_path / "jls.zarr")
+    assert back.attrs["damaged_frames"] == [3]
+    assert back.attrs["damaged_reasons"][0].startswith("NaN: jpegls raw image failed to decode")
+    assert np.isnan(back.values[3]).all()
+
+
+def _csq_cut(csq, tmp_path, where):
+    """The real CSQ cut inside its 5th frame (frame 4) at a named place."""
+    idx = flir.index_fff(csq)
+    f4, raw4, len4 = (int(idx.offsets[4]), int(idx.raw_offsets[4]), int(idx.raw_lengths[4]))
+    cut = {"mid-header": f4 + 30,  # inside the 64-byte FFF header
+           "mid-camera-record": f4 + 1000,  # camera info (time stamp) at +256..+2732
+           "raw-record-header": raw4 - 32 + 40,  # the raw record's own header
+           "mid-payload": raw4 + len4 // 2,  # half the JPEG-LS stream
+           "before-eoi": raw4 + len4 - 4}[where]  # all but the end-of-image marker + padding
+    out = tmp_path / f"cut_{where}.csq"
+    out.write_bytes(csq.read_bytes()[:cut])
+    return out
+
+
+@pytest.mark.parametrize("where, kept", [
+    ("mid-header", False), ("mid-camera-record", False), ("raw-record-header", False),
+    ("mid-payload", True), ("before-eoi", True),
+])
+def test_csq_truncated_inside_a_frame(csq, tmp_path, where, kept):
+    """Cut inside frame 4: listed in damaged_frames by the reader, `info` and the store."""
+    from irtrepro.cli import main
+
+    bad = _csq_cut(csq, tmp_path, where)
+    with pytest.raises(flir.FFFError, match=rf"cut_{where}\.csq: frame 4[: ].*truncated"):
+        read("thermal", bad, on_damaged="raise")
+    with pytest.warns(DamagedFrameWarning, match=r"\[4\]"):
+        da = read("thermal", bad)
+    assert da.attrs["damaged_frames"] == [4]
+    reason = da.attrs["damaged_reasons"][0]
+    good = read("thermal", csq)
+    if kept:  # header and time stamp intact: a NaN frame at its own time
+        assert da.sizes["frame"] == 5 and reason.startswith("NaN: truncated: JPEG-LS stream")
+        np.testing.assert_array_equal(da["time"].values, good["time"].values[:5])
+    else:  # no time stamp: skipped
+        assert da.sizes["frame"] == 4 and reason.startswith("skipped: ")
+    v = da.values
+    np.testing.assert_array_equal(v[:4], good.values[:4])
+    assert not kept or np.isnan(v[4]).all()
+
+    with pytest.warns(DamagedFrameWarning):
+        assert main(["-q", "thermal", "info", str(bad), "--json"]) == 0
+    with pytest.warns(DamagedFrameWarning):
+        assert main(["-q", "thermal", "convert", str(bad), str(tmp_path / "c.zarr")]) == 0
+    store = open_frames(tmp_path / "c.zarr")
+    assert store.attrs["damaged_frames"] == [4] and store.attrs["damaged_reasons"] == [reason]
+    assert store.sizes["frame"] == da.sizes["frame"]
+    if kept:
+        assert np.isnan(store.values[4]).all()  # NaN in the store (fill value), never zeros
+    assert not np.isnan(store.values[:4]).any()
+
+
+def test_csq_truncated_info_json(csq, tmp_path, capsys):
+    from irtrepro.cli import main
+
+    bad = _csq_cut(csq, tmp_path, "mid-payload")
+    capsys.readouterr()
+    with pytest.warns(DamagedFrameWarning):
+        main(["-q", "thermal", "info", str(bad), "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert info["frames"] == 5 and info["damaged_frames"] == [4]
+    assert "61400 bytes missing" in info["damaged_reasons"][0]
 
 
 def test_not_a_thermal_file(tmp_path):
@@ -244,3 +334,55 @@ def test_not_a_thermal_file(tmp_path):
         read("thermal", txt, fmt="flir-seq")
     with pytest.raises(IrtreproError):
         read("thermal", txt)
+
+
+# --- frame times that go back or repeat ------------------------------------------------------
+
+def test_seq_concatenated_with_itself_is_refused(seq, tmp_path):
+    from irtrepro.io.thermal import FrameTimeError
+
+    cat = tmp_path / "cat.seq"
+    cat.write_bytes(seq.read_bytes() * 2)  # the 2-frame recording, then the same bytes again
+    with pytest.raises(FrameTimeError, match=r"cat\.seq: frame 2: time goes backwards "
+                                             r"\(3\.967 s at frame 1, then 0\.000 s\).*"
+                                             r"at frames \[2\].*2 recordings") as exc:
+        read("thermal", cat)
+    assert exc.value.frame == 2 and exc.value.path == str(cat)
+    da = read("thermal", cat, check_time=False)  # as it is, to select a recording
+    np.testing.assert_allclose(da["time"].values, [0.0, 3.967, 0.0, 3.967])
+    np.testing.assert_array_equal(da.isel(frame=slice(2, 4)).values, read("thermal", seq).values)
+
+
+def test_duplicated_frame_time_repeats(seq, tmp_path):
+    from irtrepro.io.thermal import FrameTimeError
+
+    f0, f1 = _frames_bytes(seq)
+    dup = tmp_path / "dup.seq"
+    dup.write_bytes(f0 + f1 + f1)
+    with pytest.raises(FrameTimeError, match=r"dup\.seq: frame 2: time repeats \(3\.967 s at "
+                                             r"frame 1, then 3\.967 s\)"):
+        read("thermal", dup)
+
+
+def test_info_shows_the_segments_and_convert_refuses(seq, tmp_path, capsys):
+    from irtrepro.cli import main
+
+    cat = tmp_path / "cat5.seq"
+    cat.write_bytes(seq.read_bytes() * 5)
+    capsys.readouterr()
+    assert main(["-q", "thermal", "info", str(cat), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["frames"] == 10 and info["time_span_s"] is None
+    assert "frame 2: time goes backwards" in info["time_error"]
+    assert [(s["first_frame"], s["last_frame"]) for s in info["time_segments"]] == [
+        (0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+    assert all(s["time_span_s"] == pytest.approx(3.967) for s in info["time_segments"])
+    assert main(["-q", "thermal", "info", str(cat)]) == 0
+    assert "frames 8..9 (2), 3.967 s" in capsys.readouterr().out
+    assert main(["-q", "thermal", "convert", str(cat), str(tmp_path / "cat.zarr")]) == 2
+    assert "frame 2: time goes backwards" in capsys.readouterr().err
+    assert not (tmp_path / "cat.zarr").exists()
+    # an ordinary recording is one segment with its span
+    assert main(["-q", "thermal", "info", str(seq), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["time_span_s"] == pytest.approx(3.967) and "time_segments" not in info

@@ -174,3 +174,20 @@ def test_cli_info_and_convert(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("hello")
     assert main(["-q", "thermal", "info", str(tmp_path / "x.txt")]) == 2
     assert "no thermal reader recognises" in capsys.readouterr().err
+
+
+def test_check_frame_times_and_segments():
+    from irtrepro.io.thermal import FrameTimeError, check_frame_times, time_segments
+
+    check_frame_times([0.0, 0.1, 5.0, 5.1])  # a forward jump (pause) is kept
+    check_frame_times([0.0, np.nan, 0.2])  # unreadable stamps are not compared
+    with pytest.raises(FrameTimeError, match=r"x\.seq: frame 12: time goes backwards \(0\.200 s "
+                                             r"at frame 11, then 0\.000 s\)"):
+        check_frame_times([0.0, 0.1, 0.2, 0.0, 0.1], source="x.seq",
+                          frame_index=[9, 10, 11, 12, 13])
+    with pytest.raises(FrameTimeError, match=r"frame 1: time repeats"):
+        check_frame_times([0.0, 0.0, 0.1])
+    assert time_segments([0.0, 0.1, 0.2, 0.0, 0.1]) == [
+        {"first_frame": 0, "last_frame": 2, "n_frames": 3, "time_span_s": pytest.approx(0.2)},
+        {"first_frame": 3, "last_frame": 4, "n_frames": 2, "time_span_s": pytest.approx(0.1)}]
+    assert len(time_segments([0.0, 1.0])) == 1
