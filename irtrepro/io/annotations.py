@@ -285,7 +285,10 @@ def _coco_mask(ann: Mapping, h: int, w: int, path, i: int) -> np.ndarray | str:
         raise ShapeError(f"{path}: annotation {i} (id {ann.get('id')}): segmentation is neither "
                          "polygons nor RLE {'size', 'counts'}", path, i)
     try:
-        return mask_utils.decode(rle).astype(bool)
+        with warnings.catch_warnings():   # pycocotools' decode under numpy 2 (not ours)
+            warnings.filterwarnings("ignore", message=".*__array__ implementation doesn't",
+                                    category=DeprecationWarning)
+            return mask_utils.decode(rle).astype(bool)
     except Exception as exc:  # pycocotools raises bare errors on corrupt counts
         raise ShapeError(f"{path}: annotation {i} (id {ann.get('id')}): cannot decode RLE: "
                          f"{exc}", path, i) from exc
