@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from irtrepro.errors import FormatError, OptionError
 from irtrepro.io.annotations import (
     FrameReferenceError,
     ImageSizeError,
@@ -36,7 +37,6 @@ from irtrepro.io.annotations import (
     shapes_table,
     write_annotations,
 )
-from irtrepro.errors import FormatError, OptionError
 
 MAP = {"L": "left_calf", "R": "right_calf", "vein": "vein", "perf": "perforator",
        "__ignore__": "ignore", "_background_": "background"}
@@ -282,6 +282,7 @@ COCO_MAP = {"left calf": "left_calf", "right calf": "right_calf", "vein": "vein"
             "perforator": "perforator"}
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools
 def test_coco_agrees_with_pycocotools(tmp_path, truth_masks):
     from pycocotools.coco import COCO
 
@@ -313,6 +314,7 @@ def test_coco_agrees_with_pycocotools(tmp_path, truth_masks):
     assert n_bad == 0
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools
 def test_coco_order_crowd_bbox_only_and_empty_images(tmp_path):
     import pycocotools.mask as mask_utils
 
@@ -515,7 +517,6 @@ def test_round_trip_generator_masks(tmp_path, truth_masks):
         r, v = ds.roi.values, ds.vessels.values
         calf = min(_dice(r == k, roi == k) for k in (1, 2))
         vein, perf = _dice(v == 1, ves == 1), _dice(v == 2, ves == 2)
-        assert (calf, vein, perf) >= (0, 0, 0)
         assert calf >= floors[fmt][0] and vein >= floors[fmt][1] and perf >= floors[fmt][2], (
             fmt, calf, vein, perf)
         assert not ((r != roi) & ~edge_r).any(), fmt
