@@ -1,7 +1,7 @@
 """The reader registry: one reader per (kind, format), picked by name or detected from the file.
 
-Kinds are the manifest's file kinds: ``thermal``, ``cpet``, ``hr``, ``core``, ``face``, ``pose``.
-A reader is a function ``read(path, **options)``; it returns
+Kinds are the manifest's file kinds: ``thermal``, ``cpet``, ``hr``, ``core``, ``face``, ``pose``
+and the annotation kind ``thermal_masks``. A reader is a function ``read(path, **options)``; it returns
 
 - ``cpet``, ``hr``, ``core``: a :class:`pandas.DataFrame` with a float column ``time`` (s since
   the file's own start) and the signal columns in Study units (``vo2``, ``vco2`` mL/min, ``ve``
@@ -10,6 +10,9 @@ A reader is a function ``read(path, **options)``; it returns
   ``format`` and ``conversions`` (list of human-readable unit conversions applied).
 - ``thermal``, ``face``: an :class:`xarray.DataArray` ``(frame, y, x)`` in degC with coordinate
   ``time(frame)`` in s and ``attrs['start_time']``.
+- ``thermal_masks``: the sparse mask store of :func:`irtrepro.io.annotations.read_annotations`
+  (an :class:`xarray.Dataset` with ``roi``, ``vessels``, ``ignore``); these readers need
+  ``labels=`` (the label map).
 
 Readers register themselves with :func:`register` at import of their module; the modules are
 listed in :data:`_READER_MODULES` and imported lazily, so ``import irtrepro.io`` stays cheap.
@@ -33,9 +36,10 @@ _READER_MODULES = (
     "irtrepro.io.thermal",
     "irtrepro.io.flir",
     "irtrepro.io.infratec",
+    "irtrepro.io.annotations",
 )
 
-KINDS = ("thermal", "cpet", "hr", "core", "face", "pose")
+KINDS = ("thermal", "cpet", "hr", "core", "face", "pose", "thermal_masks")
 
 
 @dataclass(frozen=True)

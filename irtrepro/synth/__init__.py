@@ -11,6 +11,8 @@ Parts
 - :mod:`irtrepro.synth.face`: face thermograms with INH/EXH labels from the breath table.
 - :mod:`irtrepro.synth.pose`: articulated people with 17 COCO keypoints, thermal + RGB frames.
 - :mod:`irtrepro.synth.study`: writes everything to disk and the manifest.
+- :mod:`irtrepro.synth.annotations`: LabelMe, COCO and PNG label-map files traced from
+  ground-truth masks, as a lab's annotation tool would write them.
 
 Truth contract (``simulate_study(config)`` -> :class:`xarray.Dataset`)
 --------------------------------------------------------------------------
