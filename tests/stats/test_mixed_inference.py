@@ -51,9 +51,10 @@ def test_sleepstudy_random_intercept_non_integer_df_matches_lmertest(sleepstudy)
 
 
 def test_kenward_roger_equals_satterthwaite_in_balanced_designs(sleepstudy, pastes):
-    # balanced data: the Kenward-Roger adjustment of the covariance vanishes and both df are
-    # the ANOVA df (pbkrtest / lmerTest ddf="Kenward-Roger" on sleepstudy: df 17, SE 1.546;
-    # nested Pastes intercept: 10 batches - 1 = 9 df)
+    # balanced data: the Kenward-Roger adjustment of the covariance vanishes here and both df
+    # are the ANOVA df: the lmerTest Satterthwaite values above (df 17, SE 1.546) for
+    # sleepstudy, 10 batches - 1 = 9 df for the nested Pastes intercept (exact F test on the
+    # batch mean square). No printed pbkrtest output was available to check against.
     kr = fit_mixed("Reaction ~ Days", sleepstudy, groups="Subject", re_formula="1 + Days",
                    df_method="kenward-roger").fixed
     np.testing.assert_allclose(kr.df, [17.0, 17.0], atol=5e-4)
