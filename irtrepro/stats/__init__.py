@@ -33,7 +33,7 @@ from irtrepro.stats.correlation import (
 from irtrepro.stats.mixed import MixedResult, compare, fit_mixed
 from irtrepro.stats.planning import plan_icc, plan_loa
 from irtrepro.stats.models import ModelSpec, default_specs, dump_specs, load_specs
-from irtrepro.stats.reliability import FORMS, icc, reliability
+from irtrepro.stats.reliability import FORMS, icc, koo_li, reliability
 
 __all__ = [
     "FORMS",
@@ -51,6 +51,7 @@ __all__ = [
     "fisher_z_ci",
     "fit_mixed",
     "icc",
+    "koo_li",
     "lagged_xcorr",
     "load_specs",
     "p_adjust",
