@@ -452,13 +452,17 @@ def compare(a: MixedResult, b: MixedResult) -> pd.DataFrame:
     -------
     DataFrame
         Two rows (smaller model first): ``model``, ``n_params``, ``llf``, ``aic``, ``bic``,
-        ``chi2``, ``df``, ``p`` (on the larger model's row), ``method``.
+        ``chi2``, ``df``, ``p`` (naive chi-square(df), on the larger model's row), ``method``,
+        ``p_mixture`` and ``p_mixture_method``.
 
     Notes
     -----
-    When the extra parameters are variances, the null value is on the boundary and the
-    chi-square p-value is conservative (about twice too large for one variance; Self & Liang
-    1987).
+    When the models differ only in their random part, the extra parameters are variances
+    whose null value is on the boundary and the naive chi-square p-value is conservative
+    (about twice too large for one variance). ``p_mixture`` is the boundary-corrected
+    p-value, ``0.5 P(chi2(df-1) > LR) + 0.5 P(chi2(df) > LR)`` (Self & Liang 1987; Stram &
+    Lee 1994; ``chi2(0)`` a point mass at 0): exact asymptotically for one added variance
+    (``df = 1``), the usual approximation when a random slope adds its covariance too.
     """
     for r in (a, b):
         if not isinstance(r, MixedResult):
@@ -496,6 +500,17 @@ def compare(a: MixedResult, b: MixedResult) -> pd.DataFrame:
         P: [np.nan, float(st.chi2.sf(chi2, df))],
     })
     out["method"] = method
+    # same fixed part: the extra parameters are random-effect (co)variances, whose null value
+    # is on the boundary: 50:50 mixture of chi2(df - 1) and chi2(df) (Self & Liang 1987;
+    # Stram & Lee 1994), exact for one added variance, approximate with its covariances
+    p_mix = np.nan
+    if same_fixed and df >= 1:
+        low = float(st.chi2.sf(chi2, df - 1)) if df > 1 else float(chi2 <= 0)
+        p_mix = 0.5 * low + 0.5 * float(st.chi2.sf(chi2, df))
+    out["p_mixture"] = [np.nan, p_mix]
+    out["p_mixture_method"] = ("50:50 mixture of chi2(df-1) and chi2(df) (Self & Liang 1987), "
+                               "random part tested on the boundary" if same_fixed else
+                               "not applicable (fixed effects differ)")
     return out
 
 

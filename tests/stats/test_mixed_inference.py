@@ -102,3 +102,28 @@ def test_satterthwaite_df_of_between_subject_effect_is_near_groups_minus_two():
     y = rng.normal(size=n)[g] + rng.normal(size=n * m) + 0.3 * x
     fx = fit_mixed("y ~ x", pd.DataFrame({"y": y, "x": x, "subject": g})).fixed
     assert fx.df.iloc[1] == pytest.approx(n - 2, abs=1e-3)
+
+
+def test_lrt_of_a_random_effect_carries_the_boundary_mixture(sleepstudy):
+    # Self & Liang (1987): one variance on the boundary, LR ~ 0.5 chi2(0) + 0.5 chi2(1);
+    # random slope with its covariance (df 2): 0.5 chi2(1) + 0.5 chi2(2) (Stram & Lee 1994)
+    m1 = fit_mixed("Reaction ~ Days", sleepstudy, groups="Subject")
+    m2 = fit_mixed("Reaction ~ Days", sleepstudy, groups="Subject", re_formula="1 + Days")
+    out = compare(m1, m2)
+    lr, df = out.chi2.iloc[1], out.df.iloc[1]
+    assert df == 2
+    assert out.p_mixture.iloc[1] == pytest.approx(
+        0.5 * st.chi2.sf(lr, 1) + 0.5 * st.chi2.sf(lr, 2), rel=1e-12)
+    assert out.p_mixture.iloc[1] < out.p.iloc[1]
+    assert "Self & Liang" in out.p_mixture_method.iloc[1]
+    # lme4 / Bates (2010) sleepstudy: REML criteria 1786.5 (random intercept) and 1743.6
+    # (correlated random slope)
+    assert lr == pytest.approx(1786.5 - 1743.6, abs=0.1)
+
+
+def test_lrt_mixture_for_one_variance_halves_the_naive_p(pastes):
+    a = fit_mixed("strength ~ 1", pastes, groups="batch")
+    b = fit_mixed("strength ~ 1", pastes, groups="batch", vc_formula={"cask": "0 + C(cask)"})
+    out = compare(a, b)
+    assert out.df.iloc[1] == 1
+    assert out.p_mixture.iloc[1] == pytest.approx(out.p.iloc[1] / 2, rel=1e-12)
