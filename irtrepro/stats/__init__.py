@@ -31,8 +31,8 @@ from irtrepro.stats.correlation import (
     windowed_corr,
 )
 from irtrepro.stats.mixed import MixedResult, compare, fit_mixed
-from irtrepro.stats.planning import plan_icc, plan_loa
 from irtrepro.stats.models import ModelSpec, default_specs, dump_specs, load_specs
+from irtrepro.stats.planning import plan_icc, plan_loa
 from irtrepro.stats.reliability import FORMS, icc, koo_li, reliability
 
 __all__ = [
