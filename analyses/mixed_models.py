@@ -54,8 +54,9 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
         fits[spec.name] = res
         part.tables[f"{spec.name}_fixed"] = (res.fixed, f"{spec.name}: {spec.description}. "
                                              f"Fixed effects ({spec.formula}, groups "
-                                             f"{spec.groups}; REML={spec.reml}) with Wald 95 % "
-                                             "CIs; converged: " + str(res.converged) + ".")
+                                             f"{spec.groups}; REML={spec.reml}): t tests and 95 % "
+                                             "t CIs with Satterthwaite df (as lmerTest); "
+                                             "converged: " + str(res.converged) + ".")
         part.tables[f"{spec.name}_random"] = (res.random, f"{spec.name}: variance components.")
         for w in res.warnings:
             part.notes.append(f"model {spec.name}: {w}")
@@ -70,7 +71,9 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
     if len(names) >= 2:
         part.tables["comparison"] = (compare(fits[names[0]], fits[names[1]]),
                                      f"Likelihood-ratio test {names[0]} vs {names[1]} "
-                                     "(refitted by ML where needed).")
+                                     "(refitted by ML where needed); p_mixture: 50:50 "
+                                     "chi-square mixture for a random effect tested on the "
+                                     "boundary (Self & Liang 1987).")
     return part
 
 

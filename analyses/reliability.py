@@ -3,6 +3,13 @@
 Summaries per session: the onset window (first 60 s, before the skin responds) and each phase
 mean. ICCs (all six forms, F-based CIs as psych::ICC; ICC(A,.) with Satterthwaite df), SEM,
 MDC95, typical error, CV%; Bland-Altman of day 1 against day 2.
+
+Headline ICC: ICC(A,1) (two-way random, absolute agreement, single measurement). Sessions are
+repeats on different days, and a shift between days (skin temperature on another day, camera
+set-up) is measurement error for test-retest, so absolute agreement is the form that answers
+"does a second session give the same value" (Koo & Li 2016; Weir 2005). ICC(C,1) (consistency)
+ignores that shift and is shown beside it; a gap between the two measures the systematic
+session effect. Each CI is read with Koo & Li's bands applied to its bounds.
 """
 
 from __future__ import annotations
@@ -13,12 +20,32 @@ import xarray as xr
 from irtrepro.errors import StatsError
 from irtrepro.plots import bland_altman_plot, icc_forest_plot
 from irtrepro.report.part import ReportPart
-from irtrepro.stats import bland_altman, icc, reliability
+from irtrepro.stats import bland_altman, icc, koo_li, reliability
 from irtrepro.summaries import CARDIO_SIGNALS, THERMAL_METRICS, present, summary_table
 
 NAME = "reliability"
 #: Windows identical in every protocol, where sessions are true repeats.
 REPEAT_WINDOWS = ("onset", "warmup", "recovery")
+#: Headline form and its reason (stated in every caption that shows it).
+HEADLINE = "ICC(A,1)"
+HEADLINE_REASON = ("ICC(A,1) (absolute agreement) is the headline: sessions are repeats on "
+                   "different days, and a systematic shift between days is measurement error "
+                   "for test-retest reliability (Koo & Li 2016; Weir 2005); ICC(C,1) "
+                   "(consistency, ignores that shift) is shown beside it")
+
+
+def icc_choice_table(icc_table):
+    """ICC(A,1) and ICC(C,1) side by side per metric and window, with Koo & Li readings."""
+    out = None
+    for form, tag in (("ICC(A,1)", "a1"), ("ICC(C,1)", "c1")):
+        rows = icc_table[icc_table.form == form]
+        part = rows[["metric", "window", "icc", "ci_low", "ci_high"]].rename(columns={
+            "icc": f"icc_{tag}", "ci_low": f"ci_low_{tag}", "ci_high": f"ci_high_{tag}"})
+        part[f"koo_li_{tag}"] = koo_li(rows.ci_low, rows.ci_high)
+        out = part if out is None else out.merge(part, on=["metric", "window"])
+    out["headline"] = HEADLINE
+    out["ci_level"] = icc_table.ci_level.iloc[0] if len(icc_table) else 0.95
+    return out.reset_index(drop=True)
 
 
 def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
@@ -38,17 +65,26 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
     part.tables["icc"] = (icc_table, "ICCs of per-session summaries across all sessions "
                           "(McGraw & Wong forms with Shrout & Fleiss names; F-based 95 % CIs as "
                           "psych::ICC; ICC(A,.) with Satterthwaite df). Windows: onset = first "
-                          "60 s; warmup and recovery phase means (identical in every protocol).")
-    rel = reliability(wide, "subject", "session", names, n_boot=200, seed=seed, errors="warn")
+                          "60 s; warmup and recovery phase means (identical in every protocol). "
+                          + HEADLINE_REASON + ".")
+    part.tables["icc_choice"] = (icc_choice_table(icc_table), "ICC(A,1) and ICC(C,1) per metric "
+                                 "and window with 95 % CIs and the Koo & Li (2016) reading of "
+                                 "each CI from its bounds (poor < 0.5, moderate 0.5-0.75, good "
+                                 "0.75-0.9, excellent > 0.9; e.g. 'moderate to excellent'). "
+                                 + HEADLINE_REASON + ".")
+    rel = reliability(wide, "subject", "session", names, n_boot=200, seed=seed, errors="warn",
+                      sem_form=HEADLINE)
     part.tables["reliability"] = (rel, "Reliability per metric and window: SEM as sqrt(MSE) and "
-                                  "as SD*sqrt(1-ICC(C,1)), MDC95 = 1.96*sqrt(2)*SEM, typical error "
+                                  "as SD*sqrt(1-ICC(A,1)) (the headline form), MDC95 = 1.96*sqrt(2)*SEM, typical error "
                                   "(SD of differences / sqrt 2) with chi-square CI, change in mean "
                                   "with t CI, CV% from log-transformed data (Hopkins), 200 subject-"
                                   "level bootstrap resamples (seeded).")
     sub = icc_table.assign(metric=icc_table.metric + " (" + icc_table.window + ")")
-    fig = icc_forest_plot(sub, form="ICC(C,1)")
-    part.figures["icc_forest"] = (fig, "ICC(C,1) with 95 % CI per metric and window; reference "
-                                  "lines at 0.5, 0.75, 0.9 (poor/moderate/good/excellent).")
+    fig = icc_forest_plot(sub, form=("ICC(A,1)", "ICC(C,1)"))
+    part.figures["icc_forest"] = (fig, "ICC(A,1) (filled) and ICC(C,1) (open) with 95 % CIs per "
+                                  "metric and window; reference lines at 0.5, 0.75, 0.9 (Koo & "
+                                  "Li 2016: poor/moderate/good/excellent). "
+                                  + HEADLINE_REASON + ".")
     # Bland-Altman: day 1 against day 2 (first session of each day), warm-up phase means
     if "day" in study:
         day = study["day"].isel(subject=0).to_series() if study["day"].ndim == 2 \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -93,7 +94,7 @@ def bland_altman_plot(
 def icc_forest_plot(
     table: pd.DataFrame,
     *,
-    form: str = "ICC(C,1)",
+    form: str | Sequence[str] = "ICC(C,1)",
     label: str = "metric",
     ax: Any = None,
     reference: tuple[float, ...] = (0.5, 0.75, 0.9),
@@ -105,8 +106,10 @@ def icc_forest_plot(
     table : DataFrame
         Output of :func:`irtrepro.stats.icc` (or the ``statistic == "icc"`` rows of
         :func:`irtrepro.stats.reliability`).
-    form : str
-        McGraw–Wong form to show, e.g. ``"ICC(C,1)"``.
+    form : str or sequence of str
+        McGraw–Wong form(s) to show, e.g. ``"ICC(C,1)"`` or ``("ICC(A,1)", "ICC(C,1)")``:
+        several forms are drawn side by side on each line (first form filled circles, with
+        a legend).
     label : str
         Column naming each line.
     reference : tuple of float
@@ -116,30 +119,50 @@ def icc_forest_plot(
     -------
     matplotlib.figure.Figure
     """
+    forms = [form] if isinstance(form, str) else list(form)
+    if not forms:
+        raise StatsError("form=(); name at least one ICC form")
     if "form" in table.columns:
-        rows = table[table["form"] == form]
-        est = "icc"
+        key, est = "form", "icc"
+        sel = table[table["form"].isin(forms)]
     elif {"statistic", "term"} <= set(table.columns):
-        rows = table[(table["statistic"] == "icc") & (table["term"] == form)]
-        est = "estimate"
+        key, est = "term", "estimate"
+        sel = table[(table["statistic"] == "icc") & (table["term"].isin(forms))]
     else:
         raise StatsError("icc_forest_plot takes the table of icc() or reliability()")
-    if rows.empty:
-        raise StatsError(f"no rows with form {form!r}; forms: {sorted(table.get('form', []))}")
-    if label not in rows.columns:
-        raise StatsError(f"label={label!r} is not a column; columns: {list(rows.columns)}")
-    fig, ax = _figure(ax, (6, 0.35 * len(rows) + 1.4))
-    y = np.arange(len(rows))[::-1]
-    ax.errorbar(rows[est], y, xerr=[rows[est] - rows["ci_low"], rows["ci_high"] - rows[est]],
-                fmt="o", color="0.15", ecolor="0.4", capsize=3, ms=5)
+    missing = [f for f in forms if f not in set(sel[key])]
+    if missing:
+        raise StatsError(f"no rows with form {missing[0]!r}; forms: "
+                         f"{sorted(set(table.get(key, [])))}")
+    if label not in sel.columns:
+        raise StatsError(f"label={label!r} is not a column; columns: {list(sel.columns)}")
+    labels = list(dict.fromkeys(sel[label].astype(str)))
+    fig, ax = _figure(ax, (6, 0.35 * len(labels) * max(1, 0.7 * len(forms)) + 1.6))
+    ypos = dict(zip(labels, np.arange(len(labels))[::-1], strict=True))
+    styles = [("o", "0.15", "0.4"), ("s", "white", "0.55"), ("^", "0.6", "0.6"),
+              ("D", "white", "0.3")]
+    width = 0.5 if len(forms) > 1 else 0.0
+    for i, f in enumerate(forms):
+        rows = sel[sel[key] == f]
+        off = (i - (len(forms) - 1) / 2) * (width / max(len(forms) - 1, 1))
+        y = np.array([ypos[str(v)] for v in rows[label]]) + off
+        marker, face, edge = styles[i % len(styles)]
+        sf = rows["shrout_fleiss"].iloc[0] if "shrout_fleiss" in rows else ""
+        ax.errorbar(rows[est], y, xerr=[rows[est] - rows["ci_low"], rows["ci_high"] - rows[est]],
+                    fmt=marker, mfc=face, mec="0.15", color="0.15", ecolor=edge, capsize=3,
+                    ms=5, label=f"{f}{' (' + sf + ')' if sf else ''}")
     for r in reference:
         ax.axvline(r, color="0.8", lw=0.8, ls=":")
-    ax.set_yticks(y, rows[label].astype(str))
-    level = rows["ci_level"].iloc[0] if "ci_level" in rows else 0.95
-    sf = rows["shrout_fleiss"].iloc[0] if "shrout_fleiss" in rows else ""
-    ax.set_xlabel(f"{form}{' (' + sf + ')' if sf else ''}, unitless, with "
-                  f"{int(round(level * 100))}% CI")
+    ax.set_yticks(list(ypos.values()), list(ypos))
+    level = sel["ci_level"].iloc[0] if "ci_level" in sel else 0.95
+    if len(forms) == 1:
+        sf = sel["shrout_fleiss"].iloc[0] if "shrout_fleiss" in sel else ""
+        name = f"{forms[0]}{' (' + sf + ')' if sf else ''}"
+    else:
+        name = "ICC"
+        ax.legend(loc="lower left", fontsize="small", frameon=False)
+    ax.set_xlabel(f"{name}, unitless, with {int(round(level * 100))}% CI")
     ax.set_ylabel(label)
-    lo = min(0.0, float(np.nanmin(rows["ci_low"])))
+    lo = min(0.0, float(np.nanmin(sel["ci_low"])))
     ax.set_xlim(lo - 0.05, 1.02)
     return fig

@@ -12,6 +12,7 @@ statsmodels loads only when a mixed model is fitted; torch is never imported.
   :func:`p_adjust`: correlations.
 - :func:`fit_mixed`, :func:`compare`, :class:`ModelSpec`, :func:`load_specs`,
   :func:`default_specs`: linear mixed models.
+- :func:`plan_icc`, :func:`plan_loa`: subjects needed for a reliability or agreement study.
 """
 
 from irtrepro.stats.agreement import (
@@ -31,7 +32,8 @@ from irtrepro.stats.correlation import (
 )
 from irtrepro.stats.mixed import MixedResult, compare, fit_mixed
 from irtrepro.stats.models import ModelSpec, default_specs, dump_specs, load_specs
-from irtrepro.stats.reliability import FORMS, icc, reliability
+from irtrepro.stats.planning import plan_icc, plan_loa
+from irtrepro.stats.reliability import FORMS, icc, koo_li, reliability
 
 __all__ = [
     "FORMS",
@@ -49,9 +51,12 @@ __all__ = [
     "fisher_z_ci",
     "fit_mixed",
     "icc",
+    "koo_li",
     "lagged_xcorr",
     "load_specs",
     "p_adjust",
+    "plan_icc",
+    "plan_loa",
     "reliability",
     "rmcorr",
     "windowed_corr",

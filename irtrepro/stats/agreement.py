@@ -206,6 +206,31 @@ def bland_altman(
     )
 
 
+_MOVER = ("MOVER (Zou 2013): chi-square limits of each variance component, normal quantile "
+          "for the bias, as SimplyAgree agree_reps / agree_nest")
+
+
+def _mover_loa(bias: float, var_bias: float, comps: list[tuple[float, float]], z_agree: float,
+               ci: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """MOVER CIs of ``bias -+ z sqrt(sum w_i s2_i)`` (Zou 2013, eqs. 7-9).
+
+    ``comps`` holds ``(w_i s2_i, df_i)``: each weighted variance with its chi-square df;
+    ``var_bias`` is the variance of the bias. Returns (CI of the lower limit, CI of the upper).
+    """
+    alpha = 1 - ci
+    zc = st.norm.ppf(1 - alpha / 2)
+    tot = sum(v for v, _ in comps)
+    lo = tot - np.sqrt(sum((v * (1 - d / st.chi2.ppf(1 - alpha / 2, d))) ** 2
+                           for v, d in comps if d > 0))
+    hi = tot + np.sqrt(sum((v * (d / st.chi2.ppf(alpha / 2, d) - 1)) ** 2
+                           for v, d in comps if d > 0))
+    sd = np.sqrt(tot)
+    lme = np.sqrt(zc**2 * var_bias + z_agree**2 * (np.sqrt(hi) - sd) ** 2)
+    rme = np.sqrt(zc**2 * var_bias + z_agree**2 * (sd - np.sqrt(max(lo, 0.0))) ** 2)
+    loa_l, loa_u = bias - z_agree * sd, bias + z_agree * sd
+    return ((float(loa_l - lme), float(loa_l + rme)), (float(loa_u - rme), float(loa_u + lme)))
+
+
 @dataclass(frozen=True, eq=False)
 class BlandAltmanRepeated:
     """Result of :func:`bland_altman_repeated` (units of the measure, differences ``x - y``).
@@ -229,13 +254,17 @@ class BlandAltmanRepeated:
     means: np.ndarray = field(repr=False)
     diffs: np.ndarray = field(repr=False)
     subjects: np.ndarray = field(repr=False)
+    loa_low_ci: tuple[float, float] = (np.nan, np.nan)
+    loa_high_ci: tuple[float, float] = (np.nan, np.nan)
+    estimator: str = "bland-altman"
+    loa_ci: str = _MOVER
 
     def to_frame(self) -> pd.DataFrame:
         rows = [
             ("bias", self.bias, *self.bias_ci, "t(n_subjects - 1)"),
             ("sd", self.sd, np.nan, np.nan, "none"),
-            ("loa_low", self.loa_low, np.nan, np.nan, "none"),
-            ("loa_high", self.loa_high, np.nan, np.nan, "none"),
+            ("loa_low", self.loa_low, *self.loa_low_ci, self.loa_ci),
+            ("loa_high", self.loa_high, *self.loa_high_ci, self.loa_ci),
         ] + [(f"var_{k}", v, np.nan, np.nan, "none") for k, v in self.var_components.items()]
         df = pd.DataFrame(rows, columns=["statistic", "estimate", CI_LOW, CI_HIGH, CI_METHOD])
         df[CI_LEVEL] = self.ci_level
@@ -272,6 +301,7 @@ def bland_altman_repeated(
     true_value: str = "varying",
     agreement: float = 1.96,
     ci: float = 0.95,
+    estimator: str = "bland-altman",
 ) -> BlandAltmanRepeated:
     """Limits of agreement with several readings per subject (Bland & Altman 1999, 2007).
 
@@ -292,14 +322,26 @@ def bland_altman_repeated(
         ``s2(mean diff) + (1 - 1/m_x) s2_wx + (1 - 1/m_y) s2_wy`` with ``m`` the harmonic mean
         number of replicates (Bland & Altman 1999, sections 5.1-5.2; 2007, section 2).
     agreement, ci : float
-        SD multiple of the limits; confidence level of the CI of the bias.
+        SD multiple of the limits; confidence level of the CIs of the bias and the limits.
+    estimator : {"bland-altman", "zou"}
+        Only for ``true_value="varying"``. ``"bland-altman"``: the ANOVA estimator above,
+        bias = mean of all differences. ``"zou"``: Zou (2013) / ``SimplyAgree::agree_nest``,
+        bias = mean of the subject mean differences ``dbar_i``, variance
+        ``s2(dbar_i) + (1 - 1/m_h) s2_w`` (``m_h`` harmonic mean of the pairs per subject,
+        ``s2_w`` pooled within-subject variance of the differences). Both agree on balanced
+        data. With ``"constant"`` the estimator is always the one above (which is Zou's).
 
     Returns
     -------
     BlandAltmanRepeated
+        ``bias``, ``sd``, limits and ``bias_ci``, ``loa_low_ci``, ``loa_high_ci``: MOVER CIs of
+        the limits (Zou 2013; as SimplyAgree): every variance component of the limit gets its
+        chi-square CI (``n - 1`` df for between-subject terms, ``N - n`` for within-subject
+        terms), combined with the normal CI of the bias. ``.to_frame()`` gives a tidy table.
     """
     ci = check_ci(ci)
     check_option("true_value", true_value, ("varying", "constant"))
+    check_option("estimator", estimator, ("bland-altman", "zou"))
     if not isinstance(data, pd.DataFrame):
         if type(data).__module__.startswith("xarray"):
             data = long_from_xarray(data, [x, y])
@@ -324,16 +366,33 @@ def bland_altman_repeated(
             raise StatsError(f"{n_sub} subjects and {len(d)} pairs; need at least 3 subjects "
                              "and more pairs than subjects")
         s2w, s2b, m, means = _oneway(d, subj)
-        if s2b < 0:
-            warn(f"between-subject variance of the differences estimated negative ({s2b:.4g}); "
-                 "set to 0")
-            s2b = 0.0
-        var = s2b + s2w
-        bias = d.mean()
         n_tot = m.sum()
-        se_bias = np.sqrt(s2b * (m**2).sum() / n_tot**2 + s2w / n_tot)
-        comps = {"between_subjects": float(s2b), "within_subjects": float(s2w)}
-        method = "Bland & Altman 2007 (true value varies): one-way ANOVA of differences"
+        if estimator == "zou":
+            mh = 1 / np.mean(1 / m)
+            s2d = means.var(ddof=1)
+            var = s2d + (1 - 1 / mh) * s2w
+            bias = means.mean()
+            se_bias = np.sqrt(s2d / n_sub)
+            mover = [(s2d, n_sub - 1), ((1 - 1 / mh) * s2w, n_tot - n_sub)]
+            comps = {"subject_mean_differences": float(s2d), "within_subjects": float(s2w)}
+            method = ("Zou 2013 (true value varies): s2(dbar_i) + (1 - 1/m_h) s2_w, bias = mean "
+                      "of subject mean differences")
+        else:
+            lam = (n_tot**2 - (m**2).sum()) / ((n_sub - 1) * n_tot)
+            msb = s2b * lam + s2w
+            if s2b < 0:
+                warn(f"between-subject variance of the differences estimated negative "
+                     f"({s2b:.4g}); set to 0")
+                s2b = 0.0
+                mover = [(s2w, n_tot - n_sub)]
+            else:
+                # s2b + s2w = MSB / lambda + (1 - 1/lambda) MSW
+                mover = [(msb / lam, n_sub - 1), ((1 - 1 / lam) * s2w, n_tot - n_sub)]
+            var = s2b + s2w
+            bias = d.mean()
+            se_bias = np.sqrt(s2b * (m**2).sum() / n_tot**2 + s2w / n_tot)
+            comps = {"between_subjects": float(s2b), "within_subjects": float(s2w)}
+            method = "Bland & Altman 2007 (true value varies): one-way ANOVA of differences"
         mean_plot = (xv + yv) / 2
         diffs = d
         subj_out = subj
@@ -360,6 +419,9 @@ def bland_altman_repeated(
         se_bias = np.sqrt(s2d / len(dbar))
         comps = {"subject_mean_differences": float(s2d), "within_x": float(s2wx),
                  "within_y": float(s2wy)}
+        n_d = len(dbar)
+        mover = [(s2d, n_d - 1), ((1 - 1 / mhx) * s2wx, sx.sum() - n_d),
+                 ((1 - 1 / mhy) * s2wy, sy.sum() - n_d)]
         method = ("Bland & Altman 1999/2007 (true value constant): s2(dbar) + (1-1/m_x) s2_wx "
                   "+ (1-1/m_y) s2_wy, m harmonic mean replicates")
         n_sub = len(dbar)
@@ -371,10 +433,13 @@ def bland_altman_repeated(
     if not sd > 0:
         raise StatsError("the differences have zero variance: limits of agreement are undefined")
     t = st.t.ppf(1 - alpha / 2, n_sub - 1)
+    lo_ci, hi_ci = _mover_loa(bias, se_bias**2, mover, agreement, ci)
     return BlandAltmanRepeated(
         bias=float(bias), sd=sd, loa_low=float(bias - agreement * sd),
         loa_high=float(bias + agreement * sd),
         bias_ci=(float(bias - t * se_bias), float(bias + t * se_bias)), n_subjects=int(n_sub),
         n_obs=int(n_tot), agreement=float(agreement), ci_level=ci, true_value=true_value,
         var_components=comps, method=method, means=mean_plot, diffs=diffs, subjects=subj_out,
+        loa_low_ci=lo_ci, loa_high_ci=hi_ci,
+        estimator=estimator if true_value == "varying" else "zou", loa_ci=_MOVER,
     )

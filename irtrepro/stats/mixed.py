@@ -18,13 +18,63 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from irtrepro.errors import StatsError
+from irtrepro.errors import OptionError, StatsError, check_option
 from irtrepro.stats._common import CI_HIGH, CI_LEVEL, CI_LOW, CI_METHOD, P, check_ci, warn
 
 __all__ = ["MixedResult", "compare", "fit_mixed"]
 
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _METHODS = ["lbfgs", None, "powell", "nm"]  # None: statsmodels default (bfgs)
+#: fixed-effect inference of :func:`fit_mixed`
+DF_METHODS = ("satterthwaite", "kenward-roger", "wald")
+_CI_METHODS = {
+    "satterthwaite": "t, Satterthwaite df (as lmerTest)",
+    "kenward-roger": "t, Kenward-Roger adjusted SE and df (as pbkrtest / lmerTest)",
+    "wald": "Wald, normal",
+}
+
+
+def _fixed_table(res, fe, se, ci, df_method, groups, msgs, formula) -> pd.DataFrame:
+    """Fixed-effects table with the inference of ``df_method`` (see :func:`fit_mixed`)."""
+    est = fe.to_numpy()
+    se = se.to_numpy().astype(float)
+    out = pd.DataFrame({"term": list(fe.index), "estimate": est})
+    if df_method == "wald":
+        z = est / se
+        zc = st.norm.ppf(0.5 + ci / 2)
+        out["se"] = se
+        out["z"] = z
+        out[P] = 2 * st.norm.sf(np.abs(z))
+        out[CI_LOW], out[CI_HIGH] = est - zc * se, est + zc * se
+    else:
+        from irtrepro.stats._lmm_inference import LmmDesign
+
+        dfs = np.full(len(est), np.nan)
+        try:
+            design = LmmDesign.from_statsmodels(res, groups)
+            eye = np.eye(len(est))
+            if df_method == "satterthwaite":
+                dfs, _ = design.satterthwaite(eye)
+            else:
+                dfs, var_a, _ = design.kenward_roger(eye)
+                se = np.sqrt(var_a)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            msgs.append(f"{df_method} df could not be computed ({exc}); df are NaN")
+            warn(f"fit_mixed({formula!r}): " + msgs[-1])
+        bad = ~(np.isfinite(dfs) & (dfs > 0))
+        if bad.any() and np.isfinite(dfs).all():
+            msgs.append(f"{df_method} df not positive for {list(fe.index[bad])}; set to NaN")
+        dfs = np.where(bad, np.nan, dfs)
+        t = est / se
+        tc = st.t.ppf(0.5 + ci / 2, dfs)
+        out["se"] = se
+        out["df"] = dfs
+        out["t"] = t
+        out[P] = 2 * st.t.sf(np.abs(t), dfs)
+        out[CI_LOW], out[CI_HIGH] = est - tc * se, est + tc * se
+    out[CI_LEVEL] = ci
+    out[CI_METHOD] = _CI_METHODS[df_method]
+    return out
 
 
 @dataclass(eq=False)
@@ -34,8 +84,9 @@ class MixedResult:
     Attributes
     ----------
     fixed : DataFrame
-        ``term``, ``estimate``, ``se``, ``z``, ``p``, ``ci_low``, ``ci_high``, ``ci_level``,
-        ``ci_method`` (Wald, normal).
+        ``term``, ``estimate``, ``se``, ``df``, ``t``, ``p``, ``ci_low``, ``ci_high``,
+        ``ci_level``, ``ci_method`` (t distribution with Satterthwaite or Kenward–Roger df);
+        with ``df_method="wald"`` the columns ``z`` (no ``df``, ``t``) and normal CIs.
     random : DataFrame
         Variance components: ``group``, ``term``, ``kind`` (``variance``, ``covariance``,
         ``variance_component``, ``residual``), ``variance``, ``sd``, ``corr``.
@@ -274,6 +325,7 @@ def fit_mixed(
     method: str | list[str] | None = None,
     name: str = "",
     polish: bool = True,
+    df_method: str = "satterthwaite",
 ) -> MixedResult:
     """Fit a linear mixed model (statsmodels ``MixedLM``) and report it tidily.
 
@@ -295,7 +347,7 @@ def fit_mixed(
     reml : bool
         REML (default) or ML.
     ci : float
-        Level of the Wald CIs of the fixed effects.
+        Level of the CIs of the fixed effects.
     method : str or list of str, optional
         Optimiser passed to statsmodels. Default: lbfgs, then statsmodels' default (bfgs), powell
         and Nelder-Mead in turn until one converges with a finite likelihood.
@@ -305,6 +357,13 @@ def fit_mixed(
         Refine the optimum with BFGS at a tight gradient tolerance (default), which brings
         variance components to lme4's values to about 1e-6 where the default tolerance stops
         early.
+    df_method : {"satterthwaite", "kenward-roger", "wald"}
+        Inference on the fixed effects. ``"satterthwaite"`` (default): t tests and t CIs with
+        Satterthwaite df, as ``lmerTest`` (``summary(lmer(...))``, ``ddf = "Satterthwaite"``);
+        ``"kenward-roger"``: the Kenward–Roger adjusted covariance (standard errors) and df, as
+        ``pbkrtest::vcovAdj`` / ``lmerTest`` ``ddf = "Kenward-Roger"`` (REML fits only);
+        ``"wald"``: z tests and normal CIs (column ``z`` instead of ``df`` and ``t``), the
+        large-sample approximation, anticonservative with few groups.
 
     Returns
     -------
@@ -317,6 +376,10 @@ def fit_mixed(
         perfectly correlated); the message names the component, and is kept in ``.warnings``.
     """
     ci = check_ci(ci)
+    check_option("df_method", df_method, DF_METHODS)
+    if df_method == "kenward-roger" and not reml:
+        raise OptionError("df_method='kenward-roger' needs a REML fit (reml=True), as pbkrtest; "
+                          "use df_method='satterthwaite' with ML")
     df = _prepare_data(data, formula, groups, re_formula, vc_formula)
     if df[groups].nunique() < 2:
         raise StatsError(f"{df[groups].nunique()} level(s) of {groups!r} with complete data; a "
@@ -340,15 +403,7 @@ def fit_mixed(
         all_msgs.append("standard errors of fixed effects undefined (Hessian not positive "
                         f"definite) for {list(fe.index[~np.isfinite(se.to_numpy())])}")
         warn(f"fit_mixed({formula!r}): " + all_msgs[-1])
-    z = fe / se
-    zc = st.norm.ppf(0.5 + ci / 2)
-    fixed = pd.DataFrame({
-        "term": list(fe.index), "estimate": fe.to_numpy(), "se": se.to_numpy(),
-        "z": z.to_numpy(), P: 2 * st.norm.sf(np.abs(z.to_numpy())),
-        CI_LOW: (fe - zc * se).to_numpy(), CI_HIGH: (fe + zc * se).to_numpy(),
-    })
-    fixed[CI_LEVEL] = ci
-    fixed[CI_METHOD] = "Wald, normal"
+    fixed = _fixed_table(res, fe, se, ci, df_method, groups, all_msgs, formula)
     var_f, var_r, var_e, total = _nakagawa(model, res)
     q = model.k_re
     n_params = len(fe) + q * (q + 1) // 2 + model.k_vc + 1
@@ -372,7 +427,8 @@ def fit_mixed(
         formula=formula,
         name=name or _default_name(formula, re_formula, vc_formula),
         _inputs=dict(formula=formula, data=df, groups=groups, re_formula=re_formula,
-                     vc_formula=vc_formula, ci=ci, method=method, name=name, polish=polish),
+                     vc_formula=vc_formula, ci=ci, method=method, name=name, polish=polish,
+                     df_method=df_method),
     )
 
 
@@ -396,13 +452,17 @@ def compare(a: MixedResult, b: MixedResult) -> pd.DataFrame:
     -------
     DataFrame
         Two rows (smaller model first): ``model``, ``n_params``, ``llf``, ``aic``, ``bic``,
-        ``chi2``, ``df``, ``p`` (on the larger model's row), ``method``.
+        ``chi2``, ``df``, ``p`` (naive chi-square(df), on the larger model's row), ``method``,
+        ``p_mixture`` and ``p_mixture_method``.
 
     Notes
     -----
-    When the extra parameters are variances, the null value is on the boundary and the
-    chi-square p-value is conservative (about twice too large for one variance; Self & Liang
-    1987).
+    When the models differ only in their random part, the extra parameters are variances
+    whose null value is on the boundary and the naive chi-square p-value is conservative
+    (about twice too large for one variance). ``p_mixture`` is the boundary-corrected
+    p-value, ``0.5 P(chi2(df-1) > LR) + 0.5 P(chi2(df) > LR)`` (Self & Liang 1987; Stram &
+    Lee 1994; ``chi2(0)`` a point mass at 0): exact asymptotically for one added variance
+    (``df = 1``), the usual approximation when a random slope adds its covariance too.
     """
     for r in (a, b):
         if not isinstance(r, MixedResult):
@@ -440,6 +500,17 @@ def compare(a: MixedResult, b: MixedResult) -> pd.DataFrame:
         P: [np.nan, float(st.chi2.sf(chi2, df))],
     })
     out["method"] = method
+    # same fixed part: the extra parameters are random-effect (co)variances, whose null value
+    # is on the boundary: 50:50 mixture of chi2(df - 1) and chi2(df) (Self & Liang 1987;
+    # Stram & Lee 1994), exact for one added variance, approximate with its covariances
+    p_mix = np.nan
+    if same_fixed and df >= 1:
+        low = float(st.chi2.sf(chi2, df - 1)) if df > 1 else float(chi2 <= 0)
+        p_mix = 0.5 * low + 0.5 * float(st.chi2.sf(chi2, df))
+    out["p_mixture"] = [np.nan, p_mix]
+    out["p_mixture_method"] = ("50:50 mixture of chi2(df-1) and chi2(df) (Self & Liang 1987), "
+                               "random part tested on the boundary" if same_fixed else
+                               "not applicable (fixed effects differ)")
     return out
 
 
@@ -449,4 +520,6 @@ def _refit_ml(r: MixedResult) -> MixedResult:
     kw = dict(r._inputs)
     data = kw.pop("data")
     formula = kw.pop("formula")
+    if kw.get("df_method") == "kenward-roger":
+        kw["df_method"] = "satterthwaite"  # Kenward-Roger is defined for REML only
     return fit_mixed(formula, data, reml=False, **kw)

@@ -32,7 +32,7 @@ from irtrepro.stats._common import (
     warn,
 )
 
-__all__ = ["icc", "reliability", "FORMS"]
+__all__ = ["icc", "koo_li", "reliability", "FORMS"]
 
 #: McGraw & Wong (1996) name -> (Shrout & Fleiss (1979) name, model description)
 FORMS: dict[str, tuple[str, str]] = {
@@ -51,6 +51,53 @@ _CI_METHOD = {
     "df2 = N_obs - n - k + 1 (approximate)",
 }
 _MISSING = ("listwise", "mixed")
+#: Koo & Li (2016) bands of an ICC: poor < 0.5 <= moderate < 0.75 <= good < 0.9 <= excellent
+KOO_LI_BANDS = ((0.5, "poor"), (0.75, "moderate"), (0.9, "good"), (np.inf, "excellent"))
+
+
+def _koo_li_band(v: float) -> str:
+    if not np.isfinite(v) and not v == np.inf:
+        return "undefined"
+    for edge, name in KOO_LI_BANDS:
+        if v < edge:
+            return name
+    return "excellent"
+
+
+def koo_li(ci_low: Any, ci_high: Any) -> list[str]:
+    """Koo & Li (2016) interpretation of ICC confidence intervals, from their bounds.
+
+    Koo & Li ask to read the reliability off the 95 % CI, not the point estimate: poor
+    (< 0.5), moderate (0.5-0.75), good (0.75-0.9), excellent (> 0.9). A CI from 0.62 to
+    0.93 is "moderate to excellent"; one inside a band is named once ("good").
+
+    Parameters
+    ----------
+    ci_low, ci_high : float or array-like
+        CI bounds (unitless).
+
+    Returns
+    -------
+    list of str
+        One label per CI; ``"undefined"`` where a bound is NaN.
+
+    Examples
+    --------
+    >>> koo_li([0.62, 0.8], [0.93, 0.85])
+    ['moderate to excellent', 'good']
+    """
+    lo = np.atleast_1d(np.asarray(ci_low, float))
+    hi = np.atleast_1d(np.asarray(ci_high, float))
+    if lo.shape != hi.shape:
+        raise StatsError(f"ci_low has shape {lo.shape} and ci_high {hi.shape}; expected equal")
+    out = []
+    for a, b in zip(lo, hi, strict=True):
+        if np.isnan(a) or np.isnan(b):
+            out.append("undefined")
+            continue
+        la, lb = _koo_li_band(a), _koo_li_band(b)
+        out.append(la if la == lb else f"{la} to {lb}")
+    return out
 _ERRORS = ("raise", "warn")
 
 

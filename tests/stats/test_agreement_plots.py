@@ -42,3 +42,28 @@ def test_icc_forest_plot_from_icc_and_reliability(study_summary):
     assert fig2.axes[0].get_ylabel() == "metric"
     with pytest.raises(StatsError, match="no rows with form"):
         icc_forest_plot(table, form="ICC(B,1)")
+
+
+def test_icc_forest_plot_shows_two_forms_side_by_side(study_summary):
+    from irtrepro.plots import icc_forest_plot
+    from irtrepro.stats import icc
+
+    table = icc(study_summary[["tp"]])
+    fig = icc_forest_plot(table, form=("ICC(A,1)", "ICC(C,1)"))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ICC(A,1) (ICC2)",
+                                                                  "ICC(C,1) (ICC3)"]
+    assert len(ax.get_yticks()) == table.metric.nunique()
+    with pytest.raises(StatsError, match="ICC\\(B,1\\)"):
+        icc_forest_plot(table, form=("ICC(A,1)", "ICC(B,1)"))
+
+
+def test_koo_li_reads_the_ci_bounds():
+    # Koo & Li (2016) J Chiropr Med 15:155: poor < 0.5, moderate 0.5-0.75, good 0.75-0.9,
+    # excellent > 0.9, judged on the 95 % CI; their example: a CI of 0.83-0.94 is "good to
+    # excellent"
+    from irtrepro.stats import koo_li
+
+    assert koo_li([0.83, 0.62, 0.76, 0.2, np.nan], [0.94, 0.93, 0.89, 0.45, 0.9]) == [
+        "good to excellent", "moderate to excellent", "good", "poor", "undefined"]
+    assert koo_li(0.5, 0.75) == ["moderate to good"]
