@@ -8,6 +8,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MANIFEST ?= data_manifest.yaml
 REPORTS ?= reports
+# settings of the model parts (YAML), e.g. .ci/small-report.yaml for a quick run of the chain
+SETTINGS ?=
 JOBS ?= 2
 LOCK ?= requirements.lock
 STAMP := $(VENV)/.installed
@@ -70,7 +72,8 @@ sysdeps:
 	  || echo "sysdeps: apt-get install$$missing failed (the tests needing it skip)"; fi
 
 report: $(STAMP)
-	$(VENV)/bin/irtrepro -v report --manifest $(MANIFEST) --out $(REPORTS)
+	$(VENV)/bin/irtrepro -v report --manifest $(MANIFEST) --out $(REPORTS) \
+	  $(if $(SETTINGS),--settings $(SETTINGS))
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q -m "not slow" tests

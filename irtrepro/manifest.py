@@ -299,14 +299,15 @@ def _check_reader(path: Path, fe: dict, kind: str, where: str, file_path: Path,
     fmt = fe.get("format")
     opts = [k for k in fe if k not in _FILE_KEYS and k not in SYNC_OPTIONS]
     at = _at(path, fe, where)
-    if kind in OTHER_FORMATS:
-        known = OTHER_FORMATS[kind]
-        if fmt is not None and fmt not in known:
-            problems.append(f"{_at(path, fe, where + '.format', 'format')}: unknown {kind} "
-                            f"format {fmt!r}{_did_you_mean(fmt, known)} (formats: "
-                            f"{', '.join(known)})")
-        elif opts:
-            problems.append(f"{at}: {kind} files take no reader options, got {sorted(opts)}")
+    own = OTHER_FORMATS.get(kind, ())
+    if fmt in own or (fmt is None and own and kind not in registry.KINDS):
+        if opts:
+            problems.append(f"{at}: {kind} files of format {fmt!r} take no reader options, "
+                            f"got {sorted(opts)}")
+        return
+    if kind not in registry.KINDS:
+        problems.append(f"{_at(path, fe, where + '.format', 'format')}: unknown {kind} "
+                        f"format {fmt!r}{_did_you_mean(fmt, own)} (formats: {', '.join(own)})")
         return
     if fmt is None:
         if not opts or not file_path.exists():
@@ -319,7 +320,7 @@ def _check_reader(path: Path, fe: dict, kind: str, where: str, file_path: Path,
     try:
         reader = registry.get_reader(kind, str(fmt))
     except OptionError:
-        names = sorted({r.format for r in registry.formats(kind)}
+        names = sorted({r.format for r in registry.formats(kind)} | set(own)
                        | ({r.format for r in registry.formats("thermal")} if kind == "face"
                           else set()))
         problems.append(f"{_at(path, fe, where + '.format', 'format')}: unknown {kind} "

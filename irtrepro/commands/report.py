@@ -13,7 +13,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cache", default=None, help="model/result cache (default: data/cache)")
     parser.add_argument("--seed", type=int, default=0, help="seed of training and resampling")
     parser.add_argument("--parts", default="vision,breathing,keypoints",
-                        help="model parts to run, comma-separated (default: %(default)s)")
+                        help="model parts to run, comma-separated: vision, breathing, keypoints or "
+                             "the import name of a module with run_for_report "
+                             "(default: %(default)s)")
     parser.add_argument("--keep-going", action="store_true",
                         help="exit 0 with a partial report when a part, analysis or file "
                              "failed (default: exit 1; the report is written either way)")
@@ -25,7 +27,11 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from irtrepro.report.run import run_report
 
-    parts = tuple(f"irtrepro.{p.strip()}" for p in args.parts.split(",") if p.strip())
+    from irtrepro.report.run import MODEL_PARTS
+
+    own = {name.rsplit(".", 1)[-1]: name for name in MODEL_PARTS}
+    # the project's parts by their short name; any other module by its import name
+    parts = tuple(own.get(p.strip(), p.strip()) for p in args.parts.split(",") if p.strip())
     settings = None
     if args.settings:
         import yaml

@@ -796,6 +796,10 @@ def _sniff_png_labels(head: bytes, path: Path) -> bool:
     return head.startswith(b"\x89PNG")
 
 
+#: Keyword options the registered annotation readers pass on to read_annotations.
+_READER_OPTIONS = ("labels", "frames", "recording", "keep_empty", "progress")
+
+
 def _reader(fmt: str):
     def read(path, **options):
         return read_annotations(path, format=fmt, **options)
@@ -804,8 +808,11 @@ def _reader(fmt: str):
 
 
 register("thermal_masks", "labelme", extensions=(".json",), sniff=_sniff_labelme,
-         description="LabelMe JSON (polygon, rectangle, circle, mask shapes)")(_reader("labelme"))
+         description="LabelMe JSON (polygon, rectangle, circle, mask shapes)",
+         options=_READER_OPTIONS)(_reader("labelme"))
 register("thermal_masks", "coco", extensions=(), sniff=_sniff_coco,
-         description="COCO instances JSON (polygons, RLE; CVAT, Label Studio)")(_reader("coco"))
+         description="COCO instances JSON (polygons, RLE; CVAT, Label Studio)",
+         options=_READER_OPTIONS)(_reader("coco"))
 register("thermal_masks", "png-labels", extensions=(".png",), sniff=_sniff_png_labels,
-         description="index or palette PNG label maps, one per frame")(_reader("png-labels"))
+         description="index or palette PNG label maps, one per frame",
+         options=_READER_OPTIONS)(_reader("png-labels"))

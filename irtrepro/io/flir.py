@@ -32,6 +32,7 @@ dask-backed DataArray whose chunks seek to their frames and decode only those.
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import os
 import struct
 import threading
@@ -709,9 +710,8 @@ def _sniff_fff(head: bytes, path: Path, want: str) -> bool:
 
 
 #: Keyword options of read_fff that the SEQ/CSQ readers pass on.
-FFF_OPTIONS = ("chunk_frames", "on_damaged", "emissivity", "reflected_temperature",
-               "object_distance", "atmospheric_temperature", "relative_humidity",
-               "plausible_range")
+FFF_OPTIONS = tuple(name for name in inspect.signature(read_fff).parameters
+                    if name not in ("path", "fmt"))
 
 
 @register("thermal", "flir-seq", extensions=(".seq", ".fff"),

@@ -75,8 +75,8 @@ class Reader:
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise OptionError(f"{where + ': ' if where else ''}reader {self.format!r} "
-                                  f"({self.kind}) takes no option {name!r}{hint} It takes "
-                                  f"{sorted(known) or 'no options'}")
+                                  f"({self.kind}) takes no option {name!r}{hint} (options: "
+                                  f"{', '.join(sorted(known)) or 'none'})")
 
 
 _REGISTRY: dict[tuple[str, str], Reader] = {}

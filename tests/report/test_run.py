@@ -49,8 +49,12 @@ def test_corrupt_file_and_missing_session_are_listed(study_dir, tmp_path):
     from irtrepro.manifest import sha256_path
 
     (copy / "study.yaml").write_text(text.replace(hr.sha256, sha256_path(hr.path)))
-    page = run_report(copy / "study.yaml", tmp_path / "r", parts=("irtrepro.nonexistent",))
-    html = page.read_text()
+    from irtrepro.errors import IncompleteError
+
+    with pytest.raises(IncompleteError) as info:
+        run_report(copy / "study.yaml", tmp_path / "r", parts=("irtrepro.nonexistent",))
+    assert any(f.startswith("S02/SI hr:") for f in info.value.failures)
+    html = info.value.output.read_text()
     top = html[: html.index("Contents")]
     assert "S02/SI hr:" in top
     assert "nonexistent: part not available" in top
@@ -117,102 +121,81 @@ def run_for_report(manifest, cache_dir, *, seed=0, progress=None):
 }
 
 
-def test_parts_run_side_by_side_in_their_own_processes(study_dir, tmp_path, monkeypatch):
-    import os
+def _fake_parts(tmp_path, monkeypatch):
     import sys
 
-    import pandas as pd
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    for name, src in FAKE_PARTS.items():
+        (mods / f"{name}.py").write_text(src)
+        sys.modules.pop(name, None)
+    monkeypatch.syspath_prepend(str(mods))
+
+
+def test_failed_parts_are_listed_on_top_and_raise_after_writing(study_dir, tmp_path,
+                                                                 monkeypatch):
     import xarray as xr
 
-    mods = tmp_path / "mods"
-    mods.mkdir()
-    for name, src in FAKE_PARTS.items():
-        (mods / f"{name}.py").write_text(src)
-    monkeypatch.syspath_prepend(str(mods))  # spawned children get the parent's sys.path
+    from irtrepro.errors import IncompleteError
+
+    _fake_parts(tmp_path, monkeypatch)
     copy = tmp_path / "copy"
     shutil.copytree(study_dir, copy, ignore=shutil.ignore_patterns("cache", "study.nc"))
     out = tmp_path / "r"
-    page = run_report(copy / "study.yaml", out, parts=tuple(FAKE_PARTS), part_jobs=3)
-    html = page.read_text()
+    parts = ("fakepart_ok", "fakepart_raises")
+    with pytest.raises(IncompleteError, match="1 step") as info:
+        run_report(copy / "study.yaml", out, parts=parts)
+    assert info.value.failures == [
+        "fakepart_raises: failed with ValueError: planted failure in fakepart_raises"]
+    html = (out / "index.html").read_text()
     top = html[: html.index("Contents")]
-    # each failure is listed with its reason; the working part is in the report
-    assert "fakepart_raises: failed with ValueError: planted failure in fakepart_raises" in top
-    assert "fakepart_dies: failed with its process ended with exit code 3" in top
-    where = pd.read_csv(out / "tables" / "fakepart_ok_where.csv")
-    assert where.pid[0] != os.getpid()
-    assert where.threads[0] == max(1, (os.cpu_count() or 1) // 3)
-    assert str(where.progress[0]) == "False"  # no bars drawn over each other
+    assert 'id="failures"' in top and "planted failure in fakepart_raises" in top
+    # the working part is in the report and its variable in the Study
+    assert (out / "tables" / "fakepart_ok_where.csv").exists()
     study = xr.open_dataset(copy / "data" / "study.nc")
     assert float(study.fake_var.sel(time=1.0).max()) == 7.0
-    assert "models: fakepart_ok (process)" in html and "fakepart_ok: work" in html
-    # the finished part was cached by its process: a second run reuses it in-process
-    assert list((copy / "data" / "cache").glob("part-fakepart_ok-*.pkl"))
-    sys.modules.pop("fakepart_ok", None)
-    page = run_report(copy / "study.yaml", out, parts=("fakepart_ok",))
-    assert pd.read_csv(out / "tables" / "fakepart_ok_where.csv").pid[0] == where.pid[0]
+    # keep_going: the same partial report, returned normally
+    page = run_report(copy / "study.yaml", out, parts=parts, keep_going=True)
+    assert 'id="failures"' in page.read_text()
 
 
-def test_auto_schedule_runs_solo_parts_alone_then_the_rest_side_by_side(study_dir, tmp_path,
-                                                                        monkeypatch):
-    import os
-    import sys
-
+def test_settings_reach_the_part_and_its_cache_key(study_dir, tmp_path, monkeypatch):
     import pandas as pd
 
-    import irtrepro.report.run as run_mod
+    from irtrepro.errors import OptionError
 
+    src = FAKE_PARTS["fakepart_ok"].replace(
+        "def run_for_report(manifest, cache_dir, *, seed=0, progress=None):",
+        "def run_for_report(manifest, cache_dir, *, seed=0, progress=None, steps=1):").replace(
+        '"progress": [repr(progress)]}', '"progress": [repr(progress)], "steps": [steps]}')
     mods = tmp_path / "mods"
     mods.mkdir()
-    for name, src in FAKE_PARTS.items():
-        (mods / f"{name}.py").write_text(src)
-    (mods / "fakepart_ok2.py").write_text(FAKE_PARTS["fakepart_ok"].replace(
-        '"fakepart_ok"', '"fakepart_ok2"').replace("fake_var", "fake_var2"))
+    (mods / "fakepart_set.py").write_text(src.replace('"fakepart_ok"', '"fakepart_set"'))
     monkeypatch.syspath_prepend(str(mods))
-    monkeypatch.setattr(run_mod, "SOLO_PARTS", ("fakepart_ok",))
-    monkeypatch.setattr(run_mod, "_cores", lambda: 2)
     copy = tmp_path / "copy"
     shutil.copytree(study_dir, copy, ignore=shutil.ignore_patterns("cache", "study.nc"))
     out = tmp_path / "r"
-    parts = ("fakepart_ok", "fakepart_ok2", "fakepart_raises")
-    for name in parts:
-        sys.modules.pop(name, None)
-    page = run_report(copy / "study.yaml", out, parts=parts, part_jobs="auto")
-    html = page.read_text()
-    solo = pd.read_csv(out / "tables" / "fakepart_ok_where.csv")
-    side = pd.read_csv(out / "tables" / "fakepart_ok2_where.csv")
-    assert solo.pid[0] == os.getpid()  # the solo part ran here, with the progress setting
-    assert side.pid[0] != os.getpid()  # the others in their own processes, 1 thread each
-    assert side.threads[0] == 1 and str(side.progress[0]) == "False"
-    top = html[: html.index("Contents")]
-    assert "fakepart_raises: failed with ValueError: planted failure" in top
-    assert "models: side by side (wall)" in html and "models: fakepart_ok2 (process)" in html
+    run_report(copy / "study.yaml", out, parts=("fakepart_set",),
+               settings={"fakepart_set": {"steps": 7}})
+    assert pd.read_csv(out / "tables" / "fakepart_set_where.csv").steps[0] == 7
+    run_report(copy / "study.yaml", out, parts=("fakepart_set",),
+               settings={"fakepart_set": {"steps": 3}})
+    assert pd.read_csv(out / "tables" / "fakepart_set_where.csv").steps[0] == 3  # not cached
+    with pytest.raises(OptionError, match="settings for \\['vison'\\]"):
+        run_report(copy / "study.yaml", out, parts=("fakepart_set",), settings={"vison": {}})
 
 
-@pytest.mark.parametrize("jobs, cores, expect", [
-    (None, 2, ([], 1)), (1, 2, ([], 1)), (3, 2, (["v", "b", "k"], 3)), (2, 1, (["v", "b", "k"], 2)),
-    ("auto", 2, (["b", "k"], 2)), ("auto", 1, ([], 1)), ("auto", 16, (["b", "k"], 2))])
-def test_schedule(jobs, cores, expect, monkeypatch):
-    import irtrepro.report.run as run_mod
+def test_cli_report_exit_codes(study_dir, tmp_path, monkeypatch, capsys):
+    from irtrepro.cli import main
 
-    monkeypatch.setattr(run_mod, "_cores", lambda: cores)
-    fresh = [("irtrepro.vision", "v", None), ("irtrepro.breathing", "b", None),
-             ("irtrepro.keypoints", "k", None)]
-    side, n = run_mod._schedule(fresh, jobs)
-    assert ([t[1] for t in side], n) == expect
-    # only the vision part left to compute: nothing to put side by side
-    assert run_mod._schedule(fresh[:1], "auto") == ([], 1)
-    with pytest.raises(ValueError, match="part_jobs"):
-        run_mod._schedule(fresh, 0)
-
-
-def test_cli_part_jobs(capsys):
-    from irtrepro.cli import build_parser
-
-    parser = build_parser()
-    assert parser.parse_args(["report"]).part_jobs is None
-    assert parser.parse_args(["report", "--part-jobs", "auto"]).part_jobs == "auto"
-    assert parser.parse_args(["report", "--part-jobs", "3"]).part_jobs == 3
-    for bad in ("0", "many"):
-        with pytest.raises(SystemExit):
-            parser.parse_args(["report", "--part-jobs", bad])
-        assert "expected 'auto' or an integer >= 1" in capsys.readouterr().err
+    _fake_parts(tmp_path, monkeypatch)
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy, ignore=shutil.ignore_patterns("cache", "study.nc"))
+    args = ["report", "--manifest", str(copy / "study.yaml"), "--out", str(tmp_path / "r")]
+    assert main(args + ["--parts", "fakepart_ok"]) == 0
+    assert main(args + ["--parts", "fakepart_ok,fakepart_raises"]) == 1
+    assert "planted failure in fakepart_raises" in capsys.readouterr().out
+    assert main(args + ["--parts", "fakepart_ok,fakepart_raises", "--keep-going"]) == 0
+    settings = tmp_path / "s.yaml"
+    settings.write_text("fakepart_ok: {}\n")
+    assert main(args + ["--parts", "fakepart_ok", "--settings", str(settings)]) == 0
