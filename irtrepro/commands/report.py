@@ -25,9 +25,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from irtrepro.report.run import run_report
-
-    from irtrepro.report.run import MODEL_PARTS
+    from irtrepro.report.run import MODEL_PARTS, run_report
 
     own = {name.rsplit(".", 1)[-1]: name for name in MODEL_PARTS}
     # the project's parts by their short name; any other module by its import name
