@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import xarray as xr
 
+from irtrepro.errors import StatsError
 from irtrepro.plots.timecourse import heatmap
 from irtrepro.report.part import ReportPart
 from irtrepro.stats import p_adjust, rmcorr, windowed_corr
@@ -44,8 +45,12 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
             continue
         df = _long(study, (metric, signal), phases)
         # each subject-session is a unit: sessions carry their own offsets (day effects)
-        rm = rmcorr(df, "unit", metric, signal).assign(phases="+".join(phases))
-        wc = windowed_corr(df, "unit", metric, signal)
+        try:
+            rm = rmcorr(df, "unit", metric, signal).assign(phases="+".join(phases))
+            wc = windowed_corr(df, "unit", metric, signal)
+        except StatsError as exc:  # too few samples for this question: said, not a crash
+            part.notes.append(f"{metric} vs {signal} ({'+'.join(phases)}): left out: {exc}")
+            continue
         ps = wc.per_subject.assign(metric=metric, signal=signal, phases="+".join(phases))
         per_subject.append(ps)
         pooled = wc.pooled.iloc[0]
