@@ -102,10 +102,13 @@ def mismatch_message(m: Manifest, diff: list[FileEntry]) -> str:
     env = "\n  ".join(f"{k}: recorded {recorded.get(k, 'not recorded')}, installed {v}"
                       + ("" if recorded.get(k) == v else "   <- differs")
                       for k, v in installed.items())
+    differs = [k for k, v in installed.items() if recorded.get(k) != v]
+    cause = ("The generator is deterministic, so the likely cause is an environment that "
+             "differs from the one that recorded the manifest" if differs else
+             "The installed versions are the recorded ones, so the generator's code or the "
+             "recorded checksums changed since the manifest was written")
     return (f"{m.path}: the generator did not reproduce the recorded checksums of "
-            f"{len(diff)} file(s):\n  {lines}{more}\n"
-            "The generator is deterministic, so the likely cause is an environment that differs "
-            "from the one that recorded the manifest:\n  " + env + "\n"
+            f"{len(diff)} file(s):\n  {lines}{more}\n{cause}:\n  " + env + "\n"
             "What you can do: install the tested versions (`make install` uses "
             "requirements.lock), or, if you changed the generator or want this environment's "
             "files, record new checksums with `irtrepro manifest regenerate --record` and "
