@@ -599,9 +599,9 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
     workers : int
         Processes that train folds at the same time, each with one torch thread. With 1 (the
         default) the folds run here, one after the other, with the caller's torch threads.
-        The small models of the default size use two CPU threads poorly: on 2 cores two
-        single-threaded folds at once took 309 s against 461 s for two 2-thread folds in a row
-        (the keypoint part of ``make report``, measured 2026-11-26).
+        The small models of the default size use two CPU threads poorly, so on 2 cores two
+        single-threaded folds at once finish sooner than two 2-thread folds in a row (see
+        ``docs/keypoints.md``).
         Results equal a one-thread run in this process (each fold has its own seed).
 
     Returns
