@@ -37,22 +37,21 @@ new faces; noise and motion depend on ``(seed, subject, session)``.
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from irtrepro._atomic import atomic_path
-from irtrepro.errors import OptionError, ReaderError
+from irtrepro.errors import OptionError
+
+# the label file's reader and writer are io's; kept importable here under their documented names
+from irtrepro.io.face import LABELS, read_face_labels, write_face_labels
 
 __all__ = ["render_face_session", "write_face_labels", "read_face_labels", "clip_windows",
            "demo_truth_session", "demo_breaths", "LABELS"]
 
-LABELS = ("INH", "EXH")
 _TAU_RIM = 0.6   # s, thermal lag of the nostril rim skin
 _TAU_AIR = 0.1   # s, lag of the plume / jet (air mixing)
 _OVERSAMPLE = 8  # internal steps per frame for the lag filters
@@ -334,53 +333,6 @@ def render_face_session(truth: xr.Dataset, breaths: pd.DataFrame, *, fps: float 
                "sampling_design": design},
     )
     return ds
-
-
-def write_face_labels(path: str | os.PathLike, ds: xr.Dataset) -> Path:
-    """Write the frame labels of a rendered session as CSV ``frame,time,label`` (atomically).
-
-    Parameters
-    ----------
-    path : path-like
-        Target CSV file.
-    ds : xarray.Dataset
-        Output of :func:`render_face_session` (``label`` and ``time`` on ``frame``).
-    """
-    path = Path(path)
-    df = pd.DataFrame({"frame": np.arange(ds.sizes["frame"]),
-                       "time": np.round(ds["time"].values.astype(float), 6),
-                       "label": ds["label"].values.astype(str)})
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-    return path
-
-
-def read_face_labels(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a ``frame,time,label`` CSV (labels INH/EXH, empty for unlabelled frames).
-
-    Raises
-    ------
-    ReaderError
-        Missing file or columns, or a label other than INH/EXH/empty (naming the line).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ReaderError(f"{path}: face label file not found")
-    try:
-        df = pd.read_csv(path, keep_default_na=False, dtype={"label": str})
-    except Exception as exc:  # pandas raises several types on malformed CSV
-        raise ReaderError(f"{path}: not a readable CSV ({exc})") from exc
-    missing = {"frame", "time", "label"} - set(df.columns)
-    if missing:
-        raise ReaderError(f"{path}: missing columns {sorted(missing)}; expected frame,time,label")
-    df["label"] = df["label"].str.strip().str.upper()
-    bad = ~df["label"].isin(["INH", "EXH", ""])
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ReaderError(f"{path}:{i + 2}: label {df['label'].iloc[i]!r}; expected INH or EXH")
-    df["frame"] = df["frame"].astype(int)
-    df["time"] = df["time"].astype(float)
-    return df[["frame", "time", "label"]]
 
 
 # --------------------------------------------------------------------------------------------

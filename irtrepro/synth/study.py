@@ -393,7 +393,8 @@ def _write_frame_store(kind: str, frames: xr.DataArray, base: Path, stem: str,
 
 
 def _face(cfg, ts, breaths, base, stem, start, files, rel) -> None:
-    from irtrepro.synth.face import render_face_session, write_face_labels
+    from irtrepro.io.face import write_face_labels
+    from irtrepro.synth.face import render_face_session
 
     opts = dict(cfg.face)
     if "shape" in opts:
@@ -412,7 +413,8 @@ def _pose(cfg, ts, sub, sid, base, stem, start, files, rel) -> None:
     The clip (80x60 thermal frames, npz as a camera export would be) follows the truth's
     cadence and speed; its ground-truth keypoints go to the derivatives as COCO JSON.
     """
-    from irtrepro.synth.pose import render_running_clip, write_coco, write_pose_clip
+    from irtrepro.io.pose import write_pose_clip
+    from irtrepro.synth.pose import render_running_clip, write_coco
 
     opts = dict(cfg.pose)
     fps = float(opts.get("fps", 15.0))
