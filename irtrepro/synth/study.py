@@ -132,7 +132,7 @@ def _core_frame(ts: xr.Dataset, lead: float, rng: np.random.Generator) -> pd.Dat
 
 
 def _write_cpet(fmt: str, df: pd.DataFrame, path: Path, start: _dt.datetime, subj: dict) -> None:
-    from irtrepro.io import cpet
+    from irtrepro.synth.exports import cpet
 
     if fmt == "cosmed-xlsx":
         cpet.write_cosmed_xlsx(df, path, start_time=start, subject=subj)
@@ -143,24 +143,20 @@ def _write_cpet(fmt: str, df: pd.DataFrame, path: Path, start: _dt.datetime, sub
 
 
 def _write_hr(fmt: str, df: pd.DataFrame, path: Path, start: _dt.datetime) -> None:
-    from irtrepro.io import hr
+    from irtrepro.synth.exports import fit, hr
 
     if fmt == "polar-csv":
         hr.write_polar_csv(df, path, start_time=start)
     else:
-        from irtrepro.io import fit
-
         fit.write_fit(df, path, start_time=start, fields=("heart_rate",))
 
 
 def _write_core(fmt: str, df: pd.DataFrame, path: Path, start: _dt.datetime) -> None:
-    from irtrepro.io import core
+    from irtrepro.synth.exports import core, fit
 
     if fmt == "core-csv":
         core.write_core_csv(df, path, start_time=start)
     else:
-        from irtrepro.io import fit
-
         fit.write_fit(df, path, start_time=start, fields=("core_temperature",))
 
 
