@@ -379,7 +379,7 @@ def _truth_path(base: Path, name: str) -> Path:
 def _write_frame_store(kind: str, frames: xr.DataArray, base: Path, stem: str,
                        start: _dt.datetime, files: dict, rel) -> None:
     """A recording as the camera software would export it: zarr frame store + start time."""
-    from irtrepro.io.thermal import write_frames
+    from irtrepro.io.zarr_store import write_frames
 
     frames.attrs["start_time"] = start.isoformat()
     p = base / kind / f"{stem}_{kind}.zarr"
