@@ -3,7 +3,7 @@
 ``core-csv``
     A delimited export with a time column and a temperature column, both configurable
     (``time_column``, ``value_column``, optional ``date_column``). The generator's writer
-    (:func:`irtrepro.synth.exports.core.write_core_csv`) produces what the e-Celsius viewer's
+    (``write_core_csv`` of the synthetic study's exports) produces what the e-Celsius viewer's
     export looks like in French/European locale (no real file was available
     to the project; this is our reading of it): ``;`` separated, decimal comma, columns
     ``Date;Time;Temperature (°C)`` with ``dd/mm/yyyy`` and ``hh:mm:ss`` clock times, one line
@@ -12,7 +12,7 @@
 ``fit`` (kind ``core``)
     FIT ``record`` messages carrying core temperature. We read, in order: a developer field
     named ``core_temperature`` (what the CORE sensor's Connect IQ data field writes, float °C;
-    also what :func:`irtrepro.synth.exports.fit.write_fit` writes), a native record field
+    also what the synthetic study's FIT writer writes), a native record field
     ``core_temperature``, or record field 139 (FIT SDK 21.x ``record.core_temperature``,
     uint16, scale 100, which fitdecode 0.11 does not yet name and returns as ``unknown_139``).
 """

@@ -480,7 +480,7 @@ def read_cpet_csv(path: str | os.PathLike, *, column_map: dict[str, str] | None 
     optional units row, then one breath per line. Units come from the units row, from the
     label (``"VO2 (L/min)"``) or from ``units``; without any, Study units are assumed and the
     values are checked for plausibility. A leading comment line ``# start_time=<ISO 8601>``
-    (as :func:`irtrepro.synth.exports.cpet.write_cpet_csv` writes) sets ``attrs['start_time']``.
+    (as the synthetic study's CSV writer writes) sets ``attrs['start_time']``.
 
     Parameters
     ----------

@@ -34,8 +34,8 @@ def write_face_labels(path: str | os.PathLike, ds) -> Path:
     path : path-like
         Target CSV file.
     ds : xarray.Dataset
-        ``label`` (str) and ``time`` (s) on ``frame``, e.g. the output of
-        :func:`irtrepro.synth.face.render_face_session`. Times are written to 1e-6 s.
+        ``label`` (str) and ``time`` (s) on ``frame``, e.g. a rendered synthetic face
+        session. Times are written to 1e-6 s.
     """
     path = Path(path)
     df = pd.DataFrame({"frame": np.arange(ds.sizes["frame"]),

@@ -42,7 +42,7 @@ def write_pose_clip(path: str | os.PathLike, clip, *, include_rgb: bool = False)
     clip : object
         Anything with ``thermal`` ``(n, H, W)`` degC, ``time`` ``(n,)`` s, ``fps`` Hz,
         ``subject``, ``activity``, ``rgb_scale``, ``attrs`` (dict) and ``rgb``
-        ``(n, h, w, 3)`` in [0, 1] or ``None`` (e.g. :class:`irtrepro.synth.pose.PoseClip`).
+        ``(n, h, w, 3)`` in [0, 1] or ``None`` (e.g. a synthetic ``PoseClip``).
     include_rgb : bool
         Also store the RGB frames (as uint8).
 

@@ -2,9 +2,10 @@
 
 Protocol (per fold of a leave-subject-out split):
 
-1. Take a paired corpus (clips of thermal + RGB frames with keypoints, e.g. the synthetic one
-   of :mod:`irtrepro.synth.pose_corpus`); detect the person in each thermal frame (:func:`~irtrepro.keypoints.detector.detect_people`) and crop thermal
-   and RGB frames with the same window.
+1. Take a paired corpus (clips of thermal + RGB frames with keypoints: a lab's, or the
+   generator's synthetic one); detect the person in each thermal frame
+   (:func:`~irtrepro.keypoints.detector.detect_people`) and crop thermal and RGB frames with the
+   same window.
 2. Of the training subjects' frames a fraction ``label_fraction`` carries keypoint labels (L);
    all their frames (L + U) are paired but unlabelled for the student.
 3. **Teacher**: encoder (``teacher``) + classic decoder trained on the RGB crops of L with
@@ -597,8 +598,8 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, corpus, students=(
         The paired frames: a :class:`CropSet` (:func:`crops_from_clips` with
         ``keep_frames=True``) or clips as :func:`crops_from_clips` takes them (each with
         ``thermal``, ``rgb``, ``keypoints``, ``area``, ``bbox``, ``subject``, ``activity``,
-        ``rgb_scale``). Subjects are held out in the order they first appear. The synthetic
-        corpus and this experiment on it: :func:`irtrepro.synth.pose_corpus.run_experiment`.
+        ``rgb_scale``). Subjects are held out in the order they first appear. The generator's
+        ``pose_corpus.run_experiment`` renders a synthetic corpus and calls this on it.
     workers : int
         Processes that train folds at the same time, each with one torch thread. With 1 (the
         default) the folds run here, one after the other, with the caller's torch threads.
