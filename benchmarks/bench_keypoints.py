@@ -27,6 +27,7 @@ import torch
 from irtrepro.keypoints import train as T
 from irtrepro.keypoints.gait import cadence_from_ankles
 from irtrepro.synth.pose import render_running_clip
+from irtrepro.synth.pose_corpus import run_experiment
 
 BETAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -61,8 +62,8 @@ def main() -> None:
     cfg = T.KeypointConfig.published() if "--published" in sys.argv else T.KeypointConfig()
     t0, c0 = time.perf_counter(), time.process_time()
     workers = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else 1
-    res = T.run_experiment(cfg, students=("mobilenetv3", "cnn", "vit"), betas=BETAS,
-                           keep_models=True, workers=workers)
+    res = run_experiment(cfg, students=("mobilenetv3", "cnn", "vit"), betas=BETAS,
+                         keep_models=True, workers=workers)
     print(cfg)
     print(T.summarise(res["table"]).round(3).to_string(index=False))
     print(res["table"][["model", "fold", "AP", "AP50", "AP75", "AP_run", "AP_tug"]]

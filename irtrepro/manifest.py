@@ -64,8 +64,7 @@ SCHEMA_KEYS = {
     "session": ("id", "day", "protocol", "start_time", "files"),
 }
 #: Formats of the kinds that the reader registry does not serve (read by their own modules).
-OTHER_FORMATS = {"pose": ("npz",), "thermal_masks": ("zarr-masks",), "face_labels": ("csv",),
-                 "pose_keypoints": ("coco",)}
+OTHER_FORMATS = {"thermal_masks": ("zarr-masks",)}
 
 
 # ---------------------------------------------------------------- YAML with line numbers

@@ -163,8 +163,8 @@ def session_images(ds: xr.Dataset | xr.DataArray, labels: np.ndarray | None = No
                    source: str = "") -> ImageSet:
     """Crops of one face session as an :class:`ImageSet` (invalid frames left out, in notes).
 
-    ``ds`` is a rendered session (:func:`irtrepro.synth.face.render_face_session`) or a frame
-    DataArray ``(frame, y, x)`` with ``time(frame)``; ``labels`` ("INH"/"EXH"/"") default to
+    ``ds`` is a rendered session (a Dataset with ``frames``, ``label`` and optionally
+    ``clip_index``, ``hard``, as the synthetic study's renderer returns) or a frame DataArray ``(frame, y, x)`` with ``time(frame)``; ``labels`` ("INH"/"EXH"/"") default to
     ``ds['label']``.
     """
     da = ds["frames"] if isinstance(ds, xr.Dataset) else ds
@@ -276,7 +276,6 @@ def manifest_images(manifest, *, size: int = 32, progress: bool | None = None
     """
     from irtrepro._logging import progress_bar
     from irtrepro.io.registry import read
-    from irtrepro.synth.face import read_face_labels
 
     sets, frames, notes = [], {}, []
     for entry in progress_bar(manifest.sessions, progress, desc="face sessions"):
@@ -289,7 +288,8 @@ def manifest_images(manifest, *, size: int = 32, progress: bool | None = None
         frames[(entry.subject, entry.session)] = da
         labels = None
         if "face_labels" in files:
-            lab = read_face_labels(files["face_labels"].path)
+            fl = files["face_labels"]
+            lab = read("face_labels", fl.path, fl.format, **(fl.options or {}))
             if len(lab) != da.sizes["frame"]:
                 raise ReaderError(f"{files['face_labels'].path}: {len(lab)} labels for "
                                   f"{da.sizes['frame']} frames in {fe.path}")

@@ -58,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = T.KeypointConfig.published(**kw) if args.published else T.KeypointConfig(**kw)
         students = tuple(s for s in args.students.split(",") if s)
         betas = tuple(float(b) for b in args.betas.split(",") if b)
-        res = T.run_experiment(cfg, students=students, betas=betas, keep_models=True,
-                               workers=args.workers)
+        from irtrepro.synth.pose_corpus import run_experiment
+
+        res = run_experiment(cfg, students=students, betas=betas, keep_models=True,
+                             workers=args.workers)
         args.out.mkdir(parents=True, exist_ok=True)
         for name, m in res["models"].items():
             kind = "mobilenetv3" if name == "baseline" else (
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                   .to_string())
         print(summ.to_string(index=False))
         return 0
-    from irtrepro.synth.pose import read_pose_clip
+    from irtrepro.io.pose import read_pose_clip
 
     model, cfg = T.load_model(args.model)
     clip = read_pose_clip(args.clip)

@@ -532,7 +532,7 @@ def _detect(files: Sequence[Path]) -> str:
 # --------------------------------------------------------------------------------------------
 
 def _recording_grid(recording) -> tuple[np.ndarray, tuple[int, int], np.ndarray | None, str]:
-    from irtrepro.io.thermal import open_frame_store
+    from irtrepro.io.zarr_store import open_frame_store
 
     ds = open_frame_store(recording)
     var = "frames" if "frames" in ds else next(n for n in ("roi", "vessels") if n in ds)

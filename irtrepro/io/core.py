@@ -1,9 +1,10 @@
-"""Core temperature: e-Celsius-style CSV and the CORE sensor's FIT field; readers and writers.
+"""Core temperature: e-Celsius-style CSV and the CORE sensor's FIT field; readers.
 
 ``core-csv``
     A delimited export with a time column and a temperature column, both configurable
-    (``time_column``, ``value_column``, optional ``date_column``). The writer produces what the
-    e-Celsius viewer's export looks like in French/European locale (no real file was available
+    (``time_column``, ``value_column``, optional ``date_column``). The generator's writer
+    (``write_core_csv`` of the synthetic study's exports) produces what the e-Celsius viewer's
+    export looks like in French/European locale (no real file was available
     to the project; this is our reading of it): ``;`` separated, decimal comma, columns
     ``Date;Time;Temperature (°C)`` with ``dd/mm/yyyy`` and ``hh:mm:ss`` clock times, one line
     per capsule sample (30 s). Clock times become seconds since the first sample (midnight
@@ -11,7 +12,7 @@
 ``fit`` (kind ``core``)
     FIT ``record`` messages carrying core temperature. We read, in order: a developer field
     named ``core_temperature`` (what the CORE sensor's Connect IQ data field writes, float °C;
-    also what :func:`irtrepro.io.fit.write_fit` writes), a native record field
+    also what the synthetic study's FIT writer writes), a native record field
     ``core_temperature``, or record field 139 (FIT SDK 21.x ``record.core_temperature``,
     uint16, scale 100, which fitdecode 0.11 does not yet name and returns as ``unknown_139``).
 """
@@ -28,8 +29,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from irtrepro._atomic import atomic_path
-from irtrepro.errors import OptionError
 from irtrepro.io._tabular import (
     EmptyFileError,
     MissingColumnError,
@@ -37,17 +36,16 @@ from irtrepro.io._tabular import (
     TimeFormatError,
     assemble,
     find_column,
-    fmt_num,
     parse_clock,
     parse_date,
     read_text,
     to_seconds,
 )
 from irtrepro.io.cpet import _sniff_sep
-from irtrepro.io.fit import read_fit_records, records_to_frame, write_fit
+from irtrepro.io.fit import read_fit_records, records_to_frame
 from irtrepro.io.registry import register
 
-__all__ = ["read_core_csv", "read_core_fit", "write_core_csv", "write_fit"]
+__all__ = ["read_core_csv", "read_core_fit"]
 
 
 @register("core", "core-csv", extensions=(".csv", ".txt"), aliases=("e-celsius", "csv"))
@@ -147,45 +145,6 @@ def read_core_csv(path: str | os.PathLike, *, column_map: dict[str, str] | None 
     if note:
         df.attrs["conversions"].insert(0, note)
     return df
-
-
-def write_core_csv(df: pd.DataFrame, path: str | os.PathLike, *, start_time: dt.datetime
-                   ) -> Path:
-    """Write core temperature as an e-Celsius-style CSV (``;``, decimal comma, clock times).
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        ``time`` (s since ``start_time``; whole seconds) and ``tcore`` (degC; NaN -> empty).
-    path : path-like
-        Target; atomic, byte-identical for the same input.
-    start_time : datetime
-        Wall clock of ``time == 0``.
-
-    Returns
-    -------
-    Path
-
-    Notes
-    -----
-    Columns ``Date;Time;Temperature (°C)``, dates ``dd/mm/yyyy``, times ``hh:mm:ss``,
-    temperatures to 0.01 degC (the capsule's resolution).
-    """
-    for c in ("time", "tcore"):
-        if c not in df.columns:
-            raise OptionError(f"write_core_csv: df lacks column {c!r}; has {list(df.columns)}")
-    t = df["time"].to_numpy(float)
-    if len(t) and (np.diff(t) <= 0).any():
-        raise OptionError("write_core_csv: df['time'] must be strictly increasing")
-    tc = df["tcore"].to_numpy(float)
-    out = ["Date;Time;Temperature (°C)"]
-    for ti, v in zip(t, tc, strict=True):
-        stamp = start_time + dt.timedelta(seconds=round(float(ti)))
-        out.append(f"{stamp:%d/%m/%Y};{stamp:%H:%M:%S};{fmt_num(v, 2, ',')}")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(("\r\n".join(out) + "\r\n").encode("utf-8"))
-    return path
 
 
 def _tcore_of(rec: dict) -> float:

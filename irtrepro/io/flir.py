@@ -47,8 +47,7 @@ import xarray as xr
 
 from irtrepro._logging import logger
 from irtrepro.errors import FormatError, OptionError, ReaderError, check_option
-from irtrepro.io.registry import register
-from irtrepro.io.thermal import (
+from irtrepro.io.frames import (
     PLAUSIBLE_RANGE,
     DamagedFrameWarning,
     FrameError,
@@ -56,6 +55,7 @@ from irtrepro.io.thermal import (
     check_frames,
     frames_dataarray,
 )
+from irtrepro.io.registry import register
 
 __all__ = [
     "CameraInfo",
@@ -597,9 +597,9 @@ def read_fff(path: str | os.PathLike, *, fmt: str = "flir-seq", chunk_frames: in
     plausible_range : (low, high) degC or None
         The first frame is checked eagerly (NaN allowed) to catch wrong constants early.
     check_time : bool
-        Raise :class:`~irtrepro.io.thermal.FrameTimeError` (naming file and frame) when a
+        Raise :class:`~irtrepro.io.frames.FrameTimeError` (naming file and frame) when a
         frame's time stamp is not after the previous frame's (see
-        :func:`~irtrepro.io.thermal.check_frame_times`). ``False`` reads such a file as it is,
+        :func:`~irtrepro.io.frames.check_frame_times`). ``False`` reads such a file as it is,
         e.g. to select one of its recordings.
 
     Returns

@@ -38,14 +38,14 @@ import numpy as np
 import xarray as xr
 
 from irtrepro.errors import FormatError, OptionError
-from irtrepro.io.registry import register
-from irtrepro.io.thermal import (
+from irtrepro.io.frames import (
     PLAUSIBLE_RANGE,
     FrameError,
     check_frame_times,
     check_frames,
     frames_dataarray,
 )
+from irtrepro.io.registry import register
 
 __all__ = ["IRBError", "IrbFrame", "IrbIndex", "index_irb", "read_irb"]
 
@@ -261,7 +261,7 @@ def read_irb(path: str | os.PathLike, *, chunk_frames: int = 32,
     The temperatures are the camera's own (its palette/lookup table already applies
     emissivity, distance and environment), so no radiometric overrides are offered: changing
     them needs the raw detector signal, which .irb does not store. Frame times that go back or
-    repeat raise :class:`~irtrepro.io.thermal.FrameTimeError` unless ``check_time=False``.
+    repeat raise :class:`~irtrepro.io.frames.FrameTimeError` unless ``check_time=False``.
 
     Returns
     -------

@@ -1,7 +1,8 @@
 """The reader registry: one reader per (kind, format), picked by name or detected from the file.
 
-Kinds are the manifest's file kinds: ``thermal``, ``cpet``, ``hr``, ``core``, ``face``, ``pose``
-and the annotation kind ``thermal_masks``. A reader is a function ``read(path, **options)``; it returns
+Kinds are the manifest's file kinds: the recordings ``thermal``, ``cpet``, ``hr``, ``core``,
+``face``, ``pose`` and the annotations ``thermal_masks``, ``face_labels``, ``pose_keypoints``. A
+reader is a function ``read(path, **options)``; it returns
 
 - ``cpet``, ``hr``, ``core``: a :class:`pandas.DataFrame` with a float column ``time`` (s since
   the file's own start) and the signal columns in Study units (``vo2``, ``vco2`` mL/min, ``ve``
@@ -13,6 +14,11 @@ and the annotation kind ``thermal_masks``. A reader is a function ``read(path, *
 - ``thermal_masks``: the sparse mask store of :func:`irtrepro.io.annotations.read_annotations`
   (an :class:`xarray.Dataset` with ``roi``, ``vessels``, ``ignore``); these readers need
   ``labels=`` (the label map).
+- ``pose``: a dict with ``thermal`` ``(frame, y, x)`` float32 degC, ``time`` (s), ``fps`` (Hz),
+  ``meta`` and, when stored, ``rgb`` (:func:`irtrepro.io.pose.read_pose_clip`).
+- ``pose_keypoints``: a validated COCO keypoint dict (:func:`irtrepro.io.pose.read_coco_keypoints`).
+- ``face_labels``: a :class:`pandas.DataFrame` with ``frame``, ``time`` (s), ``label``
+  (INH/EXH/empty) (:func:`irtrepro.io.face.read_face_labels`).
 
 Readers register themselves with :func:`register` at import of their module; the modules are
 listed in :data:`_READER_MODULES` and imported lazily, so ``import irtrepro.io`` stays cheap.
@@ -33,13 +39,17 @@ _READER_MODULES = (
     "irtrepro.io.cpet",
     "irtrepro.io.hr",
     "irtrepro.io.core",
-    "irtrepro.io.thermal",
+    "irtrepro.io.zarr_store",
+    "irtrepro.io.thermal_readers",
     "irtrepro.io.flir",
     "irtrepro.io.infratec",
     "irtrepro.io.annotations",
+    "irtrepro.io.pose",
+    "irtrepro.io.face",
 )
 
-KINDS = ("thermal", "cpet", "hr", "core", "face", "pose", "thermal_masks")
+KINDS = ("thermal", "cpet", "hr", "core", "face", "pose", "thermal_masks", "face_labels",
+         "pose_keypoints")
 
 
 @dataclass(frozen=True)

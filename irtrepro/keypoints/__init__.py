@@ -2,14 +2,18 @@
 
 Public names load lazily, so ``import irtrepro.keypoints`` does not import torch.
 
+- :mod:`~irtrepro.keypoints.vocabulary`: the 17 COCO keypoint names, skeleton, mirror pairs,
+  OKS sigmas.
 - :mod:`~irtrepro.keypoints.detector`: warm-blob person boxes, crop windows, bilinear crops.
 - :mod:`~irtrepro.keypoints.models`: ViT-like / CNN / MobileNetV3-Small encoders, classic decoder,
   parameter and FLOP counts.
 - :mod:`~irtrepro.keypoints.losses`: Adaptive Wing, latent L1, the composite distillation loss.
 - :mod:`~irtrepro.keypoints.decode`: Gaussian targets, sub-pixel (DARK) heatmap decoding.
-- :mod:`~irtrepro.keypoints.train`: corpus -> crops, teacher, student, baseline, evaluation.
+- :mod:`~irtrepro.keypoints.train`: corpus -> crops, teacher, student, baseline, evaluation
+  (the corpus is an argument; the synthetic one is rendered by the generator).
 - :mod:`~irtrepro.keypoints.oks`: OKS and COCO AP (pycocotools).
-- :mod:`~irtrepro.keypoints.coco`: COCO keypoint file reader with validation.
+- :mod:`~irtrepro.keypoints.coco`: COCO truth arrays and result entries (the file reader is
+  :func:`irtrepro.io.pose.read_coco_keypoints`, re-exported here).
 - :mod:`~irtrepro.keypoints.gait`: cadence, stance/swing, calf points, ROI side check.
 - :mod:`~irtrepro.keypoints.report`: :func:`run_for_report`.
 """
@@ -26,6 +30,7 @@ _LAZY = {
     "save_model": "train", "load_model": "train", "summarise": "train",
     "oks": "oks", "coco_keypoint_ap": "oks", "COCO_SIGMAS": "oks",
     "read_coco_keypoints": "coco",
+    "KEYPOINT_NAMES": "vocabulary", "COCO_SKELETON": "vocabulary", "FLIP_PAIRS": "vocabulary",
     "cadence_from_ankles": "gait", "stance_swing": "gait", "calf_points": "gait",
     "check_roi_sides": "gait",
     "run_for_report": "report",

@@ -1,81 +1,17 @@
-"""Read and validate COCO keypoint files (user data and the synthetic truth)."""
+"""COCO keypoint dictionaries for evaluation: truth arrays and result entries.
+
+The file reader is :func:`irtrepro.io.pose.read_coco_keypoints` (registered as kind
+``pose_keypoints``, format ``coco``); it is also importable from here.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 
-from irtrepro.errors import ReaderError
+from irtrepro.io.pose import read_coco_keypoints
+from irtrepro.keypoints.vocabulary import N_KEYPOINTS as _N
 
-_N = 17
-
-
-def read_coco_keypoints(path: str | os.PathLike) -> dict:
-    """Read a COCO keypoint annotation file and check what the evaluation needs.
-
-    Required: ``images`` (each with ``id``), ``annotations`` (each with ``id``, ``image_id``,
-    ``keypoints`` of 17 * 3 numbers with ``v`` in {0, 1, 2}, and ``area`` or ``bbox``),
-    ``categories`` with 17 ``keypoints`` names. A missing ``area`` is taken from the ``bbox``
-    (w * h) and flagged in ``dataset["irtrepro_notes"]``; nothing else is filled in.
-
-    Raises
-    ------
-    ReaderError
-        Naming the file, the entry (index and id) and the missing or malformed field.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ReaderError(f"{path}: not a JSON file ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ReaderError(f"{path}: top level is {type(data).__name__}; expected a COCO object")
-    for key in ("images", "annotations", "categories"):
-        if key not in data:
-            raise ReaderError(f"{path}: missing field {key!r} (COCO keypoint files need images, "
-                              "annotations and categories)")
-    cats = data["categories"]
-    if not cats or "keypoints" not in cats[0]:
-        raise ReaderError(f"{path}: categories[0] lacks 'keypoints' (the 17 COCO names)")
-    if len(cats[0]["keypoints"]) != _N:
-        raise ReaderError(f"{path}: categories[0].keypoints has {len(cats[0]['keypoints'])} "
-                          f"names; expected {_N}")
-    img_ids = set()
-    for i, im in enumerate(data["images"]):
-        if "id" not in im:
-            raise ReaderError(f"{path}: images[{i}] lacks 'id'")
-        img_ids.add(im["id"])
-    notes = []
-    for i, a in enumerate(data["annotations"]):
-        where = f"{path}: annotations[{i}] (id {a.get('id', '?')})"
-        for key in ("id", "image_id", "keypoints"):
-            if key not in a:
-                raise ReaderError(f"{where} lacks {key!r}")
-        if a["image_id"] not in img_ids:
-            raise ReaderError(f"{where}: image_id {a['image_id']} is not in images")
-        kp = np.asarray(a["keypoints"], float)
-        if kp.shape != (3 * _N,) or not np.all(np.isfinite(kp)):
-            raise ReaderError(f"{where}: 'keypoints' has {kp.size} values; expected {3 * _N} "
-                              "finite numbers (x, y, v per keypoint)")
-        v = kp[2::3]
-        if not np.all(np.isin(v, (0, 1, 2))):
-            raise ReaderError(f"{where}: visibility flags {sorted(set(v.tolist()))}; "
-                              "expected 0, 1 or 2")
-        if "area" not in a:
-            if "bbox" not in a:
-                raise ReaderError(f"{where} lacks both 'area' and 'bbox' (OKS needs the scale)")
-            a["area"] = float(a["bbox"][2] * a["bbox"][3])
-            notes.append(f"annotations[{i}]: area taken from bbox")
-        a.setdefault("num_keypoints", int(np.sum(v > 0)))
-        a.setdefault("iscrowd", 0)
-        a.setdefault("category_id", cats[0].get("id", 1))
-    data["irtrepro_notes"] = notes
-    return data
+__all__ = ["annotations_array", "read_coco_keypoints", "to_results"]
 
 
 def annotations_array(coco: dict) -> tuple[np.ndarray, np.ndarray]:

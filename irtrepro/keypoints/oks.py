@@ -18,9 +18,7 @@ import io
 
 import numpy as np
 
-#: COCO keypoint sigmas in the order of :data:`irtrepro.synth.pose.KEYPOINT_NAMES`.
-COCO_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62,
-                        1.07, 1.07, 0.87, 0.87, 0.89, 0.89]) / 10.0
+from irtrepro.keypoints.vocabulary import COCO_SIGMAS
 
 
 def oks(gt: np.ndarray, pred: np.ndarray, area: float, *, sigmas: np.ndarray = COCO_SIGMAS) -> float:

@@ -62,7 +62,7 @@ def plot_beta_sweep(beta: pd.DataFrame, *, beta_default: float | None = 0.4):
 
 
 def _experiment_cached(cfg, cache_dir: Path, students, betas, progress, workers: int = 1):
-    from irtrepro.keypoints import train
+    from irtrepro.synth import pose_corpus as train
 
     src = hashlib.sha256()
     for f in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).parents[1] / "synth" / "pose.py"]:

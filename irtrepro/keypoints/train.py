@@ -2,9 +2,10 @@
 
 Protocol (per fold of a leave-subject-out split):
 
-1. Render a paired corpus (:func:`irtrepro.synth.pose.make_paired_dataset`); detect the person
-   in each thermal frame (:func:`~irtrepro.keypoints.detector.detect_people`) and crop thermal
-   and RGB frames with the same window.
+1. Take a paired corpus (clips of thermal + RGB frames with keypoints: a lab's, or the
+   generator's synthetic one); detect the person in each thermal frame
+   (:func:`~irtrepro.keypoints.detector.detect_people`) and crop thermal and RGB frames with the
+   same window.
 2. Of the training subjects' frames a fraction ``label_fraction`` carries keypoint labels (L);
    all their frames (L + U) are paired but unlabelled for the student.
 3. **Teacher**: encoder (``teacher``) + classic decoder trained on the RGB crops of L with
@@ -34,6 +35,12 @@ from irtrepro._logging import logger, progress_bar
 from irtrepro.errors import ModelError, OptionError, check_option
 from irtrepro.keypoints.decode import decode_heatmaps, gaussian_targets
 from irtrepro.keypoints.detector import box_to_crop, crop_images, crop_to_image, detect_people
+from irtrepro.keypoints.vocabulary import COCO_SKELETON, KEYPOINT_NAMES, flip_permutation
+
+__all__ = ["CropSet", "KeypointConfig", "crops_from_clips", "evaluate_by_activity",
+           "evaluate_crops", "flip_permutation", "heatmap_targets", "load_model", "make_folds",
+           "normalise_thermal", "predict_crops", "predict_frames", "run_experiment", "save_model",
+           "summarise", "teacher_outputs", "train_student", "train_supervised"]
 
 
 @dataclass(frozen=True)
@@ -178,16 +185,6 @@ def _torch():
     import torch
 
     return torch
-
-
-def flip_permutation() -> np.ndarray:
-    """Keypoint order after a left/right mirror (COCO: left and right joints swap)."""
-    from irtrepro.synth.pose import FLIP_PAIRS
-
-    perm = np.arange(17)
-    for a, b in FLIP_PAIRS:
-        perm[a], perm[b] = b, a
-    return perm
 
 
 def _flip(t, perm=None):
@@ -469,7 +466,6 @@ def evaluate_crops(model, cs: CropSet, idx: np.ndarray, cfg: KeypointConfig, *,
     """COCO AP / AP50 / AP75 of ``model`` on rows ``idx`` (frames without detection = misses)."""
     from irtrepro.keypoints.coco import to_results
     from irtrepro.keypoints.oks import coco_keypoint_ap
-    from irtrepro.synth.pose import COCO_SKELETON, KEYPOINT_NAMES
 
     idx = np.asarray(idx)
     gt = {"images": [], "annotations": [], "categories": [
@@ -589,13 +585,21 @@ def _fold_worker(args: tuple) -> dict:
     return _run_fold(*args)
 
 
-def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilenetv3",),
-                   baseline: bool = True, betas=(), progress=None, corpus: CropSet | None = None,
-                   keep_models: bool = False, workers: int = 1) -> dict:
+def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, corpus, students=("mobilenetv3",),
+                   baseline: bool = True, betas=(), progress=None, keep_models: bool = False,
+                   workers: int = 1) -> dict:
     """Leave-subject-out experiment: teacher, students, baseline, optional beta sweep.
 
     Parameters
     ----------
+    cfg : KeypointConfig
+        Model, training and split settings (its corpus fields are the corpus maker's business).
+    corpus : CropSet or sequence of clips
+        The paired frames: a :class:`CropSet` (:func:`crops_from_clips` with
+        ``keep_frames=True``) or clips as :func:`crops_from_clips` takes them (each with
+        ``thermal``, ``rgb``, ``keypoints``, ``area``, ``bbox``, ``subject``, ``activity``,
+        ``rgb_scale``). Subjects are held out in the order they first appear. The generator's
+        ``pose_corpus.run_experiment`` renders a synthetic corpus and calls this on it.
     workers : int
         Processes that train folds at the same time, each with one torch thread. With 1 (the
         default) the folds run here, one after the other, with the caller's torch threads.
@@ -611,18 +615,12 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
         params, flops), ``beta`` (beta, fold, AP ...), ``timings``, ``corpus`` (the CropSet),
         ``models`` (last fold's models when ``keep_models``), ``history``.
     """
-    from irtrepro.synth.pose import make_paired_dataset
-
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    subjects = [f"K{i + 1:02d}" for i in range(cfg.n_subjects)]
-    if corpus is None:
-        clips = make_paired_dataset(subjects, frames_per_subject=cfg.frames_per_subject,
-                                    fps=cfg.fps, tug_share=cfg.tug_share, seed=cfg.seed,
-                                    progress=progress)
-        corpus = crops_from_clips(clips, cfg.crop_hw, keep_frames=True)
-        del clips
-    timings["render+crop"] = time.perf_counter() - t0
+    if not isinstance(corpus, CropSet):
+        t0 = time.perf_counter()
+        corpus = crops_from_clips(corpus, cfg.crop_hw, keep_frames=True)
+        timings["crop"] = time.perf_counter() - t0
+    subjects = list(dict.fromkeys(corpus.subject.tolist()))
     rng = np.random.default_rng(cfg.seed + 1)
     labelled = rng.random(len(corpus)) < cfg.label_fraction
     folds = list(enumerate(make_folds(subjects, cfg.folds)))

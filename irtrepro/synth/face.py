@@ -37,22 +37,22 @@ new faces; noise and motion depend on ``(seed, subject, session)``.
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from irtrepro._atomic import atomic_path
-from irtrepro.errors import OptionError, ReaderError
+from irtrepro.errors import OptionError
+
+# the label file's reader and writer are io's; kept importable here under their documented names
+from irtrepro.io.face import LABELS, read_face_labels, write_face_labels
 
 __all__ = ["render_face_session", "write_face_labels", "read_face_labels", "clip_windows",
            "demo_truth_session", "demo_breaths", "LABELS"]
 
-LABELS = ("INH", "EXH")
 _TAU_RIM = 0.6   # s, thermal lag of the nostril rim skin
 _TAU_AIR = 0.1   # s, lag of the plume / jet (air mixing)
 _OVERSAMPLE = 8  # internal steps per frame for the lag filters
@@ -182,16 +182,7 @@ def render_face_session(truth: xr.Dataset, breaths: pd.DataFrame, *, fps: float 
     OptionError
         Frame rate or shape too small, or a breath table missing columns.
     """
-    if fps < 2.5:
-        raise OptionError(f"fps={fps}; must be >= 2.5 Hz to resolve breathing up to 60 min-1")
-    if shape[0] < 24 or shape[1] < 32:
-        raise OptionError(f"shape={shape}; expected at least (24, 32) (rows, columns)")
-    missing = {"t_start", "t_insp_end", "t_end", "vt"} - set(breaths.columns)
-    if missing:
-        raise OptionError(f"breaths lacks columns {sorted(missing)}; expected t_start, "
-                          "t_insp_end, t_end (s), vt (L)")
-    if len(breaths) == 0:
-        raise OptionError("breaths is empty: no breath to render")
+    _check_face_arguments(fps, shape, breaths)
     breaths = breaths.sort_values("t_start").reset_index(drop=True)
     subject = str(truth.coords["subject"].item() if "subject" in truth.coords
                   else truth.attrs.get("subject", "S00"))
@@ -203,97 +194,15 @@ def render_face_session(truth: xr.Dataset, breaths: pd.DataFrame, *, fps: float 
     if len(clips) == 0:
         raise OptionError(f"{subject}/{session}: no clip window of >= 10 s within the breaths")
 
-    app = np.random.default_rng([seed, _key("face", subject)])
+    look = _appearance(np.random.default_rng([seed, _key("face", subject)]), shape)
     rng = np.random.default_rng([seed, _key("face", subject, session)])
     ny, nx = shape
-    s = min(ny / 48.0, nx / 64.0)  # geometry scale relative to the 48x64 design
-    # appearance (per subject)
-    cy0 = ny * 0.5 + app.uniform(-2, 2) * s
-    cx0 = nx * 0.5 + app.uniform(-3, 3) * s
-    ry, rx = app.uniform(16.5, 18.5) * s, app.uniform(12.5, 15) * s
-    t_skin = app.uniform(33.0, 34.8)
-    t_room = app.uniform(21.0, 25.0)
-    nose_dy = app.uniform(2.0, 4.0) * s      # nose tip below centre
-    nostril_dy = nose_dy + app.uniform(3.0, 4.0) * s
-    nostril_dx = app.uniform(2.5, 3.5) * s
-    mouth_dy = nostril_dy + app.uniform(5.0, 6.5) * s
-    amp_plume = app.uniform(0.9, 1.3)
-    amp_jet = app.uniform(0.8, 1.2)
-    amp_rim = app.uniform(0.5, 0.8)
-
-    # frame times, clip by clip
-    times, clip_id = [], []
-    for k, row in enumerate(clips.itertuples(index=False)):
-        n = int(np.floor((row.t1 - row.t0) * fps))
-        times.append(row.t0 + np.arange(n) / fps)
-        clip_id.append(np.full(n, k))
-    t = np.concatenate(times)
-    clip = np.concatenate(clip_id)
+    t, clip = _frame_times(clips, fps)
     nf = len(t)
-
-    # breathing drive on a fine grid per clip (the lags need continuity within a clip)
-    plume = np.empty(nf)
-    jet = np.empty(nf)
-    rim = np.empty(nf)
-    dt = 1.0 / (fps * _OVERSAMPLE)
-    for k in range(len(clips)):
-        sel = clip == k
-        tk = t[sel]
-        # start 3 s early so the lags are settled at the first frame
-        tf = np.arange(tk[0] - 3.0, tk[-1] + dt / 2, dt)
-        _, ok, insp, frac, _, vt = _phase_of(tf, breaths)
-        gain = np.clip(np.sqrt(vt / 0.8), 0.5, 2.2) * ok
-        flow = np.sin(np.pi * frac) ** 0.5 * gain
-        exp_flow = np.where(insp, 0.0, flow)
-        ins_flow = np.where(insp, flow, 0.0)
-        air = np.where(insp, -1.0, 1.0) * gain
-        lag_p = _lag(exp_flow, dt, _TAU_AIR)
-        lag_j = _lag(ins_flow, dt, _TAU_AIR)
-        lag_r = _lag(air, dt, _TAU_RIM)
-        pick = np.clip(np.round((tk - tf[0]) / dt).astype(int), 0, len(tf) - 1)
-        plume[sel], jet[sel], rim[sel] = lag_p[pick], lag_j[pick], lag_r[pick]
+    plume, jet, rim = _breathing_drive(t, clip, len(clips), breaths, fps)
     _, ok, insp, frac, rf, vt = _phase_of(t, breaths)
-
-    # head motion: bob at the step frequency while running, slow sway always
-    tt = np.asarray(truth["time"].values, dtype=float)
-    speed = (np.interp(t, tt, np.nan_to_num(truth["speed"].values.astype(float)))
-             if "speed" in truth else np.zeros(nf))
-    cadence = (np.interp(t, tt, np.nan_to_num(truth["cadence"].values.astype(float)))
-               if "cadence" in truth else np.zeros(nf))
-    running = speed > 0.5
-    step_phase = 2 * np.pi * np.cumsum(cadence / 60.0) / fps + rng.uniform(0, 2 * np.pi)
-    bob = np.where(running, 1.0 * s * np.sin(step_phase), 0.0)
-    sway_y = _lag(rng.normal(0, 1, nf), 1.0 / fps, 2.0) * 3.0 * s
-    sway_x = _lag(rng.normal(0, 1, nf), 1.0 / fps, 2.0) * 3.0 * s
-    amp_sway = np.where(running, 1.0, 0.4)
-    dy = motion_scale * (bob + amp_sway * sway_y)
-    dx = motion_scale * amp_sway * sway_x
-
-    # render: analytic face on the shifted grid (sub-pixel motion, vectorised over frames)
-    yy = np.arange(ny, dtype=np.float32)[None, :, None] - dy[:, None, None].astype(np.float32)
-    xx = np.arange(nx, dtype=np.float32)[None, None, :] - dx[:, None, None].astype(np.float32)
-    cy, cx = np.float32(cy0), np.float32(cx0)
-    r2 = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
-    face = 1.0 / (1.0 + np.exp((np.sqrt(r2) - 1.0) * 12.0))  # soft-edged ellipse
-    grad_bg = (np.arange(ny, dtype=np.float32)[None, :, None] / ny - 0.5) * 1.0
-    img = t_room + grad_bg + face * (t_skin - t_room)
-    img = img - face * 0.6 * ((yy - cy) / ry)  # forehead warmer than chin
-    eye_dy, eye_dx = -4.5 * s, 6.0 * s
-    for sx_ in (-1, 1):
-        img = img + 1.2 * _blob(yy, xx, cy + eye_dy, cx + sx_ * (eye_dx - 2 * s), 1.3 * s, 1.3 * s)
-        img = img - 0.4 * _blob(yy, xx, cy + eye_dy, cx + sx_ * eye_dx, 1.5 * s, 2.5 * s)
-    img = img - 1.5 * _blob(yy, xx, cy + nose_dy, cx, 2.2 * s, 1.8 * s)  # cool nose tip
-    img = img + 0.5 * _blob(yy, xx, cy + mouth_dy, cx, 1.0 * s, 4.0 * s)  # warm lips
-    rim_t = (amp_rim * rim)[:, None, None].astype(np.float32)
-    jet_t = (amp_jet * jet)[:, None, None].astype(np.float32)
-    plume_t = (amp_plume * plume)[:, None, None].astype(np.float32)
-    for sx_ in (-1, 1):
-        ncx = cx + sx_ * nostril_dx
-        img = img + rim_t * _blob(yy, xx, cy + nostril_dy, ncx, 1.6 * s, 1.6 * s)
-        img = img - jet_t * _blob(yy, xx, cy + nostril_dy, ncx, 0.8 * s, 0.8 * s)
-    # plume: over the upper lip and spreading down/out in front of the mouth
-    img = img + plume_t * _blob(yy, xx, cy + nostril_dy + 2.5 * s, cx, 2.0 * s, 4.5 * s)
-    img = img + 0.5 * plume_t * _blob(yy, xx, cy + mouth_dy + 1.5 * s, cx, 2.5 * s, 5.5 * s)
+    dy, dx = _head_motion(truth, t, fps, rng, look.s, motion_scale)
+    img = _draw_face(look, shape, dy, dx, rim=rim, jet=jet, plume=plume)
     # noise: fixed pattern + slow offset drift + white
     fpn = rng.normal(0, 0.03, (1, ny, nx))
     drift = _lag(rng.normal(0, 1, nf), 1.0 / fps, 10.0)[:, None, None] * 0.3
@@ -301,11 +210,12 @@ def render_face_session(truth: xr.Dataset, breaths: pd.DataFrame, *, fps: float 
 
     label = np.where(insp, "INH", "EXH").astype(object)
     label[~ok] = ""
+    tt = np.asarray(truth["time"].values, dtype=float)
     phase_tr = np.asarray(truth["phase"].values).astype(str) if "phase" in truth else None
     phase = (phase_tr[np.clip(np.searchsorted(tt, t, side="right") - 1, 0, len(tt) - 1)]
              if phase_tr is not None else np.full(nf, ""))
-    roi_y = cy0 + nostril_dy + 1.0 * s + dy
-    roi_x = cx0 + dx
+    roi_y = look.cy0 + look.nostril_dy + 1.0 * look.s + dy
+    roi_x = look.cx0 + dx
     design = (f"{len(clips)} clips ({', '.join(f'{a:.0f}-{b:.0f} s' for a, b in zip(clips.t0, clips.t1, strict=True))})"
               f" at {fps:g} fps, {ny}x{nx} px; frames outside the clips are not recorded")
     ds = xr.Dataset(
@@ -336,51 +246,150 @@ def render_face_session(truth: xr.Dataset, breaths: pd.DataFrame, *, fps: float 
     return ds
 
 
-def write_face_labels(path: str | os.PathLike, ds: xr.Dataset) -> Path:
-    """Write the frame labels of a rendered session as CSV ``frame,time,label`` (atomically).
-
-    Parameters
-    ----------
-    path : path-like
-        Target CSV file.
-    ds : xarray.Dataset
-        Output of :func:`render_face_session` (``label`` and ``time`` on ``frame``).
-    """
-    path = Path(path)
-    df = pd.DataFrame({"frame": np.arange(ds.sizes["frame"]),
-                       "time": np.round(ds["time"].values.astype(float), 6),
-                       "label": ds["label"].values.astype(str)})
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-    return path
-
-
-def read_face_labels(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a ``frame,time,label`` CSV (labels INH/EXH, empty for unlabelled frames).
-
-    Raises
-    ------
-    ReaderError
-        Missing file or columns, or a label other than INH/EXH/empty (naming the line).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ReaderError(f"{path}: face label file not found")
-    try:
-        df = pd.read_csv(path, keep_default_na=False, dtype={"label": str})
-    except Exception as exc:  # pandas raises several types on malformed CSV
-        raise ReaderError(f"{path}: not a readable CSV ({exc})") from exc
-    missing = {"frame", "time", "label"} - set(df.columns)
+def _check_face_arguments(fps: float, shape: tuple[int, int], breaths: pd.DataFrame) -> None:
+    if fps < 2.5:
+        raise OptionError(f"fps={fps}; must be >= 2.5 Hz to resolve breathing up to 60 min-1")
+    if shape[0] < 24 or shape[1] < 32:
+        raise OptionError(f"shape={shape}; expected at least (24, 32) (rows, columns)")
+    missing = {"t_start", "t_insp_end", "t_end", "vt"} - set(breaths.columns)
     if missing:
-        raise ReaderError(f"{path}: missing columns {sorted(missing)}; expected frame,time,label")
-    df["label"] = df["label"].str.strip().str.upper()
-    bad = ~df["label"].isin(["INH", "EXH", ""])
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ReaderError(f"{path}:{i + 2}: label {df['label'].iloc[i]!r}; expected INH or EXH")
-    df["frame"] = df["frame"].astype(int)
-    df["time"] = df["time"].astype(float)
-    return df[["frame", "time", "label"]]
+        raise OptionError(f"breaths lacks columns {sorted(missing)}; expected t_start, "
+                          "t_insp_end, t_end (s), vt (L)")
+    if len(breaths) == 0:
+        raise OptionError("breaths is empty: no breath to render")
+
+
+@dataclass(frozen=True)
+class _Look:
+    """One subject's face: geometry (px) and temperatures (degC), drawn once per subject."""
+
+    s: float  # geometry scale relative to the 48x64 design
+    cy0: float
+    cx0: float
+    ry: float
+    rx: float
+    t_skin: float
+    t_room: float
+    nose_dy: float  # nose tip below centre
+    nostril_dy: float
+    nostril_dx: float
+    mouth_dy: float
+    amp_plume: float
+    amp_jet: float
+    amp_rim: float
+
+
+def _appearance(app: np.random.Generator, shape: tuple[int, int]) -> _Look:
+    """Draw the face of a subject; the draws from ``app`` keep their order (bytes depend on it)."""
+    ny, nx = shape
+    s = min(ny / 48.0, nx / 64.0)
+    cy0 = ny * 0.5 + app.uniform(-2, 2) * s
+    cx0 = nx * 0.5 + app.uniform(-3, 3) * s
+    ry, rx = app.uniform(16.5, 18.5) * s, app.uniform(12.5, 15) * s
+    t_skin = app.uniform(33.0, 34.8)
+    t_room = app.uniform(21.0, 25.0)
+    nose_dy = app.uniform(2.0, 4.0) * s
+    nostril_dy = nose_dy + app.uniform(3.0, 4.0) * s
+    nostril_dx = app.uniform(2.5, 3.5) * s
+    mouth_dy = nostril_dy + app.uniform(5.0, 6.5) * s
+    amp_plume = app.uniform(0.9, 1.3)
+    amp_jet = app.uniform(0.8, 1.2)
+    amp_rim = app.uniform(0.5, 0.8)
+    return _Look(s, cy0, cx0, ry, rx, t_skin, t_room, nose_dy, nostril_dy, nostril_dx, mouth_dy,
+                 amp_plume, amp_jet, amp_rim)
+
+
+def _frame_times(clips: pd.DataFrame, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frame times (s) and clip index of every frame, clip by clip."""
+    times, clip_id = [], []
+    for k, row in enumerate(clips.itertuples(index=False)):
+        n = int(np.floor((row.t1 - row.t0) * fps))
+        times.append(row.t0 + np.arange(n) / fps)
+        clip_id.append(np.full(n, k))
+    return np.concatenate(times), np.concatenate(clip_id)
+
+
+def _breathing_drive(t: np.ndarray, clip: np.ndarray, n_clips: int, breaths: pd.DataFrame,
+                     fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plume, jet and rim drive at the frame times (lagged airflow, dimensionless).
+
+    Computed on a fine grid per clip: the lags need continuity within a clip.
+    """
+    nf = len(t)
+    plume = np.empty(nf)
+    jet = np.empty(nf)
+    rim = np.empty(nf)
+    dt = 1.0 / (fps * _OVERSAMPLE)
+    for k in range(n_clips):
+        sel = clip == k
+        tk = t[sel]
+        # start 3 s early so the lags are settled at the first frame
+        tf = np.arange(tk[0] - 3.0, tk[-1] + dt / 2, dt)
+        _, ok, insp, frac, _, vt = _phase_of(tf, breaths)
+        gain = np.clip(np.sqrt(vt / 0.8), 0.5, 2.2) * ok
+        flow = np.sin(np.pi * frac) ** 0.5 * gain
+        exp_flow = np.where(insp, 0.0, flow)
+        ins_flow = np.where(insp, flow, 0.0)
+        air = np.where(insp, -1.0, 1.0) * gain
+        lag_p = _lag(exp_flow, dt, _TAU_AIR)
+        lag_j = _lag(ins_flow, dt, _TAU_AIR)
+        lag_r = _lag(air, dt, _TAU_RIM)
+        pick = np.clip(np.round((tk - tf[0]) / dt).astype(int), 0, len(tf) - 1)
+        plume[sel], jet[sel], rim[sel] = lag_p[pick], lag_j[pick], lag_r[pick]
+    return plume, jet, rim
+
+
+def _head_motion(truth: xr.Dataset, t: np.ndarray, fps: float, rng: np.random.Generator,
+                 s: float, motion_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Head shift ``(dy, dx)`` (px) per frame: bob at the step frequency while running, slow
+    sway always."""
+    nf = len(t)
+    tt = np.asarray(truth["time"].values, dtype=float)
+    speed = (np.interp(t, tt, np.nan_to_num(truth["speed"].values.astype(float)))
+             if "speed" in truth else np.zeros(nf))
+    cadence = (np.interp(t, tt, np.nan_to_num(truth["cadence"].values.astype(float)))
+               if "cadence" in truth else np.zeros(nf))
+    running = speed > 0.5
+    step_phase = 2 * np.pi * np.cumsum(cadence / 60.0) / fps + rng.uniform(0, 2 * np.pi)
+    bob = np.where(running, 1.0 * s * np.sin(step_phase), 0.0)
+    sway_y = _lag(rng.normal(0, 1, nf), 1.0 / fps, 2.0) * 3.0 * s
+    sway_x = _lag(rng.normal(0, 1, nf), 1.0 / fps, 2.0) * 3.0 * s
+    amp_sway = np.where(running, 1.0, 0.4)
+    return motion_scale * (bob + amp_sway * sway_y), motion_scale * amp_sway * sway_x
+
+
+def _draw_face(look: _Look, shape: tuple[int, int], dy: np.ndarray, dx: np.ndarray, *,
+               rim: np.ndarray, jet: np.ndarray, plume: np.ndarray) -> np.ndarray:
+    """Noise-free frames (degC): the analytic face on the grid shifted by the head motion
+    (sub-pixel, vectorised over frames) with the three breathing cues."""
+    ny, nx = shape
+    s = look.s
+    yy = np.arange(ny, dtype=np.float32)[None, :, None] - dy[:, None, None].astype(np.float32)
+    xx = np.arange(nx, dtype=np.float32)[None, None, :] - dx[:, None, None].astype(np.float32)
+    cy, cx = np.float32(look.cy0), np.float32(look.cx0)
+    ry, rx = look.ry, look.rx
+    r2 = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+    face = 1.0 / (1.0 + np.exp((np.sqrt(r2) - 1.0) * 12.0))  # soft-edged ellipse
+    grad_bg = (np.arange(ny, dtype=np.float32)[None, :, None] / ny - 0.5) * 1.0
+    img = look.t_room + grad_bg + face * (look.t_skin - look.t_room)
+    img = img - face * 0.6 * ((yy - cy) / ry)  # forehead warmer than chin
+    eye_dy, eye_dx = -4.5 * s, 6.0 * s
+    for sx_ in (-1, 1):
+        img = img + 1.2 * _blob(yy, xx, cy + eye_dy, cx + sx_ * (eye_dx - 2 * s), 1.3 * s, 1.3 * s)
+        img = img - 0.4 * _blob(yy, xx, cy + eye_dy, cx + sx_ * eye_dx, 1.5 * s, 2.5 * s)
+    img = img - 1.5 * _blob(yy, xx, cy + look.nose_dy, cx, 2.2 * s, 1.8 * s)  # cool nose tip
+    img = img + 0.5 * _blob(yy, xx, cy + look.mouth_dy, cx, 1.0 * s, 4.0 * s)  # warm lips
+    rim_t = (look.amp_rim * rim)[:, None, None].astype(np.float32)
+    jet_t = (look.amp_jet * jet)[:, None, None].astype(np.float32)
+    plume_t = (look.amp_plume * plume)[:, None, None].astype(np.float32)
+    for sx_ in (-1, 1):
+        ncx = cx + sx_ * look.nostril_dx
+        img = img + rim_t * _blob(yy, xx, cy + look.nostril_dy, ncx, 1.6 * s, 1.6 * s)
+        img = img - jet_t * _blob(yy, xx, cy + look.nostril_dy, ncx, 0.8 * s, 0.8 * s)
+    # plume: over the upper lip and spreading down/out in front of the mouth
+    img = img + plume_t * _blob(yy, xx, cy + look.nostril_dy + 2.5 * s, cx, 2.0 * s, 4.5 * s)
+    img = img + 0.5 * plume_t * _blob(yy, xx, cy + look.mouth_dy + 1.5 * s, cx, 2.5 * s, 5.5 * s)
+    return img
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,43 +16,35 @@ twice from the same geometry:
 Both cameras share the optical axis (an aligned dual-sensor rig), so keypoints in RGB pixels are
 thermal pixels scaled by ``rgb_scale`` (pixel centres at integer coordinates in both).
 
-Keypoints follow the COCO order (:data:`KEYPOINT_NAMES`) and visibility convention: ``v = 2``
+Keypoints follow the COCO order (:mod:`irtrepro.keypoints.vocabulary`) and visibility convention: ``v = 2``
 visible, ``v = 1`` labelled but hidden behind a nearer body part, ``v = 0`` not labelled (then
 ``x = y = 0``): outside the frame, or nose/eyes of a head that faces away from the camera (from
 behind their position is a guess, so they are not labelled).
 
 Main entry points: :func:`render_running_clip` (what the study generator calls per session),
-:func:`render_tug_clip`, :func:`make_paired_dataset` (training corpus), :func:`write_pose_clip`,
-:func:`read_pose_clip`, :func:`write_coco`, :func:`clips_to_coco`.
+:func:`render_tug_clip`, :func:`write_coco` and :func:`clips_to_coco` (the truth as COCO
+keypoints), :func:`make_paired_dataset` (training corpus; the keypoint experiment on it is
+:mod:`irtrepro.synth.pose_corpus`). Clip files are written and read by :mod:`irtrepro.io.pose`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from irtrepro._atomic import atomic_path
-from irtrepro.errors import OptionError, ReaderError
+from irtrepro.errors import OptionError
 
-KEYPOINT_NAMES: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)
-#: COCO skeleton, 1-based keypoint indices (as in the COCO ``categories`` entry).
-COCO_SKELETON: list[list[int]] = [
-    [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8],
-    [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7],
-]
-#: Index pairs that swap under a left/right mirror.
-FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12),
-                                           (13, 14), (15, 16))
+# the clip file's reader and writer are io's; kept importable here under their documented names
+from irtrepro.io.pose import read_pose_clip, write_coco_keypoints, write_pose_clip
+from irtrepro.keypoints.vocabulary import COCO_SKELETON, KEYPOINT_NAMES
+
+__all__ = ["Body", "Camera", "PoseClip", "clips_to_coco", "make_body", "read_pose_clip",
+           "render_people_frame", "render_running_clip", "render_tug_clip", "write_coco",
+           "write_pose_clip"]
 
 THERMAL_SHAPE: tuple[int, int] = (60, 80)  # (rows, columns) of the low-resolution sensor
 _SUPERSAMPLE = 3  # thermal scene rendered at 3x, then averaged onto sensor pixels
@@ -690,58 +682,8 @@ def _slice_clip(c: PoseClip, sl: slice) -> PoseClip:
 
 
 # --------------------------------------------------------------------------------------------
-# Writers and readers
+# Ground truth as COCO keypoints
 # --------------------------------------------------------------------------------------------
-def write_pose_clip(path: str | os.PathLike, clip: PoseClip, *, include_rgb: bool = False) -> Path:
-    """Write the thermal frames of a clip (and optionally RGB) to a compressed ``.npz``.
-
-    Arrays: ``thermal`` (frame, y, x) float32 degC, ``time`` (s, session clock), ``fps``;
-    attributes as JSON in ``meta``. Ground truth is NOT stored here (see :func:`write_coco`), so a
-    pose file looks like a camera export. Written atomically.
-    """
-    path = Path(path)
-    meta = {"subject": clip.subject, "activity": clip.activity, "fps": clip.fps,
-            "units": "degC", "rgb_scale": clip.rgb_scale, **clip.attrs}
-    arrays = {"thermal": clip.thermal.astype(np.float32), "time": clip.time.astype(np.float64),
-              "meta": np.array(json.dumps(meta))}
-    if include_rgb and clip.rgb is not None:
-        arrays["rgb"] = (clip.rgb * 255 + 0.5).astype(np.uint8)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-    return path
-
-
-def read_pose_clip(path: str | os.PathLike) -> dict:
-    """Read a pose clip written by :func:`write_pose_clip`.
-
-    Returns
-    -------
-    dict
-        ``thermal`` (n, H, W) float32 degC, ``time`` (n,) s, ``fps`` Hz, ``meta`` dict and
-        ``rgb`` (n, h, w, 3) float32 in [0, 1] when stored.
-    """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise ReaderError(f"{path}: not a pose clip .npz ({exc})") from exc
-    for key in ("thermal", "time", "meta"):
-        if key not in out:
-            raise ReaderError(f"{path}: pose clip lacks the array {key!r}")
-    th = out["thermal"]
-    if th.ndim != 3 or th.shape[0] != out["time"].shape[0]:
-        raise ReaderError(f"{path}: 'thermal' has shape {th.shape}; expected (frame, y, x) with "
-                          f"{out['time'].shape[0]} frames like 'time'")
-    meta = json.loads(str(out["meta"]))
-    res = {"thermal": th.astype(np.float32), "time": out["time"].astype(float),
-           "fps": float(meta.get("fps", np.nan)), "meta": meta}
-    if "rgb" in out:
-        res["rgb"] = out["rgb"].astype(np.float32) / 255.0
-    return res
-
-
 # Decimals of the floats written into the COCO truth: 1e-3 px (and px^2) and 1e-6 s are far
 # finer than any keypoint error or frame interval, and coarse enough that the last bits of a
 # float (which differ between CPUs and library versions) never reach the file.
@@ -794,8 +736,4 @@ def write_coco(path: str | os.PathLike, clips: PoseClip | list[PoseClip], **kwar
     """Write :func:`clips_to_coco` of one clip or a list of clips as JSON, atomically."""
     if isinstance(clips, PoseClip):
         clips = [clips]
-    coco = clips_to_coco(clips, **kwargs)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(coco))
-    return path
+    return write_coco_keypoints(path, clips_to_coco(clips, **kwargs))

@@ -132,7 +132,7 @@ def _core_frame(ts: xr.Dataset, lead: float, rng: np.random.Generator) -> pd.Dat
 
 
 def _write_cpet(fmt: str, df: pd.DataFrame, path: Path, start: _dt.datetime, subj: dict) -> None:
-    from irtrepro.io import cpet
+    from irtrepro.synth.exports import cpet
 
     if fmt == "cosmed-xlsx":
         cpet.write_cosmed_xlsx(df, path, start_time=start, subject=subj)
@@ -143,24 +143,20 @@ def _write_cpet(fmt: str, df: pd.DataFrame, path: Path, start: _dt.datetime, sub
 
 
 def _write_hr(fmt: str, df: pd.DataFrame, path: Path, start: _dt.datetime) -> None:
-    from irtrepro.io import hr
+    from irtrepro.synth.exports import fit, hr
 
     if fmt == "polar-csv":
         hr.write_polar_csv(df, path, start_time=start)
     else:
-        from irtrepro.io import fit
-
         fit.write_fit(df, path, start_time=start, fields=("heart_rate",))
 
 
 def _write_core(fmt: str, df: pd.DataFrame, path: Path, start: _dt.datetime) -> None:
-    from irtrepro.io import core
+    from irtrepro.synth.exports import core, fit
 
     if fmt == "core-csv":
         core.write_core_csv(df, path, start_time=start)
     else:
-        from irtrepro.io import fit
-
         fit.write_fit(df, path, start_time=start, fields=("core_temperature",))
 
 
@@ -383,7 +379,7 @@ def _truth_path(base: Path, name: str) -> Path:
 def _write_frame_store(kind: str, frames: xr.DataArray, base: Path, stem: str,
                        start: _dt.datetime, files: dict, rel) -> None:
     """A recording as the camera software would export it: zarr frame store + start time."""
-    from irtrepro.io.thermal import write_frames
+    from irtrepro.io.zarr_store import write_frames
 
     frames.attrs["start_time"] = start.isoformat()
     p = base / kind / f"{stem}_{kind}.zarr"
@@ -393,7 +389,8 @@ def _write_frame_store(kind: str, frames: xr.DataArray, base: Path, stem: str,
 
 
 def _face(cfg, ts, breaths, base, stem, start, files, rel) -> None:
-    from irtrepro.synth.face import render_face_session, write_face_labels
+    from irtrepro.io.face import write_face_labels
+    from irtrepro.synth.face import render_face_session
 
     opts = dict(cfg.face)
     if "shape" in opts:
@@ -412,7 +409,8 @@ def _pose(cfg, ts, sub, sid, base, stem, start, files, rel) -> None:
     The clip (80x60 thermal frames, npz as a camera export would be) follows the truth's
     cadence and speed; its ground-truth keypoints go to the derivatives as COCO JSON.
     """
-    from irtrepro.synth.pose import render_running_clip, write_coco, write_pose_clip
+    from irtrepro.io.pose import write_pose_clip
+    from irtrepro.synth.pose import render_running_clip, write_coco
 
     opts = dict(cfg.pose)
     fps = float(opts.get("fps", 15.0))

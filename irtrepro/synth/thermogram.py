@@ -311,12 +311,7 @@ def render_session(
         anatomy_seed_seq = [int(seed), _stable_int(subject)]
     else:
         anatomy_seed_seq = [int(anatomy_seed)]
-    fractions = {}
-    for key, var in (("vein_fraction", "vein_area_fraction"),
-                     ("perforator_fraction", "perforator_area_fraction")):
-        if var in truth and truth[var].ndim == 0 and np.isfinite(truth[var].item()):
-            fractions[key] = float(truth[var].item())
-    anat = make_anatomy(np.random.default_rng(anatomy_seed_seq), **fractions)
+    anat = make_anatomy(np.random.default_rng(anatomy_seed_seq), **_vessel_fractions(truth))
     rng = np.random.default_rng([int(seed), _stable_int(subject), _stable_int(session), 7])
 
     t_truth = truth["time"].values.astype(float)
@@ -325,15 +320,86 @@ def render_session(
     means = {k: _truth_at(truth, k, times) for k in ("tnv", "tv", "tp")}
     sds = {k: np.maximum(_truth_at(truth, f"{k}_sd", times), 0.0) for k in ("tnv", "tv", "tp")}
     cad = _truth_at(truth, "cadence", times)[:, 0]
-    # gait phase from the cadence integrated on the 1 Hz truth grid (stride = 2 steps)
+    phase = _gait_phase(truth, times, rng)
+    mo = _motion(phase, times, rng, (h, w), anat, blur_prob=blur_prob, ambient=ambient)
+    t_refl = mo.amb if reflected_temp is None else np.full(n, float(reflected_temp))
+    eps_cam = emissivity if camera_emissivity is None else float(camera_emissivity)
+    bg_static = _background(h, w, seed, session)
+
+    if chunk_frames is None:
+        chunk_frames = max(1, int(2_000_000 // (h * w)))
+    frames = np.empty((n, h, w), np.float32)
+    roi = np.zeros((n, h, w), np.uint8)
+    ves = np.zeros((n, h, w), np.uint8)
+    rendered = np.full((4, n, 2), np.nan)  # tnv, tv, tp, tsk_mean
+    for a in range(0, n, chunk_frames):
+        sl = slice(a, min(n, a + chunk_frames))
+        img = np.broadcast_to(mo.amb[sl, None, None] + bg_static[None],
+                              (sl.stop - a, h, w)).copy()
+        # background apparent temperature through its own emissivity (0.90) and reflections
+        img = 0.90 * img + 0.10 * t_refl[sl, None, None]
+        img, code, zval = _draw_calves(img, anat, mo, sl, means["tnv"][sl], roi[sl], ves[sl])
+        img, key, cnt = _skin_pixels(img, code, zval, {k: v[sl] for k, v in means.items()},
+                                     {k: v[sl] for k, v in sds.items()}, mo, sl, rng, netd)
+        if eps_cam != emissivity:
+            img = np.where(code > 0, (emissivity * img + (eps_cam - emissivity)
+                                      * t_refl[sl, None, None]) / eps_cam, img)
+        frames[sl] = img
+        rendered[:, sl] = _region_means(frames[sl], key, cnt)
+
+    return _session_dataset(frames, roi, ves, mo.blurred, phase, rendered, times, attrs={
+        "seed": int(seed), "anatomy_seed": str(anatomy_seed_seq), "subject": subject,
+        "session": session, "netd_degC": netd, "emissivity": emissivity,
+        "camera_emissivity": eps_cam, "frame_interval_s": float(frame_interval_s),
+        "cadence_mean": float(np.nanmean(cad)),
+        "renderer": "irtrepro.synth.thermogram.render_session"})
+
+
+def _vessel_fractions(truth: xr.Dataset) -> dict[str, float]:
+    """Vessel area fractions of the anatomy from scalar truth variables, where given."""
+    fractions = {}
+    for key, var in (("vein_fraction", "vein_area_fraction"),
+                     ("perforator_fraction", "perforator_area_fraction")):
+        if var in truth and truth[var].ndim == 0 and np.isfinite(truth[var].item()):
+            fractions[key] = float(truth[var].item())
+    return fractions
+
+
+def _gait_phase(truth: xr.Dataset, times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gait phase (rad) at ``times``: the cadence integrated on the 1 Hz truth grid."""
+    t_truth = truth["time"].values.astype(float)
     cad_1hz = truth["cadence"].values.astype(float)
     if cad_1hz.ndim > 1:
         cad_1hz = cad_1hz.mean(axis=-1)
     cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(cad_1hz[:-1]) * np.diff(t_truth))])
     phase0 = rng.uniform(0, 2 * np.pi)
-    phase = (phase0 + 2 * np.pi * np.interp(times, t_truth, cum) / 120.0) % (2 * np.pi)
+    # a stride is two steps
+    return (phase0 + 2 * np.pi * np.interp(times, t_truth, cum) / 120.0) % (2 * np.pi)
 
-    # per-frame geometry (side-specific, left swings while right stands and vice versa)
+
+@dataclass(frozen=True)
+class _Motion:
+    """Per-frame leg geometry (px, ``(frame, side)``) and camera effects of one session."""
+
+    cx: np.ndarray
+    top: np.ndarray
+    height: np.ndarray
+    widen: np.ndarray
+    tilt: np.ndarray
+    blurred: np.ndarray  # (frame,) bool
+    blur_len: np.ndarray  # (frame,) px
+    amb: np.ndarray  # (frame,) room temperature, degC
+
+
+def _motion(phase: np.ndarray, times: np.ndarray, rng: np.random.Generator,
+            shape: tuple[int, int], anat: CalfAnatomy, *, blur_prob: float,
+            ambient: float) -> _Motion:
+    """Leg geometry from the gait phase (left swings while right stands), blur and room drift.
+
+    The draws from ``rng`` keep their order: the rendered bytes depend on it.
+    """
+    h, w = shape
+    n = times.size
     ph_side = np.stack([phase, phase + np.pi], 1)                      # (frame, side)
     swing = np.clip(np.sin(ph_side), 0, None)                          # 0 stance .. 1 swing
     sway = 0.025 * w * np.sin(phase) + rng.normal(0, 0.006 * w, n)     # body sway, both legs
@@ -347,103 +413,120 @@ def render_session(
     blurred = rng.random(n) < blur_prob
     blur_len = rng.integers(2, 5, n) * max(1, round(w / 160))
     amb = ambient + 0.3 * np.sin(2 * np.pi * times / 900.0 + rng.uniform(0, 6))
-    t_refl = amb if reflected_temp is None else np.full(n, float(reflected_temp))
-    eps_cam = emissivity if camera_emissivity is None else float(camera_emissivity)
+    return _Motion(cx, top, height, widen, tilt, blurred, blur_len, amb)
 
-    # static background: wall gradient, treadmill belt with stripes, console (warm)
+
+def _background(h: int, w: int, seed: int, session: str) -> np.ndarray:
+    """Static background offsets (degC): wall gradient, treadmill belt with stripes."""
     yy, xx = np.meshgrid(np.arange(h) / h, np.arange(w) / w, indexing="ij")
     bg_rng = np.random.default_rng([int(seed), _stable_int(session), 11])
     bg_static = (-1.0 * yy + 0.4 * np.sin(2 * np.pi * xx * bg_rng.uniform(0.5, 1.5))
                  + 0.6 * _smooth_field(bg_rng, (h, w), 10, 2.0))
     belt = yy > 0.9
-    bg_static = np.where(belt, 2.0 + 0.5 * np.sign(np.sin(40 * xx)), bg_static)
+    return np.where(belt, 2.0 + 0.5 * np.sign(np.sin(40 * xx)), bg_static)
 
-    if chunk_frames is None:
-        chunk_frames = max(1, int(2_000_000 // (h * w)))
-    frames = np.empty((n, h, w), np.float32)
-    roi = np.zeros((n, h, w), np.uint8)
-    ves = np.zeros((n, h, w), np.uint8)
-    rendered = np.full((4, n, 2), np.nan)  # tnv, tv, tp, tsk_mean
+
+def _draw_calves(img: np.ndarray, anat: CalfAnatomy, mo: _Motion, sl: slice, tnv: np.ndarray,
+                 roi: np.ndarray, ves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both calves of frames ``sl``: writes ``roi``/``vessels``, paints knee and ankle into ``img``.
+
+    Returns ``img``, the region ``code`` of each pixel (0 background, ``1 + 3 * side +
+    {0 tnv, 1 vein, 2 perforator}``) and the anatomy's z-score field ``zval`` there.
+    """
+    f, h, w = img.shape
     ys = np.arange(h, dtype=np.float64)[None, :, None]
     xs = np.arange(w, dtype=np.float64)[None, None, :]
-    for a in range(0, n, chunk_frames):
-        b = min(n, a + chunk_frames)
-        f = b - a
-        img = np.broadcast_to(amb[a:b, None, None] + bg_static[None], (f, h, w)).copy()
-        # background apparent temperature through its own emissivity (0.90) and reflections
-        img = 0.90 * img + 0.10 * t_refl[a:b, None, None]
-        code = np.zeros((f, h, w), np.int64)   # 0 bg, 1 + side*3 + {0 tnv, 1 vein, 2 perf}
-        zval = np.zeros((f, h, w))
-        for s in range(2):
-            v = (ys - top[a:b, s, None, None]) / height[a:b, s, None, None]
-            centre = cx[a:b, s, None, None] + tilt[a:b, s, None, None] * (ys - top[a:b, s, None, None])
-            prof = _calf_profile(v, anat.bulge, anat.taper)
-            hw = anat.half_width * w * widen[a:b, s, None, None] * prof
-            dx = xs - centre
-            lateral_sign = -1.0 if s == 0 else 1.0   # lateral edge is image-left for the left calf
-            lat = dx * lateral_sign > 0
-            u = np.where(lat, -np.abs(dx) / hw, np.abs(dx) / (hw * anat.medial))
-            inside = (v >= 0.05 * u**2) & (v <= 1.0) & (np.abs(u) <= 1.0)
-            iv = np.clip(np.rint(v * (_CH - 1)), 0, _CH - 1).astype(np.intp)
-            iu = np.clip(np.rint((u + 1) / 2 * (_CW - 1)), 0, _CW - 1).astype(np.intp)
-            lab = anat.labels[s][iv, iu]
-            zz = anat.z[s][iv, iu]
-            code = np.where(inside, 1 + 3 * s + lab, code)
-            zval = np.where(inside, zz, zval)
-            roi[a:b][inside] = s + 1
-            ves[a:b][inside] = lab[inside]
-            # leg above (knee, cooler) and below (ankle / sock, cooler still)
-            leg_w = np.abs(dx) <= anat.half_width * w * 0.85
-            above = (v < 0.05 * u**2) & leg_w & (ys > 0.02 * h)
-            below = (v > 1.0) & (np.abs(dx) <= anat.half_width * w * anat.taper * 0.9) & (ys < 0.9 * h)
-            tn = means["tnv"][a:b, s, None, None]
-            img = np.where(above, tn - 1.5 + 0.3 * zz, img)
-            img = np.where(below, amb[a:b, None, None] + 6.0 + 0.3 * zz, img)
-        # skin pixels: provisional values so blur mixes realistic temperatures
-        mean_c = np.zeros((f, 7))
-        sd_c = np.zeros((f, 7))
-        for s in range(2):
-            for r, k in enumerate(("tnv", "tv", "tp")):
-                mean_c[:, 1 + 3 * s + r] = means[k][a:b, s]
-                sd_c[:, 1 + 3 * s + r] = sds[k][a:b, s]
-        fidx = np.arange(f)[:, None, None]
-        skin = code > 0
-        img = np.where(skin, mean_c[fidx, code] + sd_c[fidx, code] * zval, img)
-        for k in np.flatnonzero(blurred[a:b]):
-            img[k] = ndimage.uniform_filter1d(img[k], int(blur_len[a + k]), axis=1, mode="nearest")
-        img += rng.normal(0, netd, img.shape)
-        # re-standardise each region of each frame: exact mean and SD under the GT masks
-        key = (np.arange(f)[:, None, None] * 7 + code).ravel()
-        cnt = np.bincount(key, minlength=f * 7).reshape(f, 7)
-        s1 = np.bincount(key, img.ravel(), minlength=f * 7).reshape(f, 7)
-        s2 = np.bincount(key, (img * img).ravel(), minlength=f * 7).reshape(f, 7)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            m = s1 / cnt
-            sd = np.sqrt(np.maximum(s2 / cnt - m * m, 0.0))
-            scale = np.where(sd > 0, sd_c / sd, 0.0)
-        scale[:, 0], m[:, 0], mean_c[:, 0] = 1.0, 0.0, 0.0
-        m = np.nan_to_num(m)
-        img = np.where(skin, mean_c[fidx, code] + (img - m[fidx, code]) * scale[fidx, code], img)
-        if eps_cam != emissivity:
-            img = np.where(skin, (emissivity * img + (eps_cam - emissivity) * t_refl[a:b, None, None])
-                           / eps_cam, img)
-        frames[a:b] = img
-        # rendered region metrics (float32 frames) under the GT masks
-        img32 = frames[a:b].astype(np.float64).ravel()
-        s1 = np.bincount(key, img32, minlength=f * 7).reshape(f, 7)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for s in range(2):
-                for r in range(3):
-                    c = 1 + 3 * s + r
-                    rendered[r, a:b, s] = np.where(cnt[:, c] > 0, s1[:, c] / cnt[:, c], np.nan)
-                cs = slice(1 + 3 * s, 4 + 3 * s)
-                rendered[3, a:b, s] = s1[:, cs].sum(1) / cnt[:, cs].sum(1)
+    code = np.zeros((f, h, w), np.int64)
+    zval = np.zeros((f, h, w))
+    for s in range(2):
+        top = mo.top[sl, s, None, None]
+        v = (ys - top) / mo.height[sl, s, None, None]
+        centre = mo.cx[sl, s, None, None] + mo.tilt[sl, s, None, None] * (ys - top)
+        prof = _calf_profile(v, anat.bulge, anat.taper)
+        hw = anat.half_width * w * mo.widen[sl, s, None, None] * prof
+        dx = xs - centre
+        lateral_sign = -1.0 if s == 0 else 1.0   # lateral edge is image-left for the left calf
+        lat = dx * lateral_sign > 0
+        u = np.where(lat, -np.abs(dx) / hw, np.abs(dx) / (hw * anat.medial))
+        inside = (v >= 0.05 * u**2) & (v <= 1.0) & (np.abs(u) <= 1.0)
+        iv = np.clip(np.rint(v * (_CH - 1)), 0, _CH - 1).astype(np.intp)
+        iu = np.clip(np.rint((u + 1) / 2 * (_CW - 1)), 0, _CW - 1).astype(np.intp)
+        lab = anat.labels[s][iv, iu]
+        zz = anat.z[s][iv, iu]
+        code = np.where(inside, 1 + 3 * s + lab, code)
+        zval = np.where(inside, zz, zval)
+        roi[inside] = s + 1
+        ves[inside] = lab[inside]
+        # leg above (knee, cooler) and below (ankle / sock, cooler still)
+        leg_w = np.abs(dx) <= anat.half_width * w * 0.85
+        above = (v < 0.05 * u**2) & leg_w & (ys > 0.02 * h)
+        below = (v > 1.0) & (np.abs(dx) <= anat.half_width * w * anat.taper * 0.9) & (ys < 0.9 * h)
+        img = np.where(above, tnv[:, s, None, None] - 1.5 + 0.3 * zz, img)
+        img = np.where(below, mo.amb[sl, None, None] + 6.0 + 0.3 * zz, img)
+    return img, code, zval
 
-    attrs = dict(units="degC", long_name="apparent skin temperature (emissivity-corrected)")
+
+def _skin_pixels(img: np.ndarray, code: np.ndarray, zval: np.ndarray, means: dict, sds: dict,
+                 mo: _Motion, sl: slice, rng: np.random.Generator, netd: float):
+    """Skin values, motion blur and sensor noise, then each region re-standardised.
+
+    Provisional skin values first, so that blur mixes realistic temperatures; after noise and
+    blur every region of every frame gets the truth's mean and SD exactly. Returns ``img``, the
+    per-pixel (frame, region) ``key`` and the region pixel counts ``cnt`` ``(frame, 7)``.
+    """
+    f = img.shape[0]
+    mean_c = np.zeros((f, 7))
+    sd_c = np.zeros((f, 7))
+    for s in range(2):
+        for r, k in enumerate(("tnv", "tv", "tp")):
+            mean_c[:, 1 + 3 * s + r] = means[k][:, s]
+            sd_c[:, 1 + 3 * s + r] = sds[k][:, s]
+    fidx = np.arange(f)[:, None, None]
+    skin = code > 0
+    img = np.where(skin, mean_c[fidx, code] + sd_c[fidx, code] * zval, img)
+    for k in np.flatnonzero(mo.blurred[sl]):
+        img[k] = ndimage.uniform_filter1d(img[k], int(mo.blur_len[sl.start + k]), axis=1,
+                                          mode="nearest")
+    img += rng.normal(0, netd, img.shape)
+    key = (np.arange(f)[:, None, None] * 7 + code).ravel()
+    cnt = np.bincount(key, minlength=f * 7).reshape(f, 7)
+    s1 = np.bincount(key, img.ravel(), minlength=f * 7).reshape(f, 7)
+    s2 = np.bincount(key, (img * img).ravel(), minlength=f * 7).reshape(f, 7)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = s1 / cnt
+        sd = np.sqrt(np.maximum(s2 / cnt - m * m, 0.0))
+        scale = np.where(sd > 0, sd_c / sd, 0.0)
+    scale[:, 0], m[:, 0], mean_c[:, 0] = 1.0, 0.0, 0.0
+    m = np.nan_to_num(m)
+    img = np.where(skin, mean_c[fidx, code] + (img - m[fidx, code]) * scale[fidx, code], img)
+    return img, key, cnt
+
+
+def _region_means(frames32: np.ndarray, key: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """Means (degC) of the stored float32 frames under the GT masks: ``(4, frame, side)`` for
+    tnv, tv, tp, tsk_mean; NaN where a region is empty."""
+    f = frames32.shape[0]
+    out = np.full((4, f, 2), np.nan)
+    s1 = np.bincount(key, frames32.astype(np.float64).ravel(), minlength=f * 7).reshape(f, 7)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for s in range(2):
+            for r in range(3):
+                c = 1 + 3 * s + r
+                out[r, :, s] = np.where(cnt[:, c] > 0, s1[:, c] / cnt[:, c], np.nan)
+            cs = slice(1 + 3 * s, 4 + 3 * s)
+            out[3, :, s] = s1[:, cs].sum(1) / cnt[:, cs].sum(1)
+    return out
+
+
+def _session_dataset(frames, roi, ves, blurred, phase, rendered, times, *, attrs: dict
+                     ) -> xr.Dataset:
+    """The rendered session as the Dataset :func:`render_session` documents."""
     metr = dict(units="degC")
-    ds = xr.Dataset(
+    return xr.Dataset(
         {
-            "frames": (("frame", "y", "x"), frames, attrs),
+            "frames": (("frame", "y", "x"), frames,
+                       dict(units="degC", long_name="apparent skin temperature "
+                            "(emissivity-corrected)")),
             "roi": (("frame", "y", "x"), roi,
                     {"long_name": "calf ROI", "flag_values": [0, 1, 2],
                      "flag_meanings": "background left_calf right_calf"}),
@@ -460,9 +543,5 @@ def render_session(
         },
         coords={"time": ("frame", times, {"units": "s", "long_name": "time since exercise start"}),
                 "side": list(SIDES)},
-        attrs={"seed": int(seed), "anatomy_seed": str(anatomy_seed_seq), "subject": subject, "session": session, "netd_degC": netd,
-               "emissivity": emissivity, "camera_emissivity": eps_cam,
-               "frame_interval_s": float(frame_interval_s), "cadence_mean": float(np.nanmean(cad)),
-               "renderer": "irtrepro.synth.thermogram.render_session"},
+        attrs=attrs,
     )
-    return ds

@@ -17,7 +17,9 @@ from irtrepro.io._tabular import (
     UnitError,
     ValueFormatError,
 )
-from irtrepro.io.core import read_core_csv, read_core_fit, write_core_csv, write_fit
+from irtrepro.io.core import read_core_csv, read_core_fit
+from irtrepro.synth.exports.core import write_core_csv
+from irtrepro.synth.exports.fit import write_fit
 
 START = dt.datetime(2024, 5, 6, 23, 50, 0)  # crosses midnight after 10 min
 

@@ -25,10 +25,8 @@ from irtrepro.io.cpet import (
     read_cosmed_xlsx,
     read_cpet_csv,
     read_vyntus_txt,
-    write_cortex_xlsx,
-    write_cosmed_xlsx,
-    write_cpet_csv,
 )
+from irtrepro.synth.exports.cpet import write_cortex_xlsx, write_cosmed_xlsx, write_cpet_csv
 
 START = dt.datetime(2024, 5, 6, 9, 30, 15)
 SUBJECT = {"id": "S01", "sex": "F", "age": 27, "height": 168.0, "body_mass": 59.5}

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from irtrepro.errors import FormatError, OptionError
-from irtrepro.io.fit import FIT_EPOCH, fit_crc, read_fit_records, write_fit
+from irtrepro.io.fit import FIT_EPOCH, read_fit_records
+from irtrepro.synth.exports.fit import fit_crc, write_fit
 
 START = dt.datetime(2024, 5, 6, 9, 30, 15)
 

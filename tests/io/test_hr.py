@@ -17,7 +17,9 @@ from irtrepro.io._tabular import (
     TimeFormatError,
     ValueFormatError,
 )
-from irtrepro.io.hr import read_hr_fit, read_polar_csv, write_fit, write_polar_csv
+from irtrepro.io.hr import read_hr_fit, read_polar_csv
+from irtrepro.synth.exports.fit import write_fit
+from irtrepro.synth.exports.hr import write_polar_csv
 
 START = dt.datetime(2024, 5, 6, 9, 30, 15)
 

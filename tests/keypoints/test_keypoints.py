@@ -115,7 +115,7 @@ def test_crop_window_roundtrip():
 
 def test_mirror_augmentation_is_geometrically_exact():
     from irtrepro.keypoints import train
-    from irtrepro.synth.pose import KEYPOINT_NAMES
+    from irtrepro.keypoints.vocabulary import KEYPOINT_NAMES
 
     perm = train.flip_permutation()
     names = [KEYPOINT_NAMES[i] for i in perm]
@@ -324,12 +324,13 @@ def test_beta_sweep_table_and_figure(tmp_path):
     matplotlib.use("Agg")
     from irtrepro.keypoints import train
     from irtrepro.keypoints.report import plot_beta_sweep
+    from irtrepro.synth import pose_corpus
 
     cfg = train.KeypointConfig(n_subjects=2, frames_per_subject=16, folds=2, latent_ch=16,
                                deconv_ch=16, batch=8, teacher_epochs=2, max_epochs=2,
                                val_fraction=0.0, patience=100)
-    res = train.run_experiment(cfg, students=("mobilenetv3",), baseline=False,
-                               betas=(0.0, 0.4, 1.0), progress=False)
+    res = pose_corpus.run_experiment(cfg, students=("mobilenetv3",), baseline=False,
+                                     betas=(0.0, 0.4, 1.0), progress=False)
     b = res["beta"]
     assert sorted(b.groupby(["beta", "fold"]).size().index.tolist()) == \
         [(x, f) for x in (0.0, 0.4, 1.0) for f in sorted(b["fold"].unique())]
@@ -351,6 +352,7 @@ def test_folds_in_worker_processes_equal_the_serial_run():
     # two folds trained in two single-threaded processes give the very rows of a serial
     # single-threaded run (each fold has its own seed), and the models come back
     from irtrepro.keypoints import train
+    from irtrepro.synth import pose_corpus
 
     cfg = train.KeypointConfig(n_subjects=2, frames_per_subject=12, folds=2, latent_ch=16,
                                deconv_ch=16, batch=8, teacher_epochs=2, max_epochs=1,
@@ -358,7 +360,7 @@ def test_folds_in_worker_processes_equal_the_serial_run():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        serial = train.run_experiment(cfg, progress=False, keep_models=True)
+        serial = pose_corpus.run_experiment(cfg, progress=False, keep_models=True)
     finally:
         torch.set_num_threads(threads)
     parallel = train.run_experiment(cfg, progress=False, keep_models=True, workers=2,

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from irtrepro.errors import OptionError, ReaderError
+from irtrepro.errors import OptionError
+from irtrepro.io import read
+from irtrepro.io.face import write_face_labels
 from irtrepro.synth.face import (
     clip_windows,
     demo_breaths,
     demo_truth_session,
-    read_face_labels,
     render_face_session,
-    write_face_labels,
 )
 
 
@@ -94,21 +94,13 @@ def test_head_bob_at_cadence_while_running():
 
 
 def test_labels_csv_roundtrip(session, tmp_path):
+    # a rendered session's labels go through the same reader as a lab's label file
     _, _, ds = session
     path = write_face_labels(tmp_path / "labels.csv", ds)
-    df = read_face_labels(path)
+    df = read("face_labels", path)
     assert list(df.columns) == ["frame", "time", "label"]
     assert (df["label"].values == ds["label"].values).all()
     np.testing.assert_allclose(df["time"].values, ds["time"].values, atol=1e-6)
-
-
-def test_bad_labels_file(tmp_path):
-    p = tmp_path / "bad.csv"
-    p.write_text("frame,time,label\n0,0.0,INH\n1,0.125,HOLD\n")
-    with pytest.raises(ReaderError, match=r"bad.csv:3: label 'HOLD'"):
-        read_face_labels(p)
-    with pytest.raises(ReaderError, match="not found"):
-        read_face_labels(tmp_path / "none.csv")
 
 
 def test_bad_render_arguments():

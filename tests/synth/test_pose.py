@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from irtrepro.errors import OptionError, ReaderError
+from irtrepro.errors import OptionError
+from irtrepro.io import read
+from irtrepro.io.pose import write_pose_clip
 from irtrepro.synth import pose
 
 
@@ -82,9 +84,10 @@ def test_bad_cadence():
         pose.render_running_clip(-5.0, n_frames=4)
 
 
-def test_writers_roundtrip(tmp_path, run_clip):
-    p = pose.write_pose_clip(tmp_path / "clip.npz", run_clip)
-    got = pose.read_pose_clip(p)
+def test_files_go_through_the_readers(tmp_path, run_clip):
+    # the clip file and its COCO truth are read by the registry's readers, as a lab's would be
+    p = write_pose_clip(tmp_path / "clip.npz", run_clip)
+    got = read("pose", p)
     np.testing.assert_array_equal(got["thermal"], run_clip.thermal)
     assert got["fps"] == 15.0 and got["meta"]["subject"] == "S07"
     j = pose.write_coco(tmp_path / "truth.json", run_clip)
@@ -93,6 +96,4 @@ def test_writers_roundtrip(tmp_path, run_clip):
     ann = coco["annotations"][0]
     assert len(ann["keypoints"]) == 51 and ann["num_keypoints"] == 14
     assert coco["categories"][0]["keypoints"][15] == "left_ankle"
-    (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(ReaderError, match="bad.npz"):
-        pose.read_pose_clip(tmp_path / "bad.npz")
+    assert read("pose_keypoints", j)["annotations"][0]["keypoints"] == ann["keypoints"]

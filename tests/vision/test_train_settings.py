@@ -1,0 +1,38 @@
+"""Settings of the U-Net training (irtrepro.vision.train.SegmenterSettings)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irtrepro.errors import OptionError
+from irtrepro.vision.train import TASK_DEFAULTS, SegmenterSettings, train_segmenter
+
+
+def test_task_defaults_and_overrides():
+    roi = SegmenterSettings.for_task("roi")
+    assert (roi.max_steps, roi.eval_every, roi.crop) == (TASK_DEFAULTS["roi"]["max_steps"],
+                                                         TASK_DEFAULTS["roi"]["eval_every"], None)
+    ves = SegmenterSettings.for_task("vessels", max_steps=60, eval_every=30, crop=None)
+    assert (ves.max_steps, ves.eval_every, ves.crop, ves.upsample) == (60, 30, None, 2)
+    assert ves.class_weight == (1.0, 1.0, 3.0)
+
+
+@pytest.mark.parametrize(("overrides", "match"), [
+    ({"max_step": 5}, "no setting 'max_step'; did you mean 'max_steps'"),
+    ({"lr": 0.0}, r"lr=0.0; expected a learning rate > 0"),
+    ({"max_steps": 0}, r"max_steps=0; expected an integer >= 1"),
+    ({"class_weight": (1.0, 2.0)}, "one weight per class"),
+])
+def test_bad_settings_are_named(overrides, match):
+    with pytest.raises(OptionError, match=match):
+        SegmenterSettings.for_task("roi", **overrides)
+
+
+def test_train_segmenter_rejects_unknown_setting_before_training():
+    f = np.zeros((2, 8, 8), np.float32)
+    m = np.zeros((2, 8, 8), np.uint8)
+    with pytest.raises(OptionError, match="eval_evry"):
+        train_segmenter(f, m, m, ["a", "b"], task="roi", eval_evry=3)
+    with pytest.raises(OptionError, match="task"):
+        SegmenterSettings.for_task("calf")
