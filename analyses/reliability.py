@@ -21,17 +21,29 @@ from irtrepro.errors import StatsError
 from irtrepro.plots import bland_altman_plot, icc_forest_plot
 from irtrepro.report.part import ReportPart
 from irtrepro.stats import bland_altman, icc, koo_li, reliability
-from irtrepro.summaries import CARDIO_SIGNALS, THERMAL_METRICS, present, summary_table
+from irtrepro.summaries import CARDIO_SIGNALS, ONSET_WINDOW, THERMAL_METRICS, present
 
 NAME = "reliability"
-#: Windows identical in every protocol, where sessions are true repeats.
-REPEAT_WINDOWS = ("onset", "warmup", "recovery")
+#: Windows identical in every protocol, where sessions are true repeats: the first minute of
+#: exercise (before the skin responds) and the warm-up and recovery phases.
+REPEAT_WINDOWS = {"onset": ONSET_WINDOW, "warmup": "warmup", "recovery": "recovery"}
 #: Headline form and its reason (stated in every caption that shows it).
 HEADLINE = "ICC(A,1)"
 HEADLINE_REASON = ("ICC(A,1) (absolute agreement) is the headline: sessions are repeats on "
                    "different days, and a systematic shift between days is measurement error "
                    "for test-retest reliability (Koo & Li 2016; Weir 2005); ICC(C,1) "
                    "(consistency, ignores that shift) is shown beside it")
+
+
+def by_window(table):
+    """A stats table of a window summary with ``metric`` the variable and its ``window``.
+
+    :func:`irtrepro.stats.icc` labels each metric ``"tnv/onset"`` and adds ``variable`` and
+    ``window`` columns; the report's tables name the variable ``metric`` beside ``window``.
+    """
+    table = table.drop(columns="metric").rename(columns={"variable": "metric"})
+    first = ["metric", "window"]
+    return table[first + [c for c in table.columns if c not in first]]
 
 
 def icc_choice_table(icc_table):
@@ -54,14 +66,9 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
     if not present(study, THERMAL_METRICS):
         part.notes.append("no skin-temperature metrics: reliability of cardiopulmonary "
                           "signals only")
-    long = summary_table(study, metrics)
-    long = long[long.window.isin(REPEAT_WINDOWS)]
-    wide = long.melt(id_vars=["subject", "session", "window"], var_name="metric")
-    wide = wide.assign(metric=wide.metric + "@" + wide.window).pivot_table(
-        index=["subject", "session"], columns="metric", values="value").reset_index()
-    names = [c for c in wide.columns if "@" in c]
-    icc_table = icc(wide, "subject", "session", names, errors="warn")
-    icc_table[["metric", "window"]] = icc_table.metric.str.split("@", expand=True)
+    summary = study.irt.summary(REPEAT_WINDOWS, metrics, side="both")
+    summary = summary.drop_vars("window_definition")
+    icc_table = by_window(icc(summary, errors="warn"))
     part.tables["icc"] = (icc_table, "ICCs of per-session summaries across all sessions "
                           "(McGraw & Wong forms with Shrout & Fleiss names; F-based 95 % CIs as "
                           "psych::ICC; ICC(A,.) with Satterthwaite df). Windows: onset = first "
@@ -72,8 +79,8 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
                                  "each CI from its bounds (poor < 0.5, moderate 0.5-0.75, good "
                                  "0.75-0.9, excellent > 0.9; e.g. 'moderate to excellent'). "
                                  + HEADLINE_REASON + ".")
-    rel = reliability(wide, "subject", "session", names, n_boot=200, seed=seed, errors="warn",
-                      sem_form=HEADLINE)
+    rel = by_window(reliability(summary, n_boot=200, seed=seed, errors="warn",
+                                sem_form=HEADLINE))
     part.tables["reliability"] = (rel, "Reliability per metric and window: SEM as sqrt(MSE) and "
                                   "as SD*sqrt(1-ICC(A,1)) (the headline form), MDC95 = 1.96*sqrt(2)*SEM, typical error "
                                   "(SD of differences / sqrt 2) with chi-square CI, change in mean "
@@ -94,8 +101,8 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
         for m in [x for x in ("tnv", "tp", "hr") if x in metrics]:
             if not (d1 and d2):
                 break
-            w = long[long.window == "warmup"].pivot(index="subject", columns="session", values=m)
-            x, y = w[d1[0]].to_numpy(), w[d2[0]].to_numpy()
+            w = summary[m].sel(window="warmup")
+            x, y = w.sel(session=d1[0]).values, w.sel(session=d2[0]).values
             ok = np.isfinite(x) & np.isfinite(y)
             if ok.sum() < 3:
                 part.notes.append(f"Bland-Altman {m}: fewer than 3 subjects with both days")

@@ -1,7 +1,11 @@
 """One logger and one progress knob for the whole package (MNE/xarray style).
 
 The library adds no handlers; :mod:`irtrepro.cli` does. Progress bars show when the
-``irtrepro`` logger is enabled for INFO, unless a call passes ``progress=True/False``.
+``irtrepro`` logger is enabled for INFO, unless a call passes ``progress=True/False``. So one
+knob drives both: the CLI's default (WARNING) shows neither INFO messages nor bars, ``-v``
+(INFO) shows both, ``-vv`` adds DEBUG messages, ``-q`` leaves errors only. In a script,
+``logging.getLogger("irtrepro").setLevel("INFO")`` turns the bars on (a logger without a level
+follows the root logger, WARNING by default: no bars).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ def progress_bar(
     it : iterable
         What to iterate over.
     progress : bool or None
-        ``None`` shows the bar when the ``irtrepro`` logger is enabled for INFO.
+        ``None`` shows the bar when the ``irtrepro`` logger is enabled for INFO (``-v``);
+        ``True``/``False`` force it on or off.
     desc : str
         Label of the bar.
     total : int, optional

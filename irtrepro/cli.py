@@ -24,15 +24,39 @@ def _command_modules():
             yield importlib.import_module(f"irtrepro.commands.{info.name}")
 
 
+def log_level(verbose: int = 0, quiet: bool = False) -> int:
+    """Level of the ``irtrepro`` logger for ``-v`` counts and ``-q`` (MNE's ``verbose``).
+
+    ``-q``: ERROR; default: WARNING (no progress bars); ``-v``: INFO with progress bars
+    (:func:`irtrepro._logging.progress_bar` shows bars at INFO); ``-vv``: DEBUG.
+    """
+    if quiet:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(int(verbose), logging.DEBUG)
+
+
+def set_log_level(level: int) -> None:
+    """Set the ``irtrepro`` logger's level; add the one stderr handler if it has none."""
+    logger = logging.getLogger("irtrepro")
+    if not any(getattr(h, "_irtrepro_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._irtrepro_cli = True
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every discovered subcommand."""
     parser = argparse.ArgumentParser(
         prog="irtrepro",
         description="Reproducibility studies with deep-learning-assisted infrared thermography.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-v info with progress bars, -vv debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="count", default=0,
+                      help="more output: -v info messages and progress bars, -vv debug "
+                           "(default: warnings and errors only, no progress bars)")
+    loud.add_argument("-q", "--quiet", action="store_true", help="errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for mod in _command_modules():
@@ -46,13 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``irtrepro`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else logging.INFO)
-    logger = logging.getLogger("irtrepro")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(level)
+    set_log_level(log_level(args.verbose, args.quiet))
     try:
         return int(args._run(args) or 0)
     except IrtreproError as exc:

@@ -470,8 +470,31 @@ def _convert(name: str, values: np.ndarray, unit: str | None, *, path: Path, col
     return values.astype(float)
 
 
+#: Date formats tried by :func:`parse_date` after ISO ``yyyy-mm-dd``, by day-month order.
+DATE_FORMATS = {
+    True: ("%d.%m.%Y", "%d-%m-%Y", "%d/%m/%Y", "%d%m%Y", "%d.%m.%y", "%d/%m/%y"),
+    False: ("%m/%d/%Y", "%m-%d-%Y", "%m.%d.%Y", "%m%d%Y", "%m/%d/%y", "%m.%d.%y"),
+}
+
+
 def parse_date(text: object, *, dayfirst: bool = True) -> dt.date | None:
-    """Parse ``dd.mm.yyyy``, ``dd-mm-yyyy``, ``dd/mm/yyyy``, ``yyyy-mm-dd`` or ``ddmmyyyy``."""
+    """Parse a date cell; ``None`` when it is not a date.
+
+    ISO ``yyyy-mm-dd`` is always understood. Other dates are read day first (``dd.mm.yyyy``,
+    ``dd-mm-yyyy``, ``dd/mm/yyyy``, ``ddmmyyyy``, ``dd.mm.yy``, ``dd/mm/yy``: European
+    exports) or, with ``dayfirst=False``, month first (``mm/dd/yyyy`` and the same
+    separators: US exports). An ambiguous ``03/04/2026`` is 3 April day first and March 4
+    month first; nothing is guessed from the values.
+
+    Examples
+    --------
+    >>> parse_date("03/04/2026")
+    datetime.date(2026, 4, 3)
+    >>> parse_date("03/04/2026", dayfirst=False)
+    datetime.date(2026, 3, 4)
+    >>> parse_date("13/04/2026", dayfirst=False) is None
+    True
+    """
     if text is None:
         return None
     if isinstance(text, dt.datetime):
@@ -481,7 +504,7 @@ def parse_date(text: object, *, dayfirst: bool = True) -> dt.date | None:
     s = str(text).strip()
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         s = f"{int(text):08d}"
-    for fmt_ in ("%Y-%m-%d", "%d.%m.%Y", "%d-%m-%Y", "%d/%m/%Y", "%d%m%Y", "%d.%m.%y"):
+    for fmt_ in ("%Y-%m-%d", *DATE_FORMATS[bool(dayfirst)]):
         try:
             return dt.datetime.strptime(s, fmt_).date()
         except ValueError:

@@ -8,6 +8,8 @@ Every public statistic accepts the same two kinds of input:
 - an xarray ``DataArray``/``Dataset`` with dims ``subject`` and ``session`` and any number of
   extra dims (``phase``, ``side``, ...), e.g. ``study[["tnv", "tp"]].groupby("phase").mean("time")``.
   Every combination of the extra dims (and every variable of a Dataset) is one *metric*.
+  A ``time`` dim is refused (a raw Study is summarised first, e.g. ``ds.irt.summary()``):
+  every second would otherwise count as a metric.
 """
 
 from __future__ import annotations
@@ -193,6 +195,13 @@ def _cube_from_xarray(data: Any, subject: str, session: str, value: Any) -> Cube
         arrays = {k: data[k] for k in names}
         is_dataset = True
 
+    timed = [str(k) for k, da in arrays.items() if "time" in da.dims]
+    if timed:
+        what = f"variable {timed[0]!r}" if len(timed) == 1 else f"variables {timed}"
+        raise StatsError(
+            f"{what} of the {'Dataset' if is_dataset else 'DataArray'} has dimension 'time'; "
+            "summarise first, e.g. ds.irt.phase_means() or ds.irt.summary(...)"
+        )
     blocks, rows = [], []
     subjects = sessions = None
     for name, da in arrays.items():

@@ -335,6 +335,19 @@ def icc(
     ...                    "tnv": [1.0, 1.2, 2.0, 2.1, 3.0, 3.3]})
     >>> icc(df, "subject", "session", "tnv").set_index("form").loc["ICC(C,1)", "icc"].round(4)
     np.float64(0.9953)
+
+    A Study is summarised over time first (every second would otherwise be a metric):
+
+    >>> import irtrepro as irt
+    >>> study = irt.example_study()
+    >>> icc(study[["hr"]])
+    Traceback (most recent call last):
+    ...
+    irtrepro.errors.StatsError: variable 'hr' of the Dataset has dimension 'time'; summarise first, e.g. ds.irt.phase_means() or ds.irt.summary(...)
+    >>> table = icc(study.irt.summary(["steady"], ["hr"]))
+    >>> table.loc[table.form == "ICC(A,1)", ["metric", "window", "icc"]].round(3)
+          metric  window    icc
+    1  hr/steady  steady  0.939
     """
     ci, cube = _prepare(data, subject, session, value, ci, missing, errors)
     comps = _components(cube.values, missing)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as hs
 from hypothesis.extra.numpy import arrays
 
@@ -36,8 +36,7 @@ COLS = ["icc", "f", "p", "ci_low", "ci_high"]
 @SETTINGS
 @given(values, hs.randoms(use_true_random=False), hs.floats(-1e3, 1e3))
 def test_icc_invariant_to_subject_order_and_constant(v, rnd, c):
-    if not _ok(v):
-        return
+    assume(_ok(v))
     base = _icc(v)[COLS]
     perm = list(range(v.shape[0]))
     rnd.shuffle(perm)
@@ -48,15 +47,13 @@ def test_icc_invariant_to_subject_order_and_constant(v, rnd, c):
 @SETTINGS
 @given(values, arrays(np.float64, 4, elements=hs.floats(0.5, 20)))
 def test_session_shift_keeps_consistency_and_lowers_absolute_agreement(v, shift):
-    if not _ok(v):
-        return
+    assume(_ok(v))
     v = v - v.mean(0, keepdims=True) + v.mean()  # sessions agree on average
     before = _icc(v)
-    if before.loc["ICC(A,1)", "icc"] <= 0:
-        return
+    assume(before.loc["ICC(A,1)", "icc"] > 0)
     shifted = _icc(v + shift[: v.shape[1]] - shift[: v.shape[1]].mean() + np.arange(v.shape[1]))
     for form in ("ICC(C,1)", "ICC(C,k)"):
-        assert shifted.loc[form, "icc"] == np.float64(shifted.loc[form, "icc"])
+        assert np.isfinite(shifted.loc[form, "icc"])
         np.testing.assert_allclose(shifted.loc[form, COLS], before.loc[form, COLS], rtol=1e-6,
                                    atol=1e-8)
     for form in ("ICC(A,1)", "ICC(A,k)"):
@@ -73,8 +70,7 @@ def test_session_shift_keeps_consistency_and_lowers_absolute_agreement(v, shift)
 def test_rmcorr_invariant_to_per_subject_offsets(x, y, ox, oy):
     xc = x - x.mean(1, keepdims=True)
     yc = y - y.mean(1, keepdims=True)
-    if (xc**2).sum() < 1e-2 or (yc**2).sum() < 1e-2:
-        return
+    assume((xc**2).sum() >= 1e-2 and (yc**2).sum() >= 1e-2)
     df = pd.DataFrame({"s": np.repeat(np.arange(5), 4), "x": x.ravel(), "y": y.ravel()})
     moved = df.assign(x=(x + ox[:, None]).ravel(), y=(y + oy[:, None]).ravel())
     a = rmcorr(df, "s", "x", "y").iloc[0]
