@@ -37,6 +37,7 @@ from irtrepro._atomic import atomic_path
 from irtrepro._logging import logger
 from irtrepro.errors import IncompleteError, IrtreproError, OptionError
 from irtrepro.report.part import ReportPart
+from irtrepro.report.results import write_results
 
 MODEL_PARTS = ("irtrepro.vision", "irtrepro.breathing", "irtrepro.keypoints")
 ANALYSES = ("time_courses", "reliability", "cardiopulmonary", "individual", "mixed_models",
@@ -264,6 +265,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
                  f"{m.description}")
         page = write_report(analysis_parts + model_parts, out, title=f"irtrepro report: {m.name}",
                             provenance=prov, left_out=left_out, failures=failures, intro=intro)
+        write_results(out, prov)
     logger.info("report: %s (%.0f s)", page, time.perf_counter() - t_start)
     if failures and not keep_going:
         raise IncompleteError(f"{page}: written, but {len(failures)} step(s) failed (listed at "

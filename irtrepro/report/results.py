@@ -1,0 +1,197 @@
+"""The headline figures of a report, gathered from its tables into ``results.json``.
+
+Every figure carries where it comes from (the table and row), the split it was measured on,
+its spread where the report computes one (``null`` with the reason where it does not: one
+split, one seed), the seed and the code commit. ``docs/results.md`` is rendered from this file
+(:func:`render_markdown`, ``irtrepro results``), so the README and docs quote one source.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from irtrepro._atomic import atomic_path
+
+SINGLE = "not computed: one split, one training seed (the nested protocol is not run yet)"
+
+
+def _read(tables: Path, name: str) -> pd.DataFrame | None:
+    path = tables / f"{name}.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def _num(v) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def _fig(group: str, name: str, value, *, source: str, split: str, units: str = "1",
+         spread=None, spread_kind: str | None = None, target: str | None = None) -> dict:
+    return {"group": group, "name": name, "value": _num(value), "units": units,
+            "spread": spread, "spread_kind": spread_kind or (None if spread else SINGLE),
+            "target": target, "split": split, "source": source}
+
+
+def collect_results(tables: str | os.PathLike, provenance: dict) -> dict:
+    """Headline figures from the CSV tables of a written report.
+
+    Parameters
+    ----------
+    tables : path-like
+        The report's ``tables/`` folder.
+    provenance : dict
+        The report's provenance block (commit, seeds, timings).
+
+    Returns
+    -------
+    dict
+        ``figures`` (list of dicts: group, name, value, units, spread, spread_kind, target,
+        split, source), ``missing`` (tables that were not there), ``commit``, ``seeds``,
+        ``timings_s``.
+    """
+    tables = Path(tables)
+    figs: list[dict] = []
+    missing: list[str] = []
+
+    def table(name):
+        df = _read(tables, name)
+        if df is None:
+            missing.append(name)
+        return df
+
+    held = "held-out subjects of one subject-wise split"
+    seg = table("vision_segmentation_quality")
+    if seg is not None:
+        targets = {"left_calf": ">= 0.95", "right_calf": ">= 0.95", "vein": ">= 0.75",
+                   "perforator": ">= 0.6"}
+        for _, r in seg.iterrows():
+            figs.append(_fig("segmentation", f"Dice {r['name']}", r["dice"], split=held,
+                             source="vision_segmentation_quality.csv",
+                             target=targets.get(r["name"])))
+    err = table("vision_metric_error")
+    if err is not None:
+        for _, r in err.iterrows():
+            figs.append(_fig("segmentation", f"median |error| {r['metric']} (U-Net vs truth masks)",
+                             r["median_abs_error"], units=str(r.get("units", "")), split=held,
+                             source="vision_metric_error.csv",
+                             spread={"p95": _num(r["p95_abs_error"])}, spread_kind="p95 over frames"))
+    ab = table("breathing_ablation")
+    if ab is not None:
+        for _, r in ab.iterrows():
+            if r["method"] in ("full method", "signal baseline (ROI slope)", "plain CNN"):
+                figs.append(_fig("breathing", f"accuracy {r['method']}", r["accuracy"],
+                                 split=held + " (frames)", source="breathing_ablation.csv",
+                                 target=">= 0.95" if r["method"] == "full method" else None))
+    rr = table("breathing_rr_error")
+    if rr is not None:
+        for _, r in rr.iterrows():
+            figs.append(_fig("breathing", f"RR MAE vs {r['reference']} ({r['subjects']})",
+                             r["mae"], units="min-1", split=str(r["subjects"]),
+                             source="breathing_rr_error.csv",
+                             spread={"loa_low": _num(r["loa_low"]), "loa_high": _num(r["loa_high"])},
+                             spread_kind="95 % limits of agreement (windows overlap)",
+                             target="<= 1.5" if "truth" in str(r["reference"]) else None))
+    kp = table("keypoints_keypoints_ap")
+    if kp is not None:
+        for _, r in kp.iterrows():
+            for col in ("AP", "AP50", "AP75"):
+                spread = ({"min_fold": _num(r["AP_min_fold"])} if col == "AP"
+                          and "AP_min_fold" in r else None)
+                figs.append(_fig("keypoints", f"{col} {r['model']}", r[col],
+                                 split=f"{int(r.get('folds', 0))} folds of held-out subjects",
+                                 source="keypoints_keypoints_ap.csv", spread=spread,
+                                 spread_kind="lowest fold" if spread else None))
+    cad = table("keypoints_cadence")
+    if cad is not None and {"cadence", "cadence_truth_keypoints"} <= set(cad):
+        d = (cad["cadence"] - cad["cadence_truth_keypoints"]).abs()
+        figs.append(_fig("keypoints", "cadence MAE (student vs truth keypoints)", d.mean(),
+                         units="steps min-1", split="every pose clip of the study",
+                         source="keypoints_cadence.csv",
+                         spread={"max": _num(d.max()), "n_nan": int(cad["cadence"].isna().sum())},
+                         spread_kind="largest error over clips"))
+    q = table("cardiopulmonary_questions")
+    if q is not None:
+        for _, r in q.iterrows():
+            figs.append(_fig("planted answers", f"rmcorr {r['x']} ~ {r['y']} ({r['phases']})",
+                             r["r"], split="every subject-session",
+                             source="cardiopulmonary_questions.csv",
+                             spread={"ci_low": _num(r["ci_low"]), "ci_high": _num(r["ci_high"]),
+                                     "r_within_min": _num(r.get("r_within_min")),
+                                     "r_within_max": _num(r.get("r_within_max"))},
+                             spread_kind=f"{r['ci_method']} CI (samples autocorrelated: too "
+                                         "narrow); range of per-session r"))
+    ind = table("individual_correlations")
+    if ind is not None:
+        for _, r in ind.iterrows():
+            figs.append(_fig("planted answers", f"r {r['x']} ~ {r['y']}", r["r"],
+                             split="subjects", source="individual_correlations.csv",
+                             spread={"ci_low": _num(r["ci_low"]), "ci_high": _num(r["ci_high"])},
+                             spread_kind=str(r["ci_method"])))
+    ch = table("reliability_icc_choice")
+    if ch is not None:
+        for _, r in ch.iterrows():
+            figs.append(_fig("reliability", f"ICC(A,1) {r['metric']} ({r['window']})",
+                             r["icc_a1"], split="subjects x sessions",
+                             source="reliability_icc_choice.csv",
+                             spread={"ci_low": _num(r["ci_low_a1"]), "ci_high": _num(r["ci_high_a1"])},
+                             spread_kind=f"{r['ci_level']:.0%} CI ({r['koo_li_a1']})"))
+    return {"commit": provenance.get("git_commit"), "seeds": provenance.get("seeds"),
+            "part_settings": provenance.get("part_settings"),
+            "timings_s": provenance.get("timings_s"), "figures": figs, "missing": missing}
+
+
+def write_results(out: str | os.PathLike, provenance: dict) -> Path:
+    """Write ``out/results.json`` from ``out/tables`` (atomically)."""
+    out = Path(out)
+    res = collect_results(out / "tables", provenance)
+    path = out / "results.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    return path
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+def render_markdown(results: dict) -> str:
+    """``docs/results.md``: one table per group, each figure with spread, split and source."""
+    lines = ["# Results of `make report`", "",
+             "Rendered by `irtrepro results reports/ --markdown docs/results.md` from "
+             "`reports/results.json` of the default study (commit "
+             f"`{str(results.get('commit'))[:12]}`, seeds {results.get('seeds')}). Every figure "
+             "names the table it comes from; a target counts as met only when the spread "
+             "clears it, and where no spread is computed the figure says so.", ""]
+    groups: dict[str, list] = {}
+    for f in results["figures"]:
+        groups.setdefault(f["group"], []).append(f)
+    for g, figs in groups.items():
+        lines += [f"## {g}", "", "| figure | value | units | spread | target | split | source |",
+                  "|---|---|---|---|---|---|---|"]
+        for f in figs:
+            spread = ("; ".join(f"{k} {_fmt(v)}" for k, v in f["spread"].items())
+                      + f" ({f['spread_kind']})") if f["spread"] else f["spread_kind"]
+            lines.append(f"| {f['name']} | {_fmt(f['value'])} | {f['units']} | {spread} | "
+                         f"{f['target'] or ''} | {f['split']} | `{f['source']}` |")
+        lines.append("")
+    t = results.get("timings_s") or {}
+    if t:
+        lines += ["## run time of the report (s)", "", "| step | s |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in t.items()
+                  if not k.startswith(("vision: ", "breathing: ", "keypoints: "))]
+        lines.append("")
+    if results.get("missing"):
+        lines += [f"Tables not in this report: {', '.join(results['missing'])}.", ""]
+    return "\n".join(lines)
