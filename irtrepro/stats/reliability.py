@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as st
-
 from irtrepro.errors import StatsError, check_option
 from irtrepro.stats._anova import Components, anova_listwise, complete_subjects, reml_crossed
+from irtrepro.stats._dist import chi2_ppf, f_ppf, f_sf, norm_ppf, t_ppf, t_sf
 from irtrepro.stats._common import (
     CI_HIGH,
     CI_LEVEL,
@@ -174,13 +173,13 @@ def _icc_arrays(c: Components, ci: float) -> dict[str, np.ndarray]:
         icc3k = (msb - mse) / msb
         f1 = msb / msw
         f3 = msb / mse
-        p1 = st.f.sf(f1, df1, df_w)
-        p3 = st.f.sf(f3, df1, df_e)
+        p1 = f_sf(f1, df1, df_w)
+        p3 = f_sf(f3, df1, df_e)
         # one-way and consistency forms
-        f1l = f1 / st.f.ppf(1 - alpha / 2, df1, df_w)
-        f1u = f1 * st.f.ppf(1 - alpha / 2, df_w, df1)
-        f3l = f3 / st.f.ppf(1 - alpha / 2, df1, df_e)
-        f3u = f3 * st.f.ppf(1 - alpha / 2, df_e, df1)
+        f1l = f1 / f_ppf(1 - alpha / 2, df1, df_w)
+        f1u = f1 * f_ppf(1 - alpha / 2, df_w, df1)
+        f3l = f3 / f_ppf(1 - alpha / 2, df1, df_e)
+        f3u = f3 * f_ppf(1 - alpha / 2, df_e, df1)
         l1, u1 = (f1l - 1) / (f1l + k - 1), (f1u - 1) / (f1u + k - 1)
         l3, u3 = (f3l - 1) / (f3l + k - 1), (f3u - 1) / (f3u + k - 1)
         l1k, u1k = 1 - 1 / f1l, 1 - 1 / f1u
@@ -194,8 +193,8 @@ def _icc_arrays(c: Components, ci: float) -> dict[str, np.ndarray]:
         vn = df_e * (k * icc2 * fj + n * (1 + (k - 1) * icc2) - k * icc2) ** 2
         vd = df1 * k**2 * icc2**2 * fj**2 + (n * (1 + (k - 1) * icc2) - k * icc2) ** 2
         v = vn / vd
-        f2u = st.f.ppf(1 - alpha / 2, df1, v)
-        f2l = st.f.ppf(1 - alpha / 2, v, df1)
+        f2u = f_ppf(1 - alpha / 2, df1, v)
+        f2l = f_ppf(1 - alpha / 2, v, df1)
         l2 = n * (msb - f2u * mse) / (f2u * (k * msj + (k * n - k - n) * mse) + n * msb)
         u2 = n * (f2l * msb - mse) / (k * msj + (k * n - k - n) * mse + n * f2l * msb)
         # Satterthwaite df near 0 (near-degenerate data) make the F quantile infinite and the
@@ -350,8 +349,8 @@ def icc(
 def _chi2_ci(te: np.ndarray, df: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
     a = 1.0 - ci
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo = te * np.sqrt(df / st.chi2.ppf(1 - a / 2, df))
-        hi = te * np.sqrt(df / st.chi2.ppf(a / 2, df))
+        lo = te * np.sqrt(df / chi2_ppf(1 - a / 2, df))
+        hi = te * np.sqrt(df / chi2_ppf(a / 2, df))
     return lo, hi
 
 
@@ -392,7 +391,7 @@ def _stat_block(c: Components, ci: float, sem_form: str) -> dict[tuple[str, str]
         "method": "typical error (Hopkins 2000) = sqrt(MSE) = SD of differences / sqrt(2) "
         "for two sessions",
     }
-    z = st.norm.ppf(0.975)
+    z = norm_ppf(0.975)
     out[("mdc95", "1.96*sqrt(2)*SEM")] = {
         "estimate": z * np.sqrt(2) * te, CI_LOW: z * np.sqrt(2) * te_lo,
         CI_HIGH: z * np.sqrt(2) * te_hi, "df": c.df_e, CI_METHOD: chi,
@@ -441,9 +440,9 @@ def _change_in_mean(cube: Cube, ci: float) -> dict[tuple[str, str], dict]:
             mean = np.where(n > 0, np.nansum(d, 1) / n, np.nan)
             sd = np.sqrt(np.nansum((d - mean[:, None]) ** 2, 1) / (n - 1))
             se = sd / np.sqrt(n)
-            t = st.t.ppf(1 - a / 2, n - 1)
+            t = t_ppf(1 - a / 2, n - 1)
             tstat = mean / se
-            p = 2 * st.t.sf(np.abs(tstat), n - 1)
+            p = 2 * t_sf(np.abs(tstat), n - 1)
         out[("change_in_mean", f"{sess[j]} - {sess[j - 1]}")] = {
             "estimate": mean, CI_LOW: mean - t * se, CI_HIGH: mean + t * se, "df": n - 1.0,
             P: p, CI_METHOD: "paired t", "n_pairs": n,
