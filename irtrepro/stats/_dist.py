@@ -16,6 +16,11 @@ from scipy import special as sc
 __all__ = ["chi2_ppf", "f_ppf", "f_sf", "norm_ppf", "t_ppf", "t_sf"]
 
 
+def _constant(a: np.ndarray) -> bool:
+    """All entries equal (and not NaN); empty arrays count as constant."""
+    return a.size == 0 or bool(a.min() == a.max())
+
+
 def _ppf(fn, q, lower: float, *df):
     q = np.asarray(q, float)
     df = [np.asarray(d, float) for d in df]
@@ -23,8 +28,14 @@ def _ppf(fn, q, lower: float, *df):
     for d in df:
         ok &= d > 0
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if q.ndim == 0 and all(_constant(d) for d in df):
+            # one level and the same df for every metric (complete data): the inverse is one
+            # scalar call, the costly part of these functions
+            inner = np.full(ok.shape, fn(q, *(d.flat[0] if d.size else d for d in df)))
+        else:
+            inner = fn(q, *df)
         # "+ 0.0" as scipy's "* scale + loc": turns -0.0 into 0.0
-        inner = fn(q, *df) + 0.0
+        inner = inner + 0.0
     out = np.where((q > 0) & (q < 1), inner, np.nan)
     out = np.where(q == 0, lower, out)
     out = np.where(q == 1, np.inf, out)

@@ -48,3 +48,12 @@ def test_t_sf_and_ppf():
 def test_norm_ppf():
     _same(_dist.norm_ppf(Q), st.norm.ppf(Q))
     assert _dist.norm_ppf(0.975) == st.norm.ppf(0.975)
+
+
+def test_ppf_constant_df_same_as_elementwise():
+    # the scalar shortcut for equal df must give what the elementwise call gives
+    for df in (np.full(5, 10.0), np.full(5, 0.0), np.full(5, np.inf), np.array([]),
+               np.array([3.0, 3.0, np.nan])):
+        _same(_dist.f_ppf(0.975, df, 2 * df), st.f.ppf(0.975, df, 2 * df))
+        _same(_dist.chi2_ppf(0.025, df), st.chi2.ppf(0.025, df))
+        _same(_dist.t_ppf(0.975, df), st.t.ppf(0.975, df))
