@@ -20,7 +20,6 @@ import pandas as pd
 from scipy import stats as st
 
 from irtrepro.errors import StatsError, check_option
-from irtrepro.stats._dist import norm_ppf, t_sf
 from irtrepro.stats._common import (
     CI_HIGH,
     CI_LEVEL,
@@ -34,6 +33,7 @@ from irtrepro.stats._common import (
     raise_or_warn,
     warn,
 )
+from irtrepro.stats._dist import norm_ppf, t_sf
 
 __all__ = [
     "WindowedCorr",

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from irtrepro.errors import StatsError, check_option
 from irtrepro.stats._anova import Components, anova_listwise, complete_subjects, reml_crossed
-from irtrepro.stats._dist import chi2_ppf, f_ppf, f_sf, norm_ppf, t_ppf, t_sf
 from irtrepro.stats._common import (
     CI_HIGH,
     CI_LEVEL,
@@ -20,7 +20,6 @@ from irtrepro.stats._common import (
     CI_METHOD,
     DF1,
     DF2,
-    METRIC,
     N_SESSIONS,
     N_SUBJECTS,
     Cube,
@@ -30,6 +29,7 @@ from irtrepro.stats._common import (
     to_cube,
     warn,
 )
+from irtrepro.stats._dist import chi2_ppf, f_ppf, f_sf, norm_ppf, t_ppf, t_sf
 
 __all__ = ["icc", "koo_li", "reliability", "FORMS"]
 
@@ -578,16 +578,15 @@ def reliability(
     nb = len(keys)
 
     def stacked(get) -> np.ndarray:
-        """(blocks, M) array of one column, ``get(key, cols)`` giving each block's values."""
-        return np.stack([np.broadcast_to(get(key, block[key]), (m,)) for key in keys])
+        """(blocks, M) array of one column, ``get(cols)`` giving a block's values."""
+        return np.stack([np.broadcast_to(get(block[key]), (m,)) for key in keys])
 
     block_of_row = np.repeat(np.arange(nb), m)
-
-    est = {col: np.where(good, stacked(lambda k, c, col=col: c[col]), np.nan)
+    est = {col: np.where(good, stacked(lambda c, col=col: c[col]), np.nan)
            for col in ("estimate", CI_LOW, CI_HIGH)}
-    df = stacked(lambda k, c: np.asarray(c.get("df", np.nan), float))
-    p = np.where(good, stacked(lambda k, c: np.asarray(c.get(P, np.nan), float)), np.nan)
-    n_sub = stacked(lambda k, c: c.get("n_pairs", comps.n)).astype(int)
+    df = stacked(lambda c: np.asarray(c.get("df", np.nan), float))
+    p = np.where(good, stacked(lambda c: np.asarray(c.get(P, np.nan), float)), np.nan)
+    n_sub = stacked(lambda c: c.get("n_pairs", comps.n)).astype(int)
     n_ses = np.array([comps.k if key[0] != "change_in_mean" else 2 for key in keys])
     # rows block by block, then stably ordered by metric: one block of rows per metric
     metric_of_row = np.tile(np.arange(m), nb)
