@@ -431,7 +431,12 @@ def _stat_block(c: Components, ci: float, sem_form: str) -> dict[tuple[str, str]
 
 
 def _cv_log(cube: np.ndarray, missing: str, ci: float, good: np.ndarray, labels) -> dict:
-    used = cube if missing == "mixed" else np.where(complete_subjects(cube)[..., None], cube, np.nan)
+    complete = bool(np.isfinite(cube).all())
+    if complete:
+        used = cube
+    else:
+        used = cube if missing == "mixed" else np.where(complete_subjects(cube)[..., None],
+                                                        cube, np.nan)
     positive = ~(used <= 0).any(axis=(1, 2))
     bad = [labels[i] for i in np.flatnonzero(good & ~positive)]
     if bad:
@@ -439,10 +444,15 @@ def _cv_log(cube: np.ndarray, missing: str, ci: float, good: np.ndarray, labels)
             f"CV% from log-transformed values needs positive values; not computed (NaN) for "
             f"{bad[:10]}"
         )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        logged = np.where(positive[:, None, None], np.log(np.where(used > 0, used, np.nan)), np.nan)
-    logged = np.where(np.isfinite(cube) & positive[:, None, None], logged, np.nan)
-    c = _components(np.where(positive[:, None, None], logged, 1.0), missing)
+    if complete and positive.all():
+        # every mask below selects everything: the same array without five cube-sized passes
+        c = _components(np.log(cube), missing)
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logged = np.where(positive[:, None, None], np.log(np.where(used > 0, used, np.nan)),
+                              np.nan)
+        logged = np.where(np.isfinite(cube) & positive[:, None, None], logged, np.nan)
+        c = _components(np.where(positive[:, None, None], logged, 1.0), missing)
     te = np.sqrt(c.mse)
     lo, hi = _chi2_ci(te, c.df_e, ci)
     f = lambda s: np.where(positive, 100 * (np.exp(s) - 1), np.nan)  # noqa: E731
