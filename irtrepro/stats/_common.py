@@ -255,7 +255,7 @@ def _cube_from_xarray(data: Any, subject: str, session: str, value: Any) -> Cube
         rows.append(pd.DataFrame(columns, index=pd.RangeIndex(len(labels))))
     values = np.concatenate(blocks, axis=0)
     metrics = rows[0] if len(rows) == 1 else pd.concat(rows, ignore_index=True)
-    _check_finite(values, list(metrics[METRIC]), "value")
+    _check_finite(values, metrics[METRIC].tolist(), "value")
     return Cube(values, metrics, subjects, sessions)
 
 
