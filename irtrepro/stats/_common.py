@@ -108,7 +108,7 @@ class Cube:
 
     @property
     def labels(self) -> list[str]:
-        return [str(v) for v in self.metrics[METRIC]]
+        return [str(v) for v in self.metrics[METRIC].tolist()]
 
 
 def _is_numeric(dtype: Any) -> bool:
@@ -170,6 +170,28 @@ def _cube_from_frame(
     return Cube(cube, metrics, pd.Index(subjects, name=subject), pd.Index(sessions, name=session))
 
 
+def _product_columns(levels: list[np.ndarray], names: list[str]) -> tuple[dict, list[list[str]]]:
+    """Every combination of the coordinate values: columns and their text, first dim slowest.
+
+    The columns are those of ``MultiIndex.from_product(levels, names=names).to_frame()``, the
+    text that of ``.astype(str)``. Integer and string coordinates (the usual phase, side,
+    metric labels) take a direct path: the MultiIndex factorises and sorts every level only to
+    be flattened again, which cost more than the statistics of a few hundred metrics.
+    """
+    if not all(np.asarray(lev).dtype.kind in "iuU" for lev in levels):
+        frame = pd.MultiIndex.from_product(levels, names=names).to_frame(index=False)
+        return ({d: frame[d] for d in names},
+                [frame[d].astype(str).tolist() for d in names])
+    sizes = [len(lev) for lev in levels]
+    where = np.unravel_index(np.arange(int(np.prod(sizes))), sizes)
+    columns, parts = {}, []
+    for d, lev, idx in zip(names, levels, where, strict=True):
+        columns[d] = pd.Index(lev).take(idx)
+        text = [str(v) for v in lev.tolist()]
+        parts.append([text[i] for i in idx.tolist()])
+    return columns, parts
+
+
 def _cube_from_xarray(data: Any, subject: str, session: str, value: Any) -> Cube:
     import xarray as xr
 
@@ -221,27 +243,28 @@ def _cube_from_xarray(data: Any, subject: str, session: str, value: Any) -> Cube
         arr = np.asarray(da.values, dtype=float).reshape(da.shape[0], da.shape[1], -1)
         blocks.append(np.moveaxis(arr, 2, 0))
         if extra:
-            combos = pd.MultiIndex.from_product(
+            combos, parts = _product_columns(
                 [da[d].values if d in da.coords else np.arange(da.sizes[d]) for d in extra],
-                names=extra,
-            ).to_frame(index=False)
+                extra,
+            )
+            labels = ["/".join(row) for row in zip(*parts, strict=True)]
         else:
-            combos = pd.DataFrame(index=[0])
-        labels = combos.astype(str).agg("/".join, axis=1) if extra else pd.Series([""])
+            combos, labels = {}, [""]
+        columns: dict[str, Any] = {}
         if is_dataset or (data.name is not None and extra != [METRIC]):
-            combos.insert(0, "variable", name)
+            columns["variable"] = name
             labels = [str(name) if not lab else f"{name}/{lab}" for lab in labels]
         elif not extra:
             labels = [str(name)]
-        if METRIC in combos.columns:
-            combos = combos.drop(columns=METRIC)
-        combos.insert(0, METRIC, list(labels))
+        # built as one dict, the order insert/drop gave: metric, variable, extra dims, units
+        columns = {METRIC: list(labels), **columns,
+                   **{d: col for d, col in combos.items() if d != METRIC}}
         if "units" in da.attrs:
-            combos["units"] = str(da.attrs["units"])
-        rows.append(combos)
+            columns["units"] = str(da.attrs["units"])
+        rows.append(pd.DataFrame(columns, index=pd.RangeIndex(len(labels))))
     values = np.concatenate(blocks, axis=0)
-    metrics = pd.concat(rows, ignore_index=True)
-    _check_finite(values, list(metrics[METRIC]), "value")
+    metrics = rows[0] if len(rows) == 1 else pd.concat(rows, ignore_index=True)
+    _check_finite(values, metrics[METRIC].tolist(), "value")
     return Cube(values, metrics, subjects, sessions)
 
 

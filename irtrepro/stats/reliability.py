@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as st
 
 from irtrepro.errors import StatsError, check_option
 from irtrepro.stats._anova import Components, anova_listwise, complete_subjects, reml_crossed
@@ -21,7 +20,6 @@ from irtrepro.stats._common import (
     CI_METHOD,
     DF1,
     DF2,
-    METRIC,
     N_SESSIONS,
     N_SUBJECTS,
     Cube,
@@ -31,6 +29,7 @@ from irtrepro.stats._common import (
     to_cube,
     warn,
 )
+from irtrepro.stats._dist import chi2_ppf, f_ppf, f_sf, norm_ppf, t_ppf, t_sf
 
 __all__ = ["icc", "koo_li", "reliability", "FORMS"]
 
@@ -113,14 +112,21 @@ def _validate(cube: Cube, comps: Components, missing: str, errors: str) -> np.nd
     labels = cube.labels
     problems: dict[str, str] = {}
     n = comps.n
-    for i, lab in enumerate(labels):
-        if n[i] < 3:
-            how = "complete" if missing == "listwise" else "observed"
-            problems[lab] = f"only {int(n[i])} {how} subjects, need at least 3"
-        elif not np.isfinite(comps.sd[i]) or comps.sd[i] <= 1e-12 * max(1.0, abs(comps.grand[i])):
-            problems[lab] = "constant values (zero variance): the ICC is 0/0"
-        elif comps.df_e[i] < 1:
-            problems[lab] = "no residual degrees of freedom"
+    # the three checks as masks over all metrics (each metric gets the first that fails);
+    # fmax, not maximum: max(1.0, nan) is 1.0 in the scalar rule this mirrors
+    few = n < 3
+    with np.errstate(invalid="ignore"):
+        const = ~few & (~np.isfinite(comps.sd)
+                        | (comps.sd <= 1e-12 * np.fmax(1.0, np.abs(comps.grand))))
+        no_df = ~few & ~const & (comps.df_e < 1)
+    how = "complete" if missing == "listwise" else "observed"
+    for i in np.flatnonzero(few | const | no_df):
+        if few[i]:
+            problems[labels[i]] = f"only {int(n[i])} {how} subjects, need at least 3"
+        elif const[i]:
+            problems[labels[i]] = "constant values (zero variance): the ICC is 0/0"
+        else:
+            problems[labels[i]] = "no residual degrees of freedom"
     good = np.array([lab not in problems for lab in labels])
     raise_or_warn(problems, errors, "the ICC")
     if missing == "listwise":
@@ -174,13 +180,13 @@ def _icc_arrays(c: Components, ci: float) -> dict[str, np.ndarray]:
         icc3k = (msb - mse) / msb
         f1 = msb / msw
         f3 = msb / mse
-        p1 = st.f.sf(f1, df1, df_w)
-        p3 = st.f.sf(f3, df1, df_e)
+        p1 = f_sf(f1, df1, df_w)
+        p3 = f_sf(f3, df1, df_e)
         # one-way and consistency forms
-        f1l = f1 / st.f.ppf(1 - alpha / 2, df1, df_w)
-        f1u = f1 * st.f.ppf(1 - alpha / 2, df_w, df1)
-        f3l = f3 / st.f.ppf(1 - alpha / 2, df1, df_e)
-        f3u = f3 * st.f.ppf(1 - alpha / 2, df_e, df1)
+        f1l = f1 / f_ppf(1 - alpha / 2, df1, df_w)
+        f1u = f1 * f_ppf(1 - alpha / 2, df_w, df1)
+        f3l = f3 / f_ppf(1 - alpha / 2, df1, df_e)
+        f3u = f3 * f_ppf(1 - alpha / 2, df_e, df1)
         l1, u1 = (f1l - 1) / (f1l + k - 1), (f1u - 1) / (f1u + k - 1)
         l3, u3 = (f3l - 1) / (f3l + k - 1), (f3u - 1) / (f3u + k - 1)
         l1k, u1k = 1 - 1 / f1l, 1 - 1 / f1u
@@ -194,8 +200,8 @@ def _icc_arrays(c: Components, ci: float) -> dict[str, np.ndarray]:
         vn = df_e * (k * icc2 * fj + n * (1 + (k - 1) * icc2) - k * icc2) ** 2
         vd = df1 * k**2 * icc2**2 * fj**2 + (n * (1 + (k - 1) * icc2) - k * icc2) ** 2
         v = vn / vd
-        f2u = st.f.ppf(1 - alpha / 2, df1, v)
-        f2l = st.f.ppf(1 - alpha / 2, v, df1)
+        f2u = f_ppf(1 - alpha / 2, df1, v)
+        f2l = f_ppf(1 - alpha / 2, v, df1)
         l2 = n * (msb - f2u * mse) / (f2u * (k * msj + (k * n - k - n) * mse) + n * msb)
         u2 = n * (f2l * msb - mse) / (k * msj + (k * n - k - n) * mse + n * f2l * msb)
         # Satterthwaite df near 0 (near-degenerate data) make the F quantile infinite and the
@@ -215,44 +221,61 @@ def _icc_arrays(c: Components, ci: float) -> dict[str, np.ndarray]:
     }
 
 
-def _nan_guard(table: pd.DataFrame, cols: list[str], good_rows: np.ndarray, what: str) -> None:
-    """Warn about NaN in ``cols`` of rows that passed validation: never a silent NaN."""
-    sub = table.loc[good_rows, cols]
-    bad = sub.isna().any(axis=1)
+def _nan_guard(metric: np.ndarray, cols: dict[str, np.ndarray], good_rows: np.ndarray,
+               what: str) -> None:
+    """Warn about NaN in ``cols`` of rows that passed validation: never a silent NaN.
+
+    ``metric`` holds the metric label of each row, ``cols`` the columns to check (row arrays).
+    """
+    nan = {key: np.isnan(arr) & good_rows for key, arr in cols.items()}
+    bad = np.logical_or.reduce(list(nan.values()))
     if bad.any():
-        where = table.loc[good_rows].loc[bad]
-        labels = where[METRIC].astype(str).unique().tolist()[:10]
-        cols_nan = sub.columns[sub[bad].isna().any()].tolist()
+        labels = [str(v) for v in pd.unique(metric[bad])][:10]
+        cols_nan = [key for key, mask in nan.items() if mask.any()]
         warn(
             f"{what}: {cols_nan} undefined for {labels} (degenerate data, e.g. residual mean "
             "square 0 when sessions agree perfectly); those cells are NaN"
         )
 
 
+def _metric_columns(metrics: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
+    """Columns of the metric table taken at ``rows``, dtypes kept, for one frame constructor."""
+    return {col: metrics[col].array.take(rows) for col in metrics.columns}
+
+
+def _text_column(values: list[str], codes: np.ndarray):
+    """``values[codes]`` with the dtype pandas infers for ``values``.
+
+    The dtype is inferred once on the few distinct strings; inferring it on every row (a
+    text column of the whole table) is what made the table construction slow.
+    """
+    return pd.Series(values).array.take(codes)
+
+
 def _icc_frame(cube: Cube, comps: Components, ci: float, good: np.ndarray, missing: str):
     arrs = _icc_arrays(comps, ci)
     m = len(cube.metrics)
     forms = list(FORMS)
-    for key in arrs:
-        arrs[key] = np.where(good[None, :], arrs[key], np.nan)
-    rows = cube.metrics.loc[np.repeat(np.arange(m), 6)].reset_index(drop=True)
-    table = pd.DataFrame(
-        {
-            "form": np.tile(forms, m),
-            "shrout_fleiss": np.tile([FORMS[f][0] for f in forms], m),
-            "model": np.tile([FORMS[f][1] for f in forms], m),
-        }
-    )
+    rep = np.repeat(np.arange(m), 6)
+    columns = _metric_columns(cube.metrics, rep)
+    form_of_row = np.tile(np.arange(6), m)
+    columns["form"] = _text_column(forms, form_of_row)
+    columns["shrout_fleiss"] = _text_column([FORMS[f][0] for f in forms], form_of_row)
+    columns["model"] = _text_column([FORMS[f][1] for f in forms], form_of_row)
+    # (6, M) -> metric-major rows, as the rows of the table
     for key, arr in arrs.items():
-        table[key] = arr.T.reshape(-1)
-    table[CI_LEVEL] = ci
-    table[CI_METHOD] = _CI_METHOD[comps.method]
-    table[N_SUBJECTS] = np.repeat(comps.n, 6).astype(int)
-    table[N_SESSIONS] = comps.k
-    table["n_obs"] = np.repeat(comps.n_obs, 6).astype(int)
-    table["missing"] = missing
-    table = pd.concat([rows, table], axis=1)
-    _nan_guard(table, ["icc", "f", P, CI_LOW, CI_HIGH], np.repeat(good, 6), "ICC")
+        columns[key] = np.where(good[None, :], arr, np.nan).T.reshape(-1)
+    columns[CI_LEVEL] = ci
+    same = np.zeros(6 * m, np.intp)
+    columns[CI_METHOD] = _text_column([_CI_METHOD[comps.method]], same)
+    columns[N_SUBJECTS] = np.repeat(comps.n, 6).astype(int)
+    columns[N_SESSIONS] = comps.k
+    columns["n_obs"] = np.repeat(comps.n_obs, 6).astype(int)
+    columns["missing"] = _text_column([missing], same)
+    table = pd.DataFrame(columns)
+    _nan_guard(np.asarray(cube.labels, object)[rep],
+               {key: columns[key] for key in ("icc", "f", P, CI_LOW, CI_HIGH)},
+               np.repeat(good, 6), "ICC")
     return table
 
 
@@ -363,8 +386,8 @@ def icc(
 def _chi2_ci(te: np.ndarray, df: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
     a = 1.0 - ci
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo = te * np.sqrt(df / st.chi2.ppf(1 - a / 2, df))
-        hi = te * np.sqrt(df / st.chi2.ppf(a / 2, df))
+        lo = te * np.sqrt(df / chi2_ppf(1 - a / 2, df))
+        hi = te * np.sqrt(df / chi2_ppf(a / 2, df))
     return lo, hi
 
 
@@ -405,7 +428,7 @@ def _stat_block(c: Components, ci: float, sem_form: str) -> dict[tuple[str, str]
         "method": "typical error (Hopkins 2000) = sqrt(MSE) = SD of differences / sqrt(2) "
         "for two sessions",
     }
-    z = st.norm.ppf(0.975)
+    z = norm_ppf(0.975)
     out[("mdc95", "1.96*sqrt(2)*SEM")] = {
         "estimate": z * np.sqrt(2) * te, CI_LOW: z * np.sqrt(2) * te_lo,
         CI_HIGH: z * np.sqrt(2) * te_hi, "df": c.df_e, CI_METHOD: chi,
@@ -421,7 +444,12 @@ def _stat_block(c: Components, ci: float, sem_form: str) -> dict[tuple[str, str]
 
 
 def _cv_log(cube: np.ndarray, missing: str, ci: float, good: np.ndarray, labels) -> dict:
-    used = cube if missing == "mixed" else np.where(complete_subjects(cube)[..., None], cube, np.nan)
+    complete = bool(np.isfinite(cube).all())
+    if complete:
+        used = cube
+    else:
+        used = cube if missing == "mixed" else np.where(complete_subjects(cube)[..., None],
+                                                        cube, np.nan)
     positive = ~(used <= 0).any(axis=(1, 2))
     bad = [labels[i] for i in np.flatnonzero(good & ~positive)]
     if bad:
@@ -429,10 +457,15 @@ def _cv_log(cube: np.ndarray, missing: str, ci: float, good: np.ndarray, labels)
             f"CV% from log-transformed values needs positive values; not computed (NaN) for "
             f"{bad[:10]}"
         )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        logged = np.where(positive[:, None, None], np.log(np.where(used > 0, used, np.nan)), np.nan)
-    logged = np.where(np.isfinite(cube) & positive[:, None, None], logged, np.nan)
-    c = _components(np.where(positive[:, None, None], logged, 1.0), missing)
+    if complete and positive.all():
+        # every mask below selects everything: the same array without five cube-sized passes
+        c = _components(np.log(cube), missing)
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logged = np.where(positive[:, None, None], np.log(np.where(used > 0, used, np.nan)),
+                              np.nan)
+        logged = np.where(np.isfinite(cube) & positive[:, None, None], logged, np.nan)
+        c = _components(np.where(positive[:, None, None], logged, 1.0), missing)
     te = np.sqrt(c.mse)
     lo, hi = _chi2_ci(te, c.df_e, ci)
     f = lambda s: np.where(positive, 100 * (np.exp(s) - 1), np.nan)  # noqa: E731
@@ -454,9 +487,9 @@ def _change_in_mean(cube: Cube, ci: float) -> dict[tuple[str, str], dict]:
             mean = np.where(n > 0, np.nansum(d, 1) / n, np.nan)
             sd = np.sqrt(np.nansum((d - mean[:, None]) ** 2, 1) / (n - 1))
             se = sd / np.sqrt(n)
-            t = st.t.ppf(1 - a / 2, n - 1)
+            t = t_ppf(1 - a / 2, n - 1)
             tstat = mean / se
-            p = 2 * st.t.sf(np.abs(tstat), n - 1)
+            p = 2 * t_sf(np.abs(tstat), n - 1)
         out[("change_in_mean", f"{sess[j]} - {sess[j - 1]}")] = {
             "estimate": mean, CI_LOW: mean - t * se, CI_HIGH: mean + t * se, "df": n - 1.0,
             P: p, CI_METHOD: "paired t", "n_pairs": n,
@@ -564,31 +597,51 @@ def reliability(
         boot = _bootstrap(cube.values, missing, int(n_boot), seed, ci, sem_form, boot_keys)
 
     m = len(cube.metrics)
-    frames = []
-    for (stat, term), cols in block.items():
-        f = cube.metrics.copy()
-        f["statistic"] = stat
-        f["term"] = term
-        for col in ("estimate", CI_LOW, CI_HIGH):
-            f[col] = np.where(good, np.broadcast_to(cols[col], (m,)), np.nan)
-        f[CI_LEVEL] = ci
-        f[CI_METHOD] = cols[CI_METHOD]
-        f["df"] = np.broadcast_to(np.asarray(cols.get("df", np.nan), float), (m,))
-        f[P] = np.where(good, np.broadcast_to(np.asarray(cols.get(P, np.nan), float), (m,)),
-                        np.nan)
-        f["method"] = cols["method"]
-        f[N_SUBJECTS] = np.broadcast_to(cols.get("n_pairs", comps.n), (m,)).astype(int)
-        f[N_SESSIONS] = comps.k if stat != "change_in_mean" else 2
-        f["missing"] = missing
-        if boot is not None:
-            lo, hi, ok = boot.get((stat, term), (np.full(m, np.nan),) * 2 + (np.zeros(m, int),))
-            f["boot_ci_low"], f["boot_ci_high"], f["boot_n"] = lo, hi, ok
-        frames.append(f)
-    table = pd.concat(frames, ignore_index=True)
+    keys = list(block)
+    nb = len(keys)
+
+    def stacked(get) -> np.ndarray:
+        """(blocks, M) array of one column, ``get(cols)`` giving a block's values."""
+        return np.stack([np.broadcast_to(get(block[key]), (m,)) for key in keys])
+
+    block_of_row = np.repeat(np.arange(nb), m)
+    est = {col: np.where(good, stacked(lambda c, col=col: c[col]), np.nan)
+           for col in ("estimate", CI_LOW, CI_HIGH)}
+    df = stacked(lambda c: np.asarray(c.get("df", np.nan), float))
+    p = np.where(good, stacked(lambda c: np.asarray(c.get(P, np.nan), float)), np.nan)
+    n_sub = stacked(lambda c: c.get("n_pairs", comps.n)).astype(int)
+    n_ses = np.array([comps.k if key[0] != "change_in_mean" else 2 for key in keys])
+    # rows block by block, then stably ordered by metric: one block of rows per metric
+    metric_of_row = np.tile(np.arange(m), nb)
     order = {lab: i for i, lab in enumerate(labels)}
-    table = table.sort_values(METRIC, key=lambda s: s.map(order), kind="stable")
-    table = table.reset_index(drop=True)
-    good_rows = table[METRIC].map(dict(zip(labels, good, strict=True))).to_numpy(bool)
-    crit = (table["statistic"] != "cv_percent") | (table["term"] != "100*(exp(TE of ln values)-1)")
-    _nan_guard(table, ["estimate"], good_rows & crit.to_numpy(), "reliability")
+    rank = np.array([order[lab] for lab in labels])
+    perm = np.argsort(rank[metric_of_row], kind="stable")
+    rows = metric_of_row[perm]
+    columns = _metric_columns(cube.metrics, rows)
+    block_of_row = block_of_row[perm]
+    columns["statistic"] = _text_column([key[0] for key in keys], block_of_row)
+    columns["term"] = _text_column([key[1] for key in keys], block_of_row)
+    for col, arr in est.items():
+        columns[col] = arr.reshape(-1)[perm]
+    columns[CI_LEVEL] = ci
+    columns[CI_METHOD] = _text_column([block[key][CI_METHOD] for key in keys], block_of_row)
+    columns["df"] = df.reshape(-1)[perm]
+    columns[P] = p.reshape(-1)[perm]
+    columns["method"] = _text_column([block[key]["method"] for key in keys], block_of_row)
+    columns[N_SUBJECTS] = n_sub.reshape(-1)[perm]
+    columns[N_SESSIONS] = np.repeat(n_ses, m)[perm]
+    columns["missing"] = _text_column([missing], np.zeros(nb * m, np.intp))
+    if boot is not None:
+        none = (np.full(m, np.nan), np.full(m, np.nan), np.zeros(m, int))
+        got = [boot.get(key, none) for key in keys]
+        for j, col in enumerate(("boot_ci_low", "boot_ci_high", "boot_n")):
+            columns[col] = np.stack([g[j] for g in got]).reshape(-1)[perm]
+    table = pd.DataFrame(columns)
+    good_of = dict(zip(labels, good, strict=True))
+    good_rows = np.array([good_of[lab] for lab in labels], bool)[rows]
+    # the log CV has its own warning (non-positive values)
+    crit = np.array([key != ("cv_percent", "100*(exp(TE of ln values)-1)") for key in keys])
+    crit = crit[block_of_row]
+    _nan_guard(np.asarray(labels, object)[rows], {"estimate": columns["estimate"]},
+               good_rows & crit, "reliability")
     return table
