@@ -34,6 +34,7 @@ from irtrepro._logging import logger, progress_bar
 from irtrepro.errors import ModelError, OptionError, check_option
 from irtrepro.keypoints.decode import decode_heatmaps, gaussian_targets
 from irtrepro.keypoints.detector import box_to_crop, crop_images, crop_to_image, detect_people
+from irtrepro.splits import subject_folds
 
 
 @dataclass(frozen=True)
@@ -503,16 +504,6 @@ def evaluate_by_activity(model, cs: CropSet, idx: np.ndarray, cfg: KeypointConfi
     return out
 
 
-def make_folds(subjects: list[str], folds: int | None) -> list[list[str]]:
-    """Held-out subject groups: one per subject (``folds=None``) or ``folds`` contiguous groups."""
-    subjects = list(subjects)
-    if folds is None or folds >= len(subjects):
-        return [[s] for s in subjects]
-    if folds < 2:
-        raise OptionError(f"folds={folds}; expected >= 2 or None (leave-one-subject-out)")
-    return [list(g) for g in np.array_split(np.array(subjects, dtype=object), folds)]
-
-
 def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: KeypointConfig,
               students, baseline: bool, betas, keep_models: bool, progress) -> dict:
     """One fold of :func:`run_experiment`: teacher, students, beta sweep, baseline."""
@@ -625,7 +616,7 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, students=("mobilen
     timings["render+crop"] = time.perf_counter() - t0
     rng = np.random.default_rng(cfg.seed + 1)
     labelled = rng.random(len(corpus)) < cfg.label_fraction
-    folds = list(enumerate(make_folds(subjects, cfg.folds)))
+    folds = list(enumerate(subject_folds(subjects, cfg.folds)))
     last = folds[-1][0]  # only the last fold's models are returned, so only it keeps them
     if workers > 1 and len(folds) > 1:
         import multiprocessing

@@ -9,12 +9,12 @@ import numpy as np
 
 from irtrepro._logging import logger
 from irtrepro.errors import OptionError, check_option
+from irtrepro.splits import subject_split
 from irtrepro.vision.data import (
     augment,
     check_training_arrays,
     data_hash,
     sample_batch,
-    subject_split,
 )
 from irtrepro.vision.models import DEFAULT_ENCODER, TASK_CLASSES, Checkpoint
 
@@ -120,7 +120,7 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
         raise OptionError(f"class_weight={class_weight!r}; expected one weight per class "
                           f"{list(TASK_CLASSES[task])}")
     if val_subjects is None:
-        train_s, val_s = subject_split(subjects, n_val=n_val, seed=seed)
+        train_s, val_s = subject_split(subjects, n_test=n_val, seed=seed)
     else:
         val_s = sorted(map(str, val_subjects))
         train_s = sorted(set(subjects) - set(val_s))
