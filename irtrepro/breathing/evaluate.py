@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 
 from irtrepro._logging import logger
+from irtrepro._threads import torch_threads
 from irtrepro.breathing.data import ImageSet
 from irtrepro.splits import subject_split
 
-__all__ = ["classification_metrics", "run_ablation", "validate_ablation",
+__all__ = ["classification_metrics", "run_ablation", "validate_ablation", "baseline_labels",
+           "rate_agreement",
            "true_rate_from_labels", "window_mean", "agreement"]
 
 
@@ -110,11 +112,11 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
             teacher = model  # the "+ AMT" network is the KD teacher of the rows below
         # compute time per image on 1 thread (the published unit) from a sample; the
         # predictions themselves use every thread the caller allows
-        torch.set_num_threads(1)
+        torch_threads(1)
         t0 = time.perf_counter()
         predict_proba(model, test_set.images[:k], groups=groups[:k])
         dt = (time.perf_counter() - t0) / max(k, 1)
-        torch.set_num_threads(threads)
+        torch_threads(threads)
         p = predict_proba(model, test_set.images, groups=groups)
         yhat = p > 0.5
         m = classification_metrics(test_set.labels, yhat)
@@ -221,3 +223,64 @@ def agreement(camera: np.ndarray, reference: np.ndarray) -> dict:
     res = bland_altman(a[ok], b[ok])
     return {**out, "bias": float(res.bias), "loa_low": float(res.loa_low),
             "loa_high": float(res.loa_high), "method": "irtrepro.stats.bland_altman"}
+
+
+def baseline_labels(frames: dict, labels: dict, subjects) -> pd.DataFrame | None:
+    """Signal-baseline INH/EXH labels of the labelled sessions of ``subjects``.
+
+    Parameters
+    ----------
+    frames : dict
+        ``{(subject, session): DataArray (frame, y, x)}`` face frames with a ``time`` coordinate.
+    labels : dict
+        ``{(subject, session): ndarray of str}`` true label per frame.
+    subjects : collection of str
+        Subjects to label (the held-out ones).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The frame table of :func:`~irtrepro.breathing.signal.signal_baseline` plus ``label``,
+        ``seconds_per_image`` (its compute time per frame) and ``hard`` (near a phase
+        boundary), as :func:`run_ablation` takes it; None when no session qualifies.
+    """
+    from irtrepro.breathing.data import clip_index, hard_from_labels
+    from irtrepro.breathing.signal import signal_baseline
+
+    rows = []
+    for (s, j), da in frames.items():
+        if s not in subjects or (s, j) not in labels:
+            continue
+        tb = time.perf_counter()
+        fdf, _ = signal_baseline(da)
+        per = (time.perf_counter() - tb) / max(len(fdf), 1)
+        t = da["time"].values
+        rows.append(fdf.assign(label=labels[(s, j)], seconds_per_image=per,
+                               hard=hard_from_labels(t, labels[(s, j)], clip_index(t))))
+    return pd.concat(rows, ignore_index=True) if rows else None
+
+
+def rate_agreement(rates: pd.DataFrame, held_out) -> pd.DataFrame:
+    """Agreement of the camera rate with each reference, over all and over held-out subjects.
+
+    Parameters
+    ----------
+    rates : pandas.DataFrame
+        One row per window: ``subject``, ``rf_irt``, ``rf_true``, ``rf_cart`` (min-1).
+    held_out : collection of str
+        Held-out subjects.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``reference`` ("truth (labels)", "cart RF"), ``subjects`` ("all sessions",
+        "held-out subjects") and the columns of :func:`agreement`.
+    """
+    rows = []
+    for ref in ("rf_true", "rf_cart"):
+        for subset, m in (("all sessions", np.ones(len(rates), bool)),
+                          ("held-out subjects", rates["subject"].isin(held_out).to_numpy())):
+            a = agreement(rates["rf_irt"].to_numpy()[m], rates[ref].to_numpy()[m])
+            rows.append({"reference": "truth (labels)" if ref == "rf_true" else "cart RF",
+                         "subjects": subset, **a})
+    return pd.DataFrame(rows)

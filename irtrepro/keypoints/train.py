@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from irtrepro._logging import logger, progress_bar
+from irtrepro._threads import torch_threads
 from irtrepro.errors import ModelError, OptionError, check_option
 from irtrepro.keypoints.decode import decode_heatmaps, gaussian_targets
 from irtrepro.keypoints.detector import box_to_crop, crop_images, crop_to_image, detect_people
@@ -576,7 +577,7 @@ def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: Ke
 
 def _fold_worker(args: tuple) -> dict:
     """:func:`_run_fold` in a worker process, with one torch thread."""
-    _torch().set_num_threads(1)
+    torch_threads(1)
     return _run_fold(*args)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from irtrepro._logging import logger
+from irtrepro._threads import torch_threads
 from irtrepro.errors import OptionError, check_option
 from irtrepro.splits import subject_split
 from irtrepro.vision.data import (
@@ -131,7 +132,7 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
     va_idx = va_idx[np.linspace(0, va_idx.size - 1, min(48, va_idx.size)).astype(int)]
 
     if threads:
-        torch.set_num_threads(int(threads))
+        torch_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     classes = TASK_CLASSES[task]
