@@ -11,7 +11,7 @@ Public names load lazily, so ``import irtrepro.keypoints`` does not import torch
 - :mod:`~irtrepro.keypoints.oks`: OKS and COCO AP (pycocotools).
 - :mod:`~irtrepro.keypoints.coco`: COCO keypoint file reader with validation.
 - :mod:`~irtrepro.keypoints.gait`: cadence, stance/swing, calf points, ROI side check.
-- :mod:`~irtrepro.keypoints.report`: :func:`run_for_report`.
+- :mod:`~irtrepro.keypoints.cadence`: cadence of a clip from the model, as a Study variable.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _LAZY = {
     "read_coco_keypoints": "coco",
     "cadence_from_ankles": "gait", "stance_swing": "gait", "calf_points": "gait",
     "check_roi_sides": "gait",
-    "run_for_report": "report",
+    "clip_cadence": "cadence", "cadence_study_variables": "cadence",
 }
 
 __all__ = sorted(_LAZY)

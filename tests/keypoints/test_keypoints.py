@@ -323,7 +323,7 @@ def test_beta_sweep_table_and_figure(tmp_path):
 
     matplotlib.use("Agg")
     from irtrepro.keypoints import train
-    from irtrepro.keypoints.report import plot_beta_sweep
+    from irtrepro.plots.keypoints import plot_beta_sweep
 
     cfg = train.KeypointConfig(n_subjects=2, frames_per_subject=16, folds=2, latent_ch=16,
                                deconv_ch=16, batch=8, teacher_epochs=2, max_epochs=2,
