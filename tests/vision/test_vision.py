@@ -185,8 +185,8 @@ def test_box_inference_matches_whole_frame_inference(monkeypatch):
 
 def test_model_cache_key_follows_defaults_and_settings(monkeypatch):
     """A changed training default must not reuse models trained under the old one."""
-    from irtrepro.vision import train
     from irtrepro.report.parts.vision import model_key
+    from irtrepro.vision import train
 
     f = np.zeros((2, 8, 8), np.float32)
     r = np.zeros((2, 8, 8), np.uint8)
