@@ -20,14 +20,15 @@ def main(n_subjects: int = 6, validation: bool = False) -> None:
 
     torch.set_num_threads(1)
     from irtrepro.breathing.data import ImageSet, session_images
-    from irtrepro.breathing.evaluate import run_ablation, split_subjects, validate_ablation
+    from irtrepro.breathing.evaluate import run_ablation, validate_ablation
     from irtrepro.breathing.signal import signal_baseline
+    from irtrepro.splits import subject_split
     from irtrepro.synth.face import render_face_session
     from irtrepro.synth.physiology import SynthConfig, simulate_breaths, simulate_study
 
     st = simulate_study(SynthConfig(n_subjects=n_subjects, seed=1))
     sets, base, rr = [], [], []
-    train_subs, test_subs = split_subjects(st.subject.values, seed=0)
+    train_subs, test_subs = subject_split(st.subject.values, n_test=0.3, seed=0)
     for s in st.subject.values:
         for j in st.session.values:
             tr = st.sel(subject=s, session=j)

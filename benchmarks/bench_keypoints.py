@@ -36,11 +36,11 @@ def study_cadence(manifest_path: str, model, cfg) -> None:
     """Cadence of every pose clip of a synthetic study: student and truth keypoints vs truth."""
     import xarray as xr
 
-    from irtrepro.keypoints.report import _cadence_for_sessions
     from irtrepro.manifest import load_manifest
+    from irtrepro.report.parts.keypoints import _cadence
 
     man = load_manifest(manifest_path)
-    cad, notes = _cadence_for_sessions(man, model, cfg, None)
+    cad, notes = _cadence(man, model, cfg)
     with xr.open_dataset(man.root / man.generator["truth"]) as truth:
         tc = truth["cadence"].load()
     cad["truth"] = [float(tc.sel(subject=r.subject, session=r.session)
@@ -74,7 +74,7 @@ def main() -> None:
         import matplotlib
 
         matplotlib.use("Agg")
-        from irtrepro.keypoints.report import plot_beta_sweep
+        from irtrepro.plots.keypoints import plot_beta_sweep
 
         out = Path(sys.argv[sys.argv.index("--out") + 1])
         out.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,10 @@ class OptionError(IrtreproError, ValueError):
     """An argument got a value outside its allowed set."""
 
 
+class SplitError(OptionError):
+    """Subjects cannot be split into training and held-out sides as asked."""
+
+
 class ManifestError(IrtreproError, ValueError):
     """The study manifest is malformed, inconsistent, or points at bad files."""
 

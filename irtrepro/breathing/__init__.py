@@ -8,9 +8,9 @@ Public names are loaded on first use, so ``import irtrepro.breathing`` never imp
   :func:`manifest_images` (:mod:`.data`)
 - BreathAI pipeline: :class:`BreathConfig`, :data:`ABLATION`, :func:`train`,
   :func:`predict_proba`, :class:`BreathModel` (:mod:`.train`)
-- evaluation: :func:`run_ablation`, :func:`classification_metrics`, :func:`agreement`
-  (:mod:`.evaluate`)
-- report: :func:`run_for_report`, :func:`study_variables` (:mod:`.report`)
+- evaluation: :func:`run_ablation`, :func:`classification_metrics`, :func:`agreement`,
+  :func:`baseline_labels`, :func:`rate_agreement` (:mod:`.evaluate`)
+- rates: :func:`session_rates`, :func:`study_variables` (:mod:`.rates`)
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ _EXPORTS = {
              "face_crops"],
     "amt": ["network_input", "multi_otsu", "amt_channels", "to_grey", "to_rgb"],
     "train": ["BreathConfig", "ABLATION", "train", "predict_proba", "BreathModel"],
-    "evaluate": ["run_ablation", "classification_metrics", "agreement", "split_subjects",
-                 "true_rate_from_labels"],
-    "report": ["run_for_report", "study_variables", "session_rates"],
+    "evaluate": ["run_ablation", "classification_metrics", "agreement", "baseline_labels",
+                 "rate_agreement", "true_rate_from_labels"],
+    "rates": ["study_variables", "session_rates"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 
 from irtrepro._logging import logger
+from irtrepro._threads import torch_threads
 from irtrepro.breathing.data import ImageSet
-from irtrepro.errors import ModelError
+from irtrepro.splits import subject_split
 
-__all__ = ["classification_metrics", "split_subjects", "run_ablation", "validate_ablation",
+__all__ = ["classification_metrics", "run_ablation", "validate_ablation", "baseline_labels",
+           "rate_agreement",
            "true_rate_from_labels", "window_mean", "agreement"]
 
 
@@ -33,18 +35,6 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         prec + rec > 0 else np.nan
     return {"accuracy": (tp + tn) / max(len(y), 1) if len(y) else np.nan, "precision": prec,
             "recall": rec, "f1": f1, "tn": tn, "fp": fp, "fn": fn, "tp": tp, "n": len(y)}
-
-
-def split_subjects(subjects, *, test_fraction: float = 0.3, seed: int = 0
-                   ) -> tuple[list[str], list[str]]:
-    """Split subject ids into (train, test), at least one of each; seeded."""
-    subs = sorted(set(map(str, subjects)))
-    if len(subs) < 2:
-        raise ModelError(f"need >= 2 subjects for a held-out-subject split, got {subs}")
-    rng = np.random.default_rng(seed)
-    n_test = min(len(subs) - 1, max(1, int(round(test_fraction * len(subs)))))
-    test = sorted(rng.choice(subs, n_test, replace=False).tolist())
-    return [s for s in subs if s not in test], test
 
 
 TIMING_SAMPLE = 512  # test images timed on 1 thread for ``ms_per_image``
@@ -122,11 +112,11 @@ def run_ablation(train_set: ImageSet, test_set: ImageSet, *, rows: dict | None =
             teacher = model  # the "+ AMT" network is the KD teacher of the rows below
         # compute time per image on 1 thread (the published unit) from a sample; the
         # predictions themselves use every thread the caller allows
-        torch.set_num_threads(1)
+        torch_threads(1)
         t0 = time.perf_counter()
         predict_proba(model, test_set.images[:k], groups=groups[:k])
         dt = (time.perf_counter() - t0) / max(k, 1)
-        torch.set_num_threads(threads)
+        torch_threads(threads)
         p = predict_proba(model, test_set.images, groups=groups)
         yhat = p > 0.5
         m = classification_metrics(test_set.labels, yhat)
@@ -146,7 +136,7 @@ def validate_ablation(train_set: ImageSet, *, rows: dict | None = None, folds=(0
     """Score ablation rows on validation subjects drawn from the **training** subjects only.
 
     For each seed in ``folds`` the subjects of ``train_set`` are split again
-    (:func:`split_subjects`), every row is trained on the inner training subjects and scored
+    (:func:`irtrepro.splits.subject_split`), every row is trained on the inner training subjects and scored
     on the inner validation subjects. This is where settings are chosen; the held-out
     subjects of the outer split are never seen.
 
@@ -160,7 +150,7 @@ def validate_ablation(train_set: ImageSet, *, rows: dict | None = None, folds=(0
     out = []
     subjects = train_set.meta["subject"].astype(str)
     for fold in folds:
-        inner, val = split_subjects(subjects, test_fraction=test_fraction, seed=int(fold))
+        inner, val = subject_split(subjects, n_test=test_fraction, seed=int(fold))
         is_val = subjects.isin(val).to_numpy()
         table, _ = run_ablation(train_set.subset(~is_val), train_set.subset(is_val), rows=rows,
                                 progress=progress)
@@ -206,12 +196,23 @@ def window_mean(t_value: np.ndarray, value: np.ndarray, centres: np.ndarray,
         return np.where(n > 0, (w * np.nan_to_num(v)[None, :]).sum(1) / np.maximum(n, 1), np.nan)
 
 
-def agreement(camera: np.ndarray, reference: np.ndarray, *, ci_level: float = 0.95) -> dict:
+def agreement(camera: np.ndarray, reference: np.ndarray) -> dict:
     """MAE and Bland-Altman bias / limits of agreement of camera minus reference (min-1).
 
-    Uses :func:`irtrepro.stats.bland_altman` when available; otherwise bias = mean difference,
-    LoA = bias +- 1.96 SD (Bland & Altman 1986), ``method`` says which.
+    Parameters
+    ----------
+    camera, reference : ndarray
+        Paired rates (min-1); pairs with a NaN are left out.
+
+    Returns
+    -------
+    dict
+        ``n`` (pairs), ``mae``, ``bias``, ``loa_low``, ``loa_high`` (min-1; bias +- 1.96 SD,
+        :func:`irtrepro.stats.bland_altman`) and ``method``; NaN estimates with
+        ``method = "too few pairs"`` under 3 pairs.
     """
+    from irtrepro.stats import bland_altman
+
     a, b = np.asarray(camera, float), np.asarray(reference, float)
     ok = np.isfinite(a) & np.isfinite(b)
     d = a[ok] - b[ok]
@@ -219,15 +220,67 @@ def agreement(camera: np.ndarray, reference: np.ndarray, *, ci_level: float = 0.
     if ok.sum() < 3:
         return {**out, "bias": np.nan, "loa_low": np.nan, "loa_high": np.nan,
                 "method": "too few pairs"}
-    try:
-        from irtrepro.stats import bland_altman  # type: ignore[attr-defined]
+    res = bland_altman(a[ok], b[ok])
+    return {**out, "bias": float(res.bias), "loa_low": float(res.loa_low),
+            "loa_high": float(res.loa_high), "method": "irtrepro.stats.bland_altman"}
 
-        res = bland_altman(a[ok], b[ok])
-        get = (lambda k: float(getattr(res, k))) if not isinstance(res, pd.DataFrame) else \
-            (lambda k: float(res[k].iloc[0]))
-        return {**out, "bias": get("bias"), "loa_low": get("loa_low"),
-                "loa_high": get("loa_high"), "method": "irtrepro.stats.bland_altman"}
-    except (ImportError, AttributeError, KeyError, TypeError):
-        bias, sd = float(d.mean()), float(d.std(ddof=1))
-        return {**out, "bias": bias, "loa_low": bias - 1.96 * sd, "loa_high": bias + 1.96 * sd,
-                "method": "own: bias +- 1.96 SD (irtrepro.stats.bland_altman not available)"}
+
+def baseline_labels(frames: dict, labels: dict, subjects) -> pd.DataFrame | None:
+    """Signal-baseline INH/EXH labels of the labelled sessions of ``subjects``.
+
+    Parameters
+    ----------
+    frames : dict
+        ``{(subject, session): DataArray (frame, y, x)}`` face frames with a ``time`` coordinate.
+    labels : dict
+        ``{(subject, session): ndarray of str}`` true label per frame.
+    subjects : collection of str
+        Subjects to label (the held-out ones).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The frame table of :func:`~irtrepro.breathing.signal.signal_baseline` plus ``label``,
+        ``seconds_per_image`` (its compute time per frame) and ``hard`` (near a phase
+        boundary), as :func:`run_ablation` takes it; None when no session qualifies.
+    """
+    from irtrepro.breathing.data import clip_index, hard_from_labels
+    from irtrepro.breathing.signal import signal_baseline
+
+    rows = []
+    for (s, j), da in frames.items():
+        if s not in subjects or (s, j) not in labels:
+            continue
+        tb = time.perf_counter()
+        fdf, _ = signal_baseline(da)
+        per = (time.perf_counter() - tb) / max(len(fdf), 1)
+        t = da["time"].values
+        rows.append(fdf.assign(label=labels[(s, j)], seconds_per_image=per,
+                               hard=hard_from_labels(t, labels[(s, j)], clip_index(t))))
+    return pd.concat(rows, ignore_index=True) if rows else None
+
+
+def rate_agreement(rates: pd.DataFrame, held_out) -> pd.DataFrame:
+    """Agreement of the camera rate with each reference, over all and over held-out subjects.
+
+    Parameters
+    ----------
+    rates : pandas.DataFrame
+        One row per window: ``subject``, ``rf_irt``, ``rf_true``, ``rf_cart`` (min-1).
+    held_out : collection of str
+        Held-out subjects.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``reference`` ("truth (labels)", "cart RF"), ``subjects`` ("all sessions",
+        "held-out subjects") and the columns of :func:`agreement`.
+    """
+    rows = []
+    for ref in ("rf_true", "rf_cart"):
+        for subset, m in (("all sessions", np.ones(len(rates), bool)),
+                          ("held-out subjects", rates["subject"].isin(held_out).to_numpy())):
+            a = agreement(rates["rf_irt"].to_numpy()[m], rates[ref].to_numpy()[m])
+            rows.append({"reference": "truth (labels)" if ref == "rf_true" else "cart RF",
+                         "subjects": subset, **a})
+    return pd.DataFrame(rows)

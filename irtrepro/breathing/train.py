@@ -41,8 +41,6 @@ Stages (in the order the full method applies them)
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -55,7 +53,7 @@ from irtrepro.breathing.data import ImageSet
 from irtrepro.errors import ModelError, OptionError, check_option
 
 __all__ = ["BreathConfig", "BreathModel", "train", "predict_proba", "pretrain_rotation",
-           "ABLATION", "config_key", "same_training", "adapt_batchnorm"]
+           "ABLATION", "same_training", "adapt_batchnorm"]
 
 
 @dataclass(frozen=True)
@@ -131,12 +129,6 @@ def same_training(a: BreathConfig, b: BreathConfig) -> bool:
         return replace(c, adapt_bn=False, flip_test=True, group_scaling=True)
 
     return trained(a) == trained(b)
-
-
-def config_key(cfg: BreathConfig, data_hash: str) -> str:
-    """Cache key of a trained model: hash of the settings and of the training data."""
-    blob = json.dumps(asdict(cfg), sort_keys=True) + data_hash
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
         m = classification_metrics(data.labels, p > 0.5)
         print(f"accuracy {m['accuracy']:.3f}  F1 {m['f1']:.3f}  (n={m['n']})")
         return 0
-    from irtrepro.breathing.report import run_for_report
     from irtrepro.manifest import load_manifest
+    from irtrepro.report.parts.breathing import run_for_report
 
     part = run_for_report(load_manifest(args.manifest), args.cache, seed=args.seed)
     for name, (df, caption) in part.tables.items():

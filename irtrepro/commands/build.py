@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import json
 
-    from irtrepro.pipeline import ensure_files
+    from irtrepro.report.pipeline import ensure_files
     from irtrepro.study import save_study
     from irtrepro.sync import build_study
 

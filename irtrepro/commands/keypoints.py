@@ -72,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
         res["table"].to_csv(args.out / "folds.csv", index=False)
         summ.to_csv(args.out / "ap_table.csv", index=False)
         if len(res["beta"]):
-            import matplotlib
-
-            matplotlib.use("Agg")
-            from irtrepro.keypoints.report import plot_beta_sweep
+            from irtrepro.plots.keypoints import plot_beta_sweep
 
             res["beta"].to_csv(args.out / "beta_sweep.csv", index=False)
             fig = plot_beta_sweep(res["beta"], beta_default=cfg.beta)

@@ -56,7 +56,7 @@ def _regenerate(args) -> int:
     from pathlib import Path
 
     from irtrepro.manifest import load_manifest
-    from irtrepro.pipeline import mismatch_message, regenerate
+    from irtrepro.report.pipeline import mismatch_message, regenerate
 
     m = load_manifest(args.manifest)
     if args.record:

@@ -20,12 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from irtrepro.manifest import load_manifest
-    from irtrepro.vision.report import _training_arrays
+    from irtrepro.vision.pipeline import Session, training_arrays
     from irtrepro.vision.train import train_segmenter
 
     man = load_manifest(args.manifest)
-    sessions = [e for e in man.sessions if {"thermal", "thermal_masks"} <= set(e.files)]
-    F, R, V, S = _training_arrays(sessions, args.max_frames, None)
+    sessions = [Session(e.subject, e.session, e.files["thermal"].path,
+                        e.files["thermal_masks"].path)
+                for e in man.sessions if {"thermal", "thermal_masks"} <= set(e.files)]
+    F, R, V, S = training_arrays(sessions, args.max_frames, None)
     args.out.mkdir(parents=True, exist_ok=True)
     for task in ("roi", "vessels"):
         ck = train_segmenter(F, R, V, S, task=task, encoder=args.encoder, seed=args.seed,

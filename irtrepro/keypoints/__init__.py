@@ -15,7 +15,7 @@ Public names load lazily, so ``import irtrepro.keypoints`` does not import torch
 - :mod:`~irtrepro.keypoints.coco`: COCO truth arrays and result entries (the file reader is
   :func:`irtrepro.io.pose.read_coco_keypoints`, re-exported here).
 - :mod:`~irtrepro.keypoints.gait`: cadence, stance/swing, calf points, ROI side check.
-- :mod:`~irtrepro.keypoints.report`: :func:`run_for_report`.
+- :mod:`~irtrepro.keypoints.cadence`: cadence of a clip from the model, as a Study variable.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _LAZY = {
     "KEYPOINT_NAMES": "vocabulary", "COCO_SKELETON": "vocabulary", "FLIP_PAIRS": "vocabulary",
     "cadence_from_ankles": "gait", "stance_swing": "gait", "calf_points": "gait",
     "check_roi_sides": "gait",
-    "run_for_report": "report",
+    "clip_cadence": "cadence", "cadence_study_variables": "cadence",
 }
 
 __all__ = sorted(_LAZY)

@@ -32,13 +32,15 @@ import numpy as np
 import pandas as pd
 
 from irtrepro._logging import logger, progress_bar
+from irtrepro._threads import torch_threads
 from irtrepro.errors import ModelError, OptionError, check_option
 from irtrepro.keypoints.decode import decode_heatmaps, gaussian_targets
 from irtrepro.keypoints.detector import box_to_crop, crop_images, crop_to_image, detect_people
 from irtrepro.keypoints.vocabulary import COCO_SKELETON, KEYPOINT_NAMES, flip_permutation
+from irtrepro.splits import subject_folds
 
 __all__ = ["CropSet", "KeypointConfig", "crops_from_clips", "evaluate_by_activity",
-           "evaluate_crops", "flip_permutation", "heatmap_targets", "load_model", "make_folds",
+           "evaluate_crops", "flip_permutation", "heatmap_targets", "load_model",
            "normalise_thermal", "predict_crops", "predict_frames", "run_experiment", "save_model",
            "summarise", "teacher_outputs", "train_student", "train_supervised"]
 
@@ -499,16 +501,6 @@ def evaluate_by_activity(model, cs: CropSet, idx: np.ndarray, cfg: KeypointConfi
     return out
 
 
-def make_folds(subjects: list[str], folds: int | None) -> list[list[str]]:
-    """Held-out subject groups: one per subject (``folds=None``) or ``folds`` contiguous groups."""
-    subjects = list(subjects)
-    if folds is None or folds >= len(subjects):
-        return [[s] for s in subjects]
-    if folds < 2:
-        raise OptionError(f"folds={folds}; expected >= 2 or None (leave-one-subject-out)")
-    return [list(g) for g in np.array_split(np.array(subjects, dtype=object), folds)]
-
-
 def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: KeypointConfig,
               students, baseline: bool, betas, keep_models: bool, progress) -> dict:
     """One fold of :func:`run_experiment`: teacher, students, beta sweep, baseline."""
@@ -581,7 +573,7 @@ def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: Ke
 
 def _fold_worker(args: tuple) -> dict:
     """:func:`_run_fold` in a worker process, with one torch thread."""
-    _torch().set_num_threads(1)
+    torch_threads(1)
     return _run_fold(*args)
 
 
@@ -623,7 +615,7 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, corpus, students=(
     subjects = list(dict.fromkeys(corpus.subject.tolist()))
     rng = np.random.default_rng(cfg.seed + 1)
     labelled = rng.random(len(corpus)) < cfg.label_fraction
-    folds = list(enumerate(make_folds(subjects, cfg.folds)))
+    folds = list(enumerate(subject_folds(subjects, cfg.folds)))
     last = folds[-1][0]  # only the last fold's models are returned, so only it keeps them
     if workers > 1 and len(folds) > 1:
         import multiprocessing

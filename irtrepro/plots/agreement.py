@@ -1,4 +1,4 @@
-"""Agreement and reliability figures: Bland–Altman plot, ICC forest plot."""
+"""Agreement and reliability figures: Bland–Altman plot, method comparison, ICC forest plot."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 
 from irtrepro.errors import StatsError
 
-__all__ = ["bland_altman_plot", "icc_forest_plot"]
+__all__ = ["bland_altman_plot", "icc_forest_plot", "method_comparison"]
 
 
 def _figure(ax, size):
@@ -88,6 +88,41 @@ def bland_altman_plot(
     ax.set_title(f"Bland–Altman, n = {n}, limits ±{result.agreement} SD"
                  + (f", {int(round(level * 100))}% CI shaded" if show_ci else ""), fontsize=10)
     ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def method_comparison(result: Any, *, units: str = "", measure: str = "",
+                      x_name: str = "x", y_name: str = "y") -> Any:
+    """Two panels: ``x`` against ``y`` with the identity line, and the Bland–Altman plot.
+
+    Parameters
+    ----------
+    result : BlandAltman
+        Of :func:`irtrepro.stats.bland_altman` (its ``means`` and ``diffs`` give the pairs).
+    units, measure, x_name, y_name : str
+        As in :func:`bland_altman_plot`; the difference is ``x_name - y_name``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if not hasattr(result, "diffs") or not hasattr(result, "loa_low"):
+        raise StatsError(f"method_comparison takes a BlandAltman result, got "
+                         f"{type(result).__name__}")
+    x = np.asarray(result.means) + np.asarray(result.diffs) / 2
+    y = np.asarray(result.means) - np.asarray(result.diffs) / 2
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4.5), layout="constrained")
+    ax[0].plot(y, x, ".", ms=3, alpha=0.5, color="0.2")
+    lim = [min(x.min(), y.min()) - 2, max(x.max(), y.max()) + 2] if x.size else [0, 1]
+    ax[0].plot(lim, lim, "k--", lw=0.8)
+    u = f" ({units})" if units else ""
+    what = f" {measure}" if measure else ""
+    ax[0].set(xlabel=f"{y_name}{what}{u}", ylabel=f"{x_name}{what}{u}",
+              title=f"{x_name} vs {y_name}")
+    bland_altman_plot(result, units=units, measure=measure, x_name=x_name, y_name=y_name,
+                      ax=ax[1])
     return fig
 
 

@@ -12,11 +12,40 @@ _PHASE_COLOURS = {"warmup": "#fde8c8", "steady": "#dbe9f6", "intervals": "#f6d5d
                   "recovery": "#e2f0d9"}
 
 
+#: short names of Study variables for axis labels in grids, where a long_name would overprint
+#: the neighbouring panel's label
+SHORT_NAMES = {"speed": "speed", "hr": "HR", "vo2": "VO$_2$", "vco2": "VCO$_2$",
+               "ve": "VE", "rf": "RF", "rer": "RER", "tcore": "T$_{core}$",
+               "tsk_mean": "T$_{sk}$", "tnv": "TNV", "tp": "TP", "tv": "TV",
+               "tp_entropy": "TP entropy", "tnv_entropy": "TNV entropy", "rf_irt": "RF$_{IRT}$",
+               "cadence": "cadence"}
+
+#: CF-style unit strings as a reader expects them on a figure
+PRETTY_UNITS = {"degC": "\u00b0C", "min-1": "min\u207b\u00b9", "1/min": "min\u207b\u00b9",
+                "mL min-1": "mL min\u207b\u00b9", "mL/min": "mL min\u207b\u00b9",
+                "L min-1": "L min\u207b\u00b9", "L/min": "L min\u207b\u00b9",
+                "km h-1": "km h\u207b\u00b9", "km/h": "km h\u207b\u00b9", "bit": "bit",
+                "bits": "bit"}
+
+
 def label(da: xr.DataArray, name: str | None = None) -> str:
     """Axis label ``long_name (units)`` of a Study variable."""
     ln = da.attrs.get("long_name", name or da.name)
     u = da.attrs.get("units", "")
     return f"{ln} ({u})" if u and u != "1" else str(ln)
+
+
+def short_label(da: xr.DataArray, name: str | None = None) -> str:
+    """Short axis label with units, e.g. ``TNV (°C)``, for panels stacked in a grid.
+
+    Falls back on :func:`label` for a variable without a short name.
+    """
+    name = name or str(da.name)
+    if name not in SHORT_NAMES:
+        return label(da, name)
+    u = da.attrs.get("units", "")
+    u = PRETTY_UNITS.get(u, u)
+    return f"{SHORT_NAMES[name]} ({u})" if u and u != "1" else SHORT_NAMES[name]
 
 
 def shade_phases(ax, time: np.ndarray, phase: np.ndarray) -> None:
@@ -48,14 +77,24 @@ def time_course_figure(study: xr.Dataset, variables: Sequence[str], *,
         Side shown for thermal variables.
     band : {"sd", "ci"}
         Band: ± SD across subjects, or the t-based 95 % CI of the mean.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Rows labelled with :func:`short_label` (the long names are in the caption), laid out
+        by matplotlib's constrained layout so that no label overprints another.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     from scipy import stats
 
     sessions = list(sessions or study.session.values)
     variables = [v for v in variables if v in study]
     fig, axes = plt.subplots(len(variables), len(sessions), figsize=(3.6 * len(sessions),
-                             1.9 * len(variables)), sharex=True, sharey="row", squeeze=False)
+                             1.9 * len(variables)), sharex=True, sharey="row", squeeze=False,
+                             layout="constrained")
+    # room between panels, so that the end ticks of neighbouring panels never touch
+    fig.get_layout_engine().set(hspace=0.06, wspace=0.06)
     t = study.time.values
     for i, v in enumerate(variables):
         da = study[v]
@@ -78,14 +117,14 @@ def time_course_figure(study: xr.Dataset, variables: Sequence[str], *,
                     if "protocol" in study else s
                 ax.set_title(f"{s} ({proto})", fontsize=10)
             if j == 0:
-                ax.set_ylabel(label(study[v], v), fontsize=8)
+                ax.set_ylabel(short_label(study[v], v), fontsize=8)
             if i == len(variables) - 1:
                 ax.set_xlabel("time since exercise start (min)")
             ax.tick_params(labelsize=8)
+            ax.yaxis.set_major_locator(MaxNLocator(4))
     what = "SD" if band == "sd" else "95 % CI"
     fig.suptitle(f"Mean ± {what} over subjects; shaded: warm-up, steady, intervals, recovery",
                  fontsize=10)
-    fig.tight_layout()
     return fig
 
 

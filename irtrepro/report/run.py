@@ -4,10 +4,11 @@ Steps (each timed for the provenance block):
 
 1. **data**: load the manifest; regenerate a synthetic study's missing files; verify sha256.
 2. **study**: readers + sync -> the Study (cached by the manifest's sha256 and the code).
-3. **models**: each model part (``irtrepro.vision``, ``irtrepro.breathing``,
-   ``irtrepro.keypoints``) trains or reuses its models, evaluates them on held-out subjects and
+3. **models**: each model part (:mod:`irtrepro.report.parts`: ``vision``, ``breathing``,
+   ``keypoints``) trains or reuses its models, evaluates them on held-out subjects and
    returns Study variables (thermal metrics, camera respiratory rate, cadence). A part's result
-   is cached by the manifest's sha256, the package's source code, the seed and its settings.
+   is cached (:mod:`irtrepro.report.cache`) by the manifest's sha256, the package's source
+   code, the seed and its settings.
 4. **analyses**: every ``analyses/*.py`` script's ``run(study, seed=...)`` on the merged Study.
 5. **write**: figures, tables and ``index.html``.
 
@@ -20,12 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib
 import importlib.util
 import json
 import os
-import pickle
 import time
 import traceback
 from collections.abc import Iterator
@@ -33,13 +32,18 @@ from pathlib import Path
 
 import xarray as xr
 
-from irtrepro._atomic import atomic_path
 from irtrepro._logging import logger
 from irtrepro.errors import IncompleteError, IrtreproError, OptionError
+from irtrepro.report.cache import Cache, cache_key, part_key
 from irtrepro.report.part import ReportPart
 from irtrepro.report.results import write_results
 
-MODEL_PARTS = ("irtrepro.vision", "irtrepro.breathing", "irtrepro.keypoints")
+__all__ = ["ANALYSES", "MODEL_PARTS", "find_analyses", "load_analysis", "merge_study",
+           "part_key", "run_report"]
+
+#: the model parts, by import name; ``--parts`` and ``settings=`` name them by the last part
+MODEL_PARTS = ("irtrepro.report.parts.vision", "irtrepro.report.parts.breathing",
+               "irtrepro.report.parts.keypoints")
 ANALYSES = ("time_courses", "reliability", "cardiopulmonary", "individual", "mixed_models",
             "auxiliary")
 
@@ -53,49 +57,6 @@ def _timer(timings: dict, step: str) -> Iterator[None]:
     finally:
         timings[step] = round(time.perf_counter() - t0, 2)
         logger.info("report: %s done in %.1f s", step, timings[step])
-
-
-def source_hash(*modules: str) -> str:
-    """sha256 over the source files of the given packages/modules (cache keys)."""
-    h = hashlib.sha256()
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            h.update(f"{name}:absent".encode())
-            continue
-        origin = Path(spec.origin)
-        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-        for f in files:
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def part_key(manifest_sha256: str, name: str, seed: int, settings: dict | None = None) -> str:
-    """Cache key of a model part's result: manifest, seed, settings and the source of the
-    whole package.
-
-    A part's result depends on more than its own package (the vision part extracts metrics
-    with ``irtrepro.features``, reads frames with ``irtrepro.io``), so any source change
-    recomputes the parts; their trained models have their own, narrower caches.
-    """
-    text = json.dumps(settings or {}, sort_keys=True, default=str)
-    return hashlib.sha256(f"{manifest_sha256}|{source_hash('irtrepro', name)}|{seed}|{text}"
-                          .encode()).hexdigest()[:16]
-
-
-def _cached(path: Path, compute):
-    if path.exists():
-        try:
-            with open(path, "rb") as fh:
-                logger.info("report: reusing %s", path.name)
-                return pickle.load(fh), True
-        except Exception:  # a stale or unreadable cache is recomputed, never trusted
-            path.unlink(missing_ok=True)
-    value = compute()
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(value, fh)
-    return value, False
 
 
 def find_analyses(analyses_dir: str | os.PathLike | None = None) -> Path:
@@ -178,7 +139,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
         When any step failed and ``keep_going`` is false; the page is written all the same.
     """
     from irtrepro.info import device, versions
-    from irtrepro.pipeline import ensure_files
+    from irtrepro.report.pipeline import ensure_files
     from irtrepro.report.writer import write_report
     from irtrepro.study import git_commit, save_study
     from irtrepro.sync import build_study
@@ -191,13 +152,13 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
     root = manifest.resolve().parent
     cache = Path(cache_dir) if cache_dir else root / "data" / "cache"
     cache.mkdir(parents=True, exist_ok=True)
+    store = Cache(cache)
     with _timer(timings, "data: generate if missing, verify checksums"):
         m = ensure_files(manifest, progress=progress)
     with _timer(timings, "study: read, sync, build"):
-        key = hashlib.sha256((m.sha256 + source_hash("irtrepro.sync", "irtrepro.io",
-                                                     "irtrepro.manifest", "irtrepro.study")
-                              ).encode()).hexdigest()[:16]
-        study, _ = _cached(cache / f"study-{key}.pkl", lambda: build_study(m, progress=progress))
+        key = cache_key(data=(m.sha256,), source=("irtrepro.sync", "irtrepro.io",
+                                                  "irtrepro.manifest", "irtrepro.study"))
+        study, _ = store.get("study", key, lambda: build_study(m, progress=progress))
         for miss in json.loads(study.attrs.get("missing", "[]")):
             (failures if miss.get("failed") else left_out).append(
                 f"{miss['subject']}/{miss['session']} {miss['kind']}: {miss['reason']}")
@@ -218,13 +179,12 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             failures.append(f"{short}: part not available (no module {name})")
             continue
         kwargs = dict(settings.get(short, {}))
-        todo.append((name, short, kwargs,
-                     cache / f"part-{short}-{part_key(m.sha256, name, seed, kwargs)}.pkl"))
+        todo.append((name, short, kwargs, part_key(m.sha256, name, seed, kwargs)))
     failed: dict[str, str] = {}
-    for name, short, kwargs, path in todo:
+    for name, short, kwargs, key in todo:
         with _timer(timings, f"models: {short}"):
             try:
-                part, _ = _cached(path, functools.partial(
+                part, _ = store.get(f"part-{short}", key, functools.partial(
                     _compute_part, name, m, cache / "models" / short, seed, progress, kwargs))
             except Exception as exc:  # a failing part must not take the report down
                 logger.error("report: %s failed:\n%s", short, traceback.format_exc())

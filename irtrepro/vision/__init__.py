@@ -4,11 +4,13 @@ Torch and smp load inside the functions, so ``import irtrepro.vision`` stays lig
 
 - :mod:`~irtrepro.vision.models`: ``build_unet``, ``Checkpoint`` (save/load, metadata), ``normalise``
 - :mod:`~irtrepro.vision.data`: augmentation (left/right-swapping flips, rotation/scale, noise,
-  ambient offset, contrast), subject-wise split
+  ambient offset, contrast)
 - :mod:`~irtrepro.vision.train`: ``train_segmenter``
 - :mod:`~irtrepro.vision.infer`: ``predict_masks``, ``segment_store``
-- :mod:`~irtrepro.vision.evaluate`: ``segmentation_scores``, ``robustness_table``
-- :mod:`~irtrepro.vision.report`: ``run_for_report``
+- :mod:`~irtrepro.vision.evaluate`: ``segmentation_scores``, ``robustness_table``,
+  ``metric_errors``, ``metric_error_table``
+- :mod:`~irtrepro.vision.pipeline`: ``training_arrays``, ``train_models``, ``segment_sessions``,
+  ``study_variables`` (many sessions at once; the report's vision part calls these)
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ _NAMES = {
     "build_unet": "models", "Checkpoint": "models", "normalise": "models",
     "train_segmenter": "train", "predict_masks": "infer", "segment_store": "infer",
     "segmentation_scores": "evaluate", "robustness_table": "evaluate",
-    "read_coco_masks": "evaluate", "run_for_report": "report", "subject_split": "data",
+    "read_coco_masks": "evaluate", "metric_errors": "evaluate", "metric_error_table": "evaluate",
+    "training_arrays": "pipeline", "train_models": "pipeline", "segment_sessions": "pipeline",
+    "study_variables": "pipeline",
 }
 
 __all__ = sorted(_NAMES)

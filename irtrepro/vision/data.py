@@ -1,36 +1,12 @@
-"""Training data: subject-wise split, batches, augmentation (in degC, before normalisation)."""
+"""Training data: batches, augmentation (in degC, before normalisation)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 
 import numpy as np
 
-from irtrepro.errors import ModelError, OptionError
-
-
-def subject_split(subjects: Sequence[str], *, n_val: int | float = 0.25, seed: int = 0
-                  ) -> tuple[list[str], list[str]]:
-    """Split subject ids into (train, validation), never splitting a subject.
-
-    Parameters
-    ----------
-    subjects : sequence of str
-        Subject ids (duplicates allowed; one entry per frame is fine).
-    n_val : int or float
-        Number (int) or fraction (float) of subjects held out; at least one each side.
-    seed : int
-        Shuffling seed.
-    """
-    uniq = sorted(set(map(str, subjects)))
-    if len(uniq) < 2:
-        raise OptionError(f"subject_split needs at least 2 subjects, got {uniq}")
-    k = int(round(n_val * len(uniq))) if isinstance(n_val, float) else int(n_val)
-    k = min(max(k, 1), len(uniq) - 1)
-    perm = np.random.default_rng(seed).permutation(len(uniq))
-    val = sorted(uniq[i] for i in perm[:k])
-    return [s for s in uniq if s not in val], val
+from irtrepro.errors import ModelError
 
 
 def data_hash(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray, extra: str = "") -> str:

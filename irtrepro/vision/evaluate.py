@@ -1,8 +1,10 @@
-"""Segmentation quality per class, robustness under perturbations, COCO mask reading."""
+"""Segmentation quality per class, metric error from segmentation, robustness under
+perturbations, COCO mask reading."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -12,6 +14,85 @@ from irtrepro.errors import ReaderError
 
 ROI_LABELS = {1: "left_calf", 2: "right_calf"}
 VESSEL_LABELS = {1: "vein", 2: "perforator"}
+
+#: metrics whose segmentation-caused error the report tables (name -> units)
+ERROR_METRICS = {"calf_mean": "degC", "tnv_mean": "degC", "tp_mean": "degC", "tv_mean": "degC",
+                 "tp_entropy": "bit", "tnv_entropy": "bit"}
+
+#: error_to_sd at or above which the report warns that a metric's time course is dominated by
+#: segmentation error (median per-frame error >= half the metric's within-session SD).
+ATTENUATION_WARN = 0.5
+
+
+def metric_errors(frames: np.ndarray, roi_pred: np.ndarray, vessels_pred: np.ndarray,
+                  roi_true: np.ndarray, vessels_true: np.ndarray, *,
+                  compute: Callable | None = None) -> list[dict]:
+    """Per-frame error of each :data:`ERROR_METRICS` metric of one session from segmentation.
+
+    Parameters
+    ----------
+    frames : ndarray (frame, y, x)
+        Temperatures (degC).
+    roi_pred, vessels_pred, roi_true, vessels_true : ndarray (frame, y, x)
+        Predicted and ground-truth masks.
+    compute : callable, optional
+        :func:`irtrepro.features.compute_features` (the default) or a stand-in.
+
+    Returns
+    -------
+    list of dict
+        One per metric: ``metric``, ``errors`` (finite absolute differences per frame and
+        calf, predicted vs ground-truth masks) and ``sd`` (finite SDs over the frames of each
+        calf under ground-truth masks: how much the metric itself moves within the session,
+        the yardstick for the error), in the metric's units.
+    """
+    if compute is None:
+        from irtrepro.features import compute_features as compute
+    names = list(ERROR_METRICS)
+    a = compute(frames, roi_pred, vessels_pred, features=names)
+    b = compute(frames, roi_true, vessels_true, features=names)
+    rows = []
+    for n in names:
+        gt = b[n].sel(side=["left", "right"]).values
+        d = np.abs(a[n].sel(side=["left", "right"]).values - gt).ravel()
+        # a time-course correlation survives only if the segmentation error is small
+        # against the metric's own movement within the session
+        with warnings.catch_warnings():  # a calf without that region: NaN SD
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sd = np.nanstd(gt, axis=0, ddof=1) if len(gt) > 2 else np.full(2, np.nan)
+        rows.append({"metric": n, "errors": d[np.isfinite(d)], "sd": sd[np.isfinite(sd)]})
+    return rows
+
+
+def metric_error_table(err_rows: list[dict]) -> pd.DataFrame:
+    """Segmentation-induced metric error against the metric's own within-session variation.
+
+    Parameters
+    ----------
+    err_rows : list of dict
+        One per held-out session and metric: ``metric``, ``errors`` (absolute per-frame,
+        per-calf differences, predicted vs ground-truth masks) and ``sd`` (SD over the frames
+        of each calf under ground-truth masks), in the metric's units (:func:`metric_errors`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metric``, ``median_abs_error``, ``p95_abs_error``, ``n`` (frame-calves),
+        ``within_session_sd`` (median over session-calves), ``error_to_sd`` (ratio of the two),
+        ``units``; NaN where a metric had no finite value.
+    """
+    rows = []
+    for n, units in ERROR_METRICS.items():
+        mine = [r for r in err_rows if r["metric"] == n]
+        d = np.concatenate([r["errors"] for r in mine]) if mine else np.array([])
+        sd = np.concatenate([r["sd"] for r in mine]) if mine else np.array([])
+        med = float(np.median(d)) if d.size else np.nan
+        wsd = float(np.median(sd)) if sd.size else np.nan
+        rows.append({"metric": n, "median_abs_error": med,
+                     "p95_abs_error": float(np.percentile(d, 95)) if d.size else np.nan,
+                     "n": int(d.size), "within_session_sd": wsd,
+                     "error_to_sd": med / wsd if wsd > 0 else np.nan, "units": units})
+    return pd.DataFrame(rows)
 
 
 def segmentation_scores(mask_true: np.ndarray, mask_pred: np.ndarray, *,

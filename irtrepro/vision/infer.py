@@ -9,18 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from irtrepro._logging import logger, progress_bar
+from irtrepro._threads import torch_threads
 from irtrepro.errors import ModelError
 from irtrepro.vision.models import Checkpoint, check_checkpoint, normalise
-
-
-def set_threads(threads: int | None = None) -> int:
-    """Torch intra-op threads: ``threads`` or min(2, cores) (leave cores to dask/IO)."""
-    import torch
-
-    n = threads or max(1, min(2, os.cpu_count() or 1))
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
 
 
 def device(prefer: str | None = None):
@@ -155,7 +146,7 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
 
     from irtrepro.io.thermal import open_frame_store, write_masks
 
-    set_threads(threads)
+    torch_threads(threads)
     if not isinstance(roi_ck, Checkpoint):
         roi_ck = Checkpoint.load(roi_ck, task="roi")
     if not isinstance(vessel_ck, Checkpoint):

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from irtrepro._logging import logger
+from irtrepro._threads import torch_threads
 from irtrepro.errors import OptionError, check_option
+from irtrepro.splits import subject_split
 from irtrepro.vision.data import (
     augment,
     check_training_arrays,
     data_hash,
     sample_batch,
-    subject_split,
 )
 from irtrepro.vision.models import DEFAULT_ENCODER, TASK_CLASSES, Checkpoint
 
@@ -146,7 +147,7 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
     seed : int
         Seeds numpy and torch; with ``max_seconds=None`` training is reproducible.
     threads : int
-        Torch threads (2 by default: this is a shared 2-core machine).
+        Torch threads (default 2; see :func:`irtrepro._threads.torch_threads`).
     max_seconds : float, optional
         Wall-clock cap (stops early; the result then depends on machine speed).
     **overrides
@@ -175,7 +176,7 @@ def train_segmenter(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
     train_s, val_s, tr_idx, va_idx = _validation_split(subjects, n_val, val_subjects, seed)
 
     if threads:
-        torch.set_num_threads(int(threads))
+        torch_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     classes = TASK_CLASSES[task]
@@ -235,7 +236,7 @@ def _validation_split(subjects: np.ndarray, n_val, val_subjects, seed: int):
     """Train and validation subjects and frame indices (at most 48 validation frames, evenly
     spaced)."""
     if val_subjects is None:
-        train_s, val_s = subject_split(subjects, n_val=n_val, seed=seed)
+        train_s, val_s = subject_split(subjects, n_test=n_val, seed=seed)
     else:
         val_s = sorted(map(str, val_subjects))
         train_s = sorted(set(subjects) - set(val_s))

@@ -19,17 +19,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.requires_torch]
 
 @pytest.fixture(scope="module")
 def unet_study(tmp_path_factory):
+    from irtrepro._threads import torch_threads
     from irtrepro.features.extract import extract_session, to_study_vars
     from irtrepro.io.thermal import open_frame_store
     from irtrepro.manifest import load_manifest
     from irtrepro.report.run import merge_study
     from irtrepro.sync import build_study
     from irtrepro.synth.study import generate_study
-    from irtrepro.vision.infer import predict_masks, set_threads
+    from irtrepro.vision.infer import predict_masks
     from irtrepro.vision.train import train_segmenter
     from tests.analyses.test_planted_answers import CFG
 
-    set_threads(2)
+    torch_threads(2)
     root = tmp_path_factory.mktemp("planted_unet")
     m = load_manifest(generate_study(root / "data", CFG, manifest_path=root / "study.yaml"))
     study = build_study(m)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "irtrepro"
 #: Modules that may build or regenerate synthetic studies: the generator itself, the report
-#: and the commands that drive it, and the report adapters still beside their domain package.
-ALLOWED = ("synth/", "report/", "commands/", "pipeline.py", "vision/report.py",
-           "breathing/report.py", "keypoints/report.py")
+#: and and the commands that drive it.
+ALLOWED = ("synth/", "report/", "commands/", "pipeline.py")
 
 
 def _synth_imports(path: Path) -> list[int]:

@@ -10,7 +10,7 @@ import xarray as xr
 from irtrepro.cli import main
 from irtrepro.errors import ChecksumError
 from irtrepro.manifest import load_manifest, verify
-from irtrepro.pipeline import ensure_files
+from irtrepro.report.pipeline import ensure_files
 from irtrepro.study import open_study, save_study
 from irtrepro.sync import build_study
 from irtrepro.synth.physiology import SynthConfig

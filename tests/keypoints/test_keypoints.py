@@ -323,7 +323,7 @@ def test_beta_sweep_table_and_figure(tmp_path):
 
     matplotlib.use("Agg")
     from irtrepro.keypoints import train
-    from irtrepro.keypoints.report import plot_beta_sweep
+    from irtrepro.plots.keypoints import plot_beta_sweep
     from irtrepro.synth import pose_corpus
 
     cfg = train.KeypointConfig(n_subjects=2, frames_per_subject=16, folds=2, latent_ch=16,

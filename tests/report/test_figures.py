@@ -1,5 +1,5 @@
 """Figures of the analyses are readable: every axes with data has x and y labels with units,
-and no text is smaller than 7 pt.
+no text is smaller than 7 pt, and no axis or tick label overprints one of another axes.
 
 Runs ``analyses/time_courses.py`` and ``analyses/individual.py`` on a small synthetic Study
 built in memory (no files, no browser).
@@ -94,6 +94,63 @@ def figure_problems(fig, name: str) -> list[str]:
         if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_PT:
             problems.append(f"{name}: text {t.get_text()!r} at {t.get_fontsize():.1f} pt")
     return problems
+
+
+def _label_boxes(fig) -> list[tuple[int, str, object]]:
+    """(axes index, what, bounding box in pixels) of every visible tick and axis label."""
+    renderer = fig.canvas.get_renderer()
+    out = []
+    for k, ax in enumerate(fig.axes):
+        texts = [("x label", ax.xaxis.label), ("y label", ax.yaxis.label)]
+        for which, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            lo, hi = sorted(axis.get_view_interval())
+            # the locator places ticks beyond the view too; those labels are never drawn
+            texts += [(f"{which} tick", t) for loc, t in
+                      zip(axis.get_majorticklocs(), axis.get_ticklabels(), strict=False)
+                      if lo - 1e-9 * abs(hi - lo) <= loc <= hi + 1e-9 * abs(hi - lo)]
+        for what, t in texts:
+            if t.get_visible() and t.get_text().strip():
+                out.append((k, f"{what} {t.get_text()!r}", t.get_window_extent(renderer)))
+    return out
+
+
+def overlap_problems(fig, name: str) -> list[str]:
+    """Labels of different axes that overprint each other (axis labels, tick labels)."""
+    fig.canvas.draw()
+    boxes = _label_boxes(fig)
+    problems = []
+    for i, (ka, wa, ba) in enumerate(boxes):
+        for kb, wb, bb in boxes[i + 1:]:
+            # within one axes, ticks are matplotlib's business; across axes they are ours
+            if ka != kb and ba.overlaps(bb):
+                problems.append(f"{name}: axes {ka} {wa} overlaps axes {kb} {wb}")
+    return problems
+
+
+@pytest.mark.parametrize("analysis", ["time_courses", "individual"])
+def test_no_label_overprints_another_axes(study, analysis):
+    mod = load_analysis(analysis, ANALYSES)
+    part = mod.run(study, seed=0)
+    try:
+        problems = [p for name, (fig, _caption) in part.figures.items()
+                    for p in overlap_problems(fig, f"{analysis}/{name}")]
+        assert not problems, "\n".join(problems[:20])
+    finally:
+        for fig, _ in part.figures.values():
+            plt.close(fig)
+
+
+def test_overlap_check_catches_overprinted_labels():
+    fig, axes = plt.subplots(2, 1, figsize=(3, 1.2))  # far too small for two labelled axes
+    for ax in axes:
+        ax.plot([0, 1], [0, 1])
+        ax.set_ylabel("a long label that cannot fit (units)")
+        ax.set_xlabel("time (min)")
+    try:
+        problems = overlap_problems(fig, "bad")
+    finally:
+        plt.close(fig)
+    assert problems and "overlaps" in problems[0]
 
 
 @pytest.mark.parametrize("analysis", ["time_courses", "individual"])

@@ -65,12 +65,12 @@ def test_part_key_follows_the_code_the_part_uses(monkeypatch):
     # reuse a cached part (it did while the key hashed the part's own package only)
     from pathlib import Path
 
-    from irtrepro.report.run import part_key
+    from irtrepro.report.cache import part_key
 
-    k0 = part_key("abc", "irtrepro.vision", 0)
-    assert part_key("abc", "irtrepro.vision", 0) == k0
-    assert part_key("abd", "irtrepro.vision", 0) != k0
-    assert part_key("abc", "irtrepro.vision", 1) != k0
+    k0 = part_key("abc", "irtrepro.report.parts.vision", 0)
+    assert part_key("abc", "irtrepro.report.parts.vision", 0) == k0
+    assert part_key("abd", "irtrepro.report.parts.vision", 0) != k0
+    assert part_key("abc", "irtrepro.report.parts.vision", 1) != k0
     real = Path.read_bytes
 
     def edited(self):
@@ -79,7 +79,7 @@ def test_part_key_follows_the_code_the_part_uses(monkeypatch):
             self.parent.name == "features" else data
 
     monkeypatch.setattr(Path, "read_bytes", edited)
-    assert part_key("abc", "irtrepro.vision", 0) != k0
+    assert part_key("abc", "irtrepro.report.parts.vision", 0) != k0
 
 
 FAKE_PARTS = {

@@ -46,13 +46,6 @@ def test_flip_swaps_left_and_right():
     assert (r2 == 2).any() and (r2 == 1).any()
 
 
-def test_subject_split_is_subject_wise():
-    from irtrepro.vision.data import subject_split
-
-    tr, va = subject_split(["S1", "S1", "S2", "S3", "S4"], n_val=1, seed=0)
-    assert len(va) == 1 and not set(tr) & set(va) and set(tr) | set(va) == {"S1", "S2", "S3", "S4"}
-
-
 def test_checkpoint_roundtrip_and_mismatch(tmp_path):
     from irtrepro.vision.infer import predict_labels
     from irtrepro.vision.models import TASK_CLASSES, Checkpoint
@@ -192,8 +185,8 @@ def test_box_inference_matches_whole_frame_inference(monkeypatch):
 
 def test_model_cache_key_follows_defaults_and_settings(monkeypatch):
     """A changed training default must not reuse models trained under the old one."""
+    from irtrepro.report.parts.vision import model_key
     from irtrepro.vision import train
-    from irtrepro.vision.report import model_key
 
     f = np.zeros((2, 8, 8), np.float32)
     r = np.zeros((2, 8, 8), np.uint8)
@@ -211,7 +204,7 @@ def test_sessions_segmented_in_worker_processes_match_in_process(tmp_path):
     from irtrepro.io.thermal import write_frames
     from irtrepro.synth.thermogram import render_session
     from irtrepro.vision.models import TASK_CLASSES, Checkpoint
-    from irtrepro.vision.report import _segmented
+    from irtrepro.vision.pipeline import segmented
     from tests.synth.test_thermogram import make_truth
 
     paths = []
@@ -225,18 +218,18 @@ def test_sessions_segmented_in_worker_processes_match_in_process(tmp_path):
         ck.state_dict = ck.build().state_dict()
         cks.append(ck)
     models = tuple(ck.build() for ck in cks)
-    one = list(_segmented(paths, *cks, models, torch.device("cpu"), 1))
-    two = list(_segmented(paths, *cks, models, torch.device("cpu"), 2))
+    one = list(segmented(paths, *cks, models, 1))
+    two = list(segmented(paths, *cks, models, 2))
     assert [e for _, _, e in one] == [None] * 3
     for (r1, v1, _), (r2, v2, _) in zip(one, two, strict=True):
         np.testing.assert_array_equal(r1, r2)
         np.testing.assert_array_equal(v1, v2)
-    bad = list(_segmented([str(tmp_path / "missing.zarr")], *cks, models, torch.device("cpu"), 1))
+    bad = list(segmented([str(tmp_path / "missing.zarr")], *cks, models, 1))
     assert bad[0][0] is None and "missing.zarr" in bad[0][2]
 
 
 def test_metric_error_table_compares_error_with_within_session_variation():
-    from irtrepro.vision.report import ERROR_METRICS, metric_error_table
+    from irtrepro.vision.evaluate import ERROR_METRICS, metric_error_table
 
     rows = [{"metric": "tp_entropy", "errors": np.array([0.1, 0.2, 0.3]), "sd": np.array([0.2])},
             {"metric": "tp_entropy", "errors": np.array([0.4]), "sd": np.array([0.1, 0.3])},

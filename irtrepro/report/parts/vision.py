@@ -1,0 +1,185 @@
+"""The vision part of ``make report``: manifest -> trained models, segmented sessions, tables."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from irtrepro.report.cache import Cache, cache_key
+from irtrepro.report.part import ReportPart
+
+__all__ = ["model_key", "run_for_report"]
+
+#: source of the trained models' weights (their cache key)
+MODEL_SOURCE = ("irtrepro.vision.train", "irtrepro.vision.data", "irtrepro.vision.models",
+                "irtrepro.vision.infer")
+
+
+def model_key(frames, roi, vessels, *, seed: int, settings: dict) -> str:
+    """Cache key of the trained models: what decides their weights.
+
+    Data, seed, settings, the defaults the settings fall back on and the training code itself
+    (a changed default must never reuse models trained under the old one).
+    """
+    from irtrepro.vision.train import TASK_DEFAULTS
+
+    return cache_key(settings={"seed": seed, "settings": settings, "defaults": TASK_DEFAULTS},
+                     data=(frames, roi, vessels), source=MODEL_SOURCE)
+
+
+def _sessions(manifest):
+    from irtrepro.vision.pipeline import Session
+
+    out = []
+    for e in manifest.sessions:
+        if "thermal" in e.files:
+            masks = e.files["thermal_masks"].path if "thermal_masks" in e.files else None
+            out.append(Session(e.subject, e.session, e.files["thermal"].path, masks))
+    return out
+
+
+def _checkpoint_io(task: str):
+    from irtrepro.vision.models import Checkpoint
+
+    return {"save": lambda ck, path: ck.save(path),
+            "load": lambda path: Checkpoint.load(path, task=task), "suffix": ".pt"}
+
+
+def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
+                   max_train_frames: int = 2400, n_heldout: int = 3,
+                   settings: dict | None = None, n_workers: int | None = None) -> ReportPart:
+    """Train-or-reuse the ROI and vessel models, segment every session, extract features.
+
+    Parameters
+    ----------
+    manifest : Manifest
+    cache_dir : path-like
+        Where the trained models are cached.
+    seed : int
+        Seed of the subject split and of training.
+    progress : bool or None
+    max_train_frames : int
+        Training frames, drawn evenly from the training subjects' sessions.
+    n_heldout : int
+        Held-out subjects (at least one subject is kept for training).
+    settings : dict, optional
+        ``{"roi": {...}, "vessels": {...}}`` keyword arguments of
+        :func:`~irtrepro.vision.train.train_segmenter` (part of the model cache key).
+    n_workers : int, optional
+        Processes that segment sessions in parallel (default: 1 on CUDA, else
+        :func:`irtrepro._threads.parallelism`, each with one torch thread).
+
+    Returns
+    -------
+    ReportPart
+        The quality table (per class on held-out subjects), the metric-error table
+        (segmented vs ground-truth masks), the robustness table, an example figure and
+        ``study_vars`` on (subject, session, time, side).
+    """
+    import torch
+
+    from irtrepro._threads import parallelism, torch_threads
+    from irtrepro.io.thermal import open_frame_store
+    from irtrepro.plots.segmentation import segmentation_example
+    from irtrepro.splits import subject_split
+    from irtrepro.vision.evaluate import (
+        ATTENUATION_WARN,
+        ROI_LABELS,
+        VESSEL_LABELS,
+        metric_error_table,
+        robustness_table,
+        segmentation_scores,
+    )
+    from irtrepro.vision.infer import device, predict_masks
+    from irtrepro.vision.pipeline import (
+        segment_sessions,
+        study_variables,
+        train_models,
+        training_arrays,
+    )
+
+    t_start = time.perf_counter()
+    cache = Cache(Path(cache_dir) / "vision")
+    part = ReportPart(name="vision", title="Thermal segmentation and skin-temperature metrics")
+    sessions = _sessions(manifest)
+    with_truth = [e for e in sessions if e.masks is not None]
+    if not with_truth:
+        part.notes.append("no session has ground-truth thermal masks: nothing to train on")
+        return part
+    subjects = sorted({e.subject for e in with_truth})
+    train_s, held = subject_split(subjects, n_test=min(n_heldout, len(subjects) - 1), seed=seed)
+    torch_threads()
+    t0 = time.perf_counter()
+    F, R, V, S = training_arrays([e for e in with_truth if e.subject in train_s],
+                                 max_train_frames, progress)
+    key = model_key(F, R, V, seed=seed, settings=dict(settings or {}))
+    roi_ck, ves_ck = train_models(
+        F, R, V, S, seed=seed, settings=settings,
+        cached=lambda task, train: cache.get(task, key, train, **_checkpoint_io(task))[0])
+    part.timings["train_or_load"] = time.perf_counter() - t0
+    del F, R, V
+    dev = device()
+    models = tuple(ck.build().to(dev, memory_format=torch.channels_last)
+                   for ck in (roi_ck, ves_ck))
+    if n_workers is None:
+        n_workers = 1 if dev.type == "cuda" else parallelism()
+    t0 = time.perf_counter()
+    seg = segment_sessions(sessions, roi_ck, ves_ck, held=held, models=models,
+                           n_workers=n_workers, progress=progress)
+    part.notes += seg.notes
+    part.timings["segment_extract"] = time.perf_counter() - t0
+    if seg.truth:
+        tr = np.concatenate([t[0] for t in seg.truth])
+        tv = np.concatenate([t[1] for t in seg.truth])
+        prr = np.concatenate([p[0] for p in seg.predicted])
+        pvv = np.concatenate([p[1] for p in seg.predicted])
+        q = pd.concat([segmentation_scores(tr, prr, labels=ROI_LABELS).assign(model="roi"),
+                       segmentation_scores(tv, pvv, labels=VESSEL_LABELS).assign(model="vessels")],
+                      ignore_index=True)
+        part.tables["segmentation_quality"] = (
+            q, f"Per-class pixel scores pooled over all frames of the held-out subjects {held} "
+               f"(models trained on {train_s}); Dice = F1.")
+        err = metric_error_table(seg.metric_errors)
+        part.tables["metric_error"] = (
+            err, "Absolute difference per frame and calf between the metric under predicted "
+            "masks and under ground-truth masks (held-out subjects). within_session_sd: SD over "
+            "the frames of one session and calf under ground-truth masks (median over "
+            "session-calves), i.e. how much the metric moves over time; error_to_sd = "
+            "median_abs_error / within_session_sd. Near or above 1, the segmentation error is as "
+            "large as the metric's own time course, and correlations of that metric over time "
+            "through the learned masks are attenuated towards 0.")
+        for row in err.itertuples():
+            if row.error_to_sd >= ATTENUATION_WARN:
+                part.notes.append(
+                    f"{row.metric}: segmentation moves it by {row.median_abs_error:.3g} "
+                    f"{row.units} per frame (median), {row.error_to_sd:.2f}x its variation "
+                    f"within a session under ground-truth masks ({row.within_session_sd:.3g} "
+                    f"{row.units}); its correlations over time in this report are attenuated "
+                    "by segmentation error (table metric_error)")
+        k = np.linspace(0, len(tr) - 1, min(48, len(tr))).astype(int)
+        fa = np.concatenate([open_frame_store(p)["frames"].values
+                             for p in seg.held_stores])[k]
+        rob = robustness_table(fa, tr[k], tv[k], lambda x: predict_masks(
+            x, roi_ck, ves_ck, models=models, dev=dev), seed=seed)
+        part.tables["robustness"] = (rob, "Dice etc. per class on 48 held-out frames under "
+                                     "perturbations of the input (masks scaled alike).")
+    if seg.example is not None:
+        f, gr, gv, pr, pv, subject, session = seg.example
+        part.figures["example_segmentation"] = (
+            segmentation_example(f, gr, gv, pr, pv, title=f"{subject}/{session} frame"),
+            "Example held-out frame: ground-truth and predicted calf (colour) and vessel masks.")
+    if seg.features:
+        sv = study_variables(seg.features, [e.session for e in sessions])
+        sv.attrs["vision_models"] = json.dumps({"roi": roi_ck.data_hash[:16],
+                                                "vessels": ves_ck.data_hash[:16],
+                                                "held_out": held})
+        part.study_vars = sv
+    part.notes.append(f"models: encoder {roi_ck.encoder} depth {roi_ck.encoder_depth}, "
+                      f"trained {roi_ck.metrics.get('seconds', 0):.0f} s + "
+                      f"{ves_ck.metrics.get('seconds', 0):.0f} s on {train_s}")
+    part.timings["total"] = time.perf_counter() - t_start
+    return part
