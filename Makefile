@@ -14,7 +14,7 @@ JOBS ?= 2
 LOCK ?= requirements.lock
 STAMP := $(VENV)/.installed
 
-# pip installs without compiling bytecode (2.3 -> 1.1 min measured: most of it was compiling
+# pip installs without compiling bytecode (half the install time: most of it was compiling
 # torch's thousands of modules); Python compiles what is actually imported on first use and
 # caches it in __pycache__. That cache needs bytecode writing on, also where the environment
 # sets PYTHONDONTWRITEBYTECODE: without it every process (test workers, report workers)
@@ -24,9 +24,8 @@ export PYTHONDONTWRITEBYTECODE =
 # glibc malloc: keep freed memory in the heap instead of returning every large block to the
 # kernel (torch allocates and frees multi-MB activations each layer; with the defaults each one
 # is a fresh mmap whose pages fault in again: ~1 M page faults and 10-20 % system time per
-# U-Net pass on this VM). Measured 2026-11-26 on 256 frames, 2 threads: segmentation 25-34 ->
-# 37-50 frames/s, system time 3 s -> 0.1 s; U-Net training step 1.37-1.67 -> 1.58-1.69/s.
-# Costs: the process keeps its peak heap (peak RSS ~3 GB for make report). Override with
+# U-Net pass on 2 cores; with these settings segmentation of 256 frames on 2 threads ran at
+# 37-50 instead of 25-34 frames/s, system time 0.1 instead of 3 s). Costs: the process keeps its peak heap (peak RSS ~3 GB for make report). Override with
 # `make report MALLOC_TRIM_THRESHOLD_=...` or unset them for the glibc defaults.
 export MALLOC_MMAP_THRESHOLD_ ?= 4294967296
 export MALLOC_TRIM_THRESHOLD_ ?= 4294967296
