@@ -79,7 +79,7 @@ def collect_results(tables: str | os.PathLike, provenance: dict) -> dict:
     err = table("vision_metric_error")
     if err is not None:
         for _, r in err.iterrows():
-            figs.append(_fig("segmentation", f"median |error| {r['metric']} (U-Net vs truth masks)",
+            figs.append(_fig("segmentation", f"median abs. error {r['metric']} (U-Net vs truth masks)",
                              r["median_abs_error"], units=str(r.get("units", "")), split=held,
                              source="vision_metric_error.csv",
                              spread={"p95": _num(r["p95_abs_error"])}, spread_kind="p95 over frames"))
@@ -108,7 +108,8 @@ def collect_results(tables: str | os.PathLike, provenance: dict) -> dict:
                 figs.append(_fig("keypoints", f"{col} {r['model']}", r[col],
                                  split=f"{int(r.get('folds', 0))} folds of held-out subjects",
                                  source="keypoints_keypoints_ap.csv", spread=spread,
-                                 spread_kind="lowest fold" if spread else None))
+                                 spread_kind="lowest fold" if spread else
+                                 "per fold in keypoints_keypoints_folds.csv; one training seed"))
     cad = table("keypoints_cadence")
     if cad is not None and {"cadence", "cadence_truth_keypoints"} <= set(cad):
         d = (cad["cadence"] - cad["cadence_truth_keypoints"]).abs()
@@ -144,6 +145,7 @@ def collect_results(tables: str | os.PathLike, provenance: dict) -> dict:
                              spread={"ci_low": _num(r["ci_low_a1"]), "ci_high": _num(r["ci_high_a1"])},
                              spread_kind=f"{r['ci_level']:.0%} CI ({r['koo_li_a1']})"))
     return {"commit": provenance.get("git_commit"), "seeds": provenance.get("seeds"),
+            "device": provenance.get("device"), "load_average": provenance.get("load_average"),
             "part_settings": provenance.get("part_settings"),
             "timings_s": provenance.get("timings_s"), "figures": figs, "missing": missing}
 
@@ -183,12 +185,17 @@ def render_markdown(results: dict) -> str:
         for f in figs:
             spread = ("; ".join(f"{k} {_fmt(v)}" for k, v in f["spread"].items())
                       + f" ({f['spread_kind']})") if f["spread"] else f["spread_kind"]
-            lines.append(f"| {f['name']} | {_fmt(f['value'])} | {f['units']} | {spread} | "
+            name = f["name"].replace("|", "/")
+            lines.append(f"| {name} | {_fmt(f['value'])} | {f['units']} | {spread} | "
                          f"{f['target'] or ''} | {f['split']} | `{f['source']}` |")
         lines.append("")
     t = results.get("timings_s") or {}
     if t:
-        lines += ["## run time of the report (s)", "", "| step | s |", "|---|---|"]
+        load = results.get("load_average")
+        lines += ["## run time of the report (s)", "",
+                  f"Machine: {results.get('device') or 'not recorded'}; load average (1, 5, 15 "
+                  f"min) at the end of the run: {load if load else 'not recorded'}. Run times "
+                  "on a shared machine are upper bounds.", "", "| step | s |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in t.items()
                   if not k.startswith(("vision: ", "breathing: ", "keypoints: "))]
         lines.append("")

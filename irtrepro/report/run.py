@@ -220,6 +220,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             "part_settings": settings,
             "study": {"subjects": len(m.subjects), "sessions": len(m.sessions)},
             "timings_s": timings, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "load_average": [round(v, 2) for v in os.getloadavg()],
         }
         intro = (f"Study '{m.name}': {len(m.subjects)} subjects, {len(m.sessions)} sessions. "
                  f"{m.description}")
