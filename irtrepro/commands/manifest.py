@@ -56,19 +56,11 @@ def _regenerate(args) -> int:
     from pathlib import Path
 
     from irtrepro.manifest import load_manifest
-    from irtrepro.report.pipeline import mismatch_message, regenerate
+    from irtrepro.report.pipeline import mismatch_message, record, regenerate
 
     m = load_manifest(args.manifest)
     if args.record:
-        from irtrepro.synth.study import GeneratorConfig, generate_study
-
-        if not m.generator:
-            from irtrepro.errors import ManifestError
-
-            raise ManifestError(f"{m.path}: no 'generator' section to regenerate from")
-        out = m.root / m.generator.get("out", "data/demo")
-        cfg = GeneratorConfig.from_dict(m.generator.get("config", {}))
-        generate_study(out, cfg, manifest_path=m.path)
+        out = record(m)
         print(f"recorded {m.path} (files in {out})")
         return 0
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None

@@ -43,6 +43,27 @@ def ensure_files(manifest_path: str | os.PathLike, *, progress: bool | None = No
     return m
 
 
+def _generator_config(m: Manifest):
+    """The recorded generator settings of a synthetic study's manifest."""
+    from irtrepro.synth.study import GeneratorConfig
+
+    if not m.generator:
+        raise ManifestError(f"{m.path}: no 'generator' section; only a synthetic study can be "
+                            "regenerated")
+    return GeneratorConfig.from_dict(m.generator.get("config", {}))
+
+
+def record(m: Manifest) -> Path:
+    """Regenerate a synthetic study in place and rewrite its manifest (new sha256 values and
+    this environment's versions); returns the data folder."""
+    from irtrepro.synth.study import generate_study
+
+    cfg = _generator_config(m)
+    out = m.root / m.generator.get("out", "data/demo")
+    generate_study(out, cfg, manifest_path=m.path)
+    return out
+
+
 def regenerate(m: Manifest, out: str | os.PathLike, *, subjects: list[str] | None = None,
                progress: bool | None = None) -> list[FileEntry]:
     """Run the manifest's generator into ``out``; return the entries whose sha256 differ.
@@ -62,14 +83,11 @@ def regenerate(m: Manifest, out: str | os.PathLike, *, subjects: list[str] | Non
     list of FileEntry
         The recorded entries (of the regenerated subjects) whose new file differs.
     """
-    from irtrepro.synth.study import GeneratorConfig, generate_study
+    from irtrepro.synth.study import generate_study
 
-    if not m.generator:
-        raise ManifestError(f"{m.path}: no 'generator' section; only a synthetic study can be "
-                            "regenerated")
+    cfg = _generator_config(m)
     out = Path(out)
     t0 = time.perf_counter()
-    cfg = GeneratorConfig.from_dict(m.generator.get("config", {}))
     # the fresh manifest is written beside the recorded one, so relative paths agree
     fd, tmp = tempfile.mkstemp(prefix=".regen.", suffix=".yaml", dir=m.root)
     os.close(fd)

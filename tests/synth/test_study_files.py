@@ -42,3 +42,22 @@ def test_coco_truth_floats_have_fixed_decimals(tmp_path):
         assert round(ann["time"], 6) == ann["time"]
     # the area was a long float sum before: it must still carry sub-pixel information
     assert any(a["area"] != round(a["area"]) for a in coco["annotations"])
+
+
+def test_regenerate_detects_a_changed_checksum_and_record_rewrites_it(tmp_path, capsys):
+    from irtrepro.cli import main
+
+    manifest = tmp_path / "study.yaml"
+    cfg = GeneratorConfig(physiology=SynthConfig(n_subjects=2, sessions=(("CON", "CON", 1),)),
+                          kinds=("hr", "core"))
+    generate_study(tmp_path / "data", cfg, manifest_path=manifest, n_jobs=1)
+    files, _ = _files(manifest)
+    sha = files[("S01", "CON", "hr")]["sha256"]
+    manifest.write_text(manifest.read_text().replace(sha, "a" * 64))
+    assert main(["manifest", "regenerate", str(manifest), "--subjects", "S01"]) == 1
+    out = capsys.readouterr().out
+    assert "subjects[0].sessions[0].files.hr: regenerated file differs" in out
+    assert "installed versions are the recorded ones" in out
+    assert main(["manifest", "regenerate", str(manifest), "--record"]) == 0
+    assert _files(manifest)[0][("S01", "CON", "hr")]["sha256"] == sha
+    assert main(["manifest", "verify", str(manifest)]) == 0
