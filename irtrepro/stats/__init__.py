@@ -10,7 +10,7 @@ statsmodels loads only when a mixed model is fitted; torch is never imported.
 - :func:`bland_altman`, :func:`bland_altman_repeated`: limits of agreement.
 - :func:`rmcorr`, :func:`windowed_corr`, :func:`lagged_xcorr`, :func:`between_subject_corr`,
   :func:`p_adjust`: correlations.
-- :func:`fit_mixed`, :func:`compare`, :class:`ModelSpec`, :func:`load_specs`,
+- :func:`fit_mixed`, :func:`compare`, :func:`variance_ci`, :class:`ModelSpec`, :func:`load_specs`,
   :func:`default_specs`: linear mixed models.
 - :func:`plan_icc`, :func:`plan_loa`: subjects needed for a reliability or agreement study.
 """
@@ -31,6 +31,7 @@ from irtrepro.stats.correlation import (
     windowed_corr,
 )
 from irtrepro.stats.mixed import MixedResult, compare, fit_mixed
+from irtrepro.stats.mixed_ci import variance_ci
 from irtrepro.stats.models import ModelSpec, default_specs, dump_specs, load_specs
 from irtrepro.stats.planning import plan_icc, plan_loa
 from irtrepro.stats.reliability import FORMS, icc, koo_li, reliability
@@ -59,5 +60,6 @@ __all__ = [
     "plan_loa",
     "reliability",
     "rmcorr",
+    "variance_ci",
     "windowed_corr",
 ]
