@@ -138,23 +138,34 @@ def _deviance(design, psi, reml: bool, y=None, x=None) -> float:
 
 
 def _minimise(fun, start, bounds):
-    """Bounded minimum of ``fun``; inf (non-PD) is mapped to a large finite penalty."""
-    def safe(t):
-        v = fun(t)
+    """Minimum of ``fun`` over the box ``bounds`` (``(0, None)`` or ``(-1, 1)``).
+
+    BFGS on log SDs and atanh correlations (scipy's L-BFGS-B spends most of its time in its
+    own bookkeeping on these 1-5 parameter problems); a variance whose optimum is 0 is
+    approached as ``log sd -> -inf``, which changes the deviance by less than the tolerance.
+    A non-positive-definite V (inf) is a large finite penalty.
+    """
+    start = np.asarray(start, float)
+    kinds = ["cor" if b == (-1.0, 1.0) else "pos" for b in bounds]
+
+    def to_theta(u):
+        return np.array([np.tanh(v) if k == "cor" else np.exp(v) for v, k in zip(u, kinds,
+                                                                                strict=True)])
+
+    u0 = np.array([np.arctanh(np.clip(t, -1 + 1e-9, 1 - 1e-9)) if k == "cor"
+                   else np.log(max(t, 1e-8)) for t, k in zip(start, kinds, strict=True)])
+
+    def safe(u):
+        v = fun(to_theta(u))
         return v if np.isfinite(v) else 1e300
-    best = None
-    for meth in ("L-BFGS-B", "Nelder-Mead"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            r = optimize.minimize(safe, start, method=meth, bounds=bounds,
-                                  options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9} if meth == "L-BFGS-B" else
-                                  {"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
-        if best is None or r.fun < best.fun - 1e-10:
-            best = r
-        if r.success:  # Nelder-Mead only where the gradient method stopped early
-            break
-        start = best.x
-    return best.x, float(best.fun)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = optimize.minimize(safe, u0, method="BFGS", options={"gtol": 1e-7, "maxiter": 500})
+        if not r.success:  # Nelder-Mead where BFGS stopped on a rough surface
+            r2 = optimize.minimize(safe, r.x, method="Nelder-Mead",
+                                   options={"xatol": 1e-9, "fatol": 1e-11, "maxiter": 4000})
+            r = r2 if r2.fun <= r.fun else r
+    return to_theta(r.x), float(r.fun)
 
 
 def _fit_theta(prob: _Problem, start, y=None):
@@ -172,6 +183,8 @@ def _profile_fun(prob: _Problem, theta_hat, which):
     if which == "icc":
         sig = [i for i, kd in enumerate(prob.kind) if kd[0] == "sigma"][0]
         sds = [i for i, kd in enumerate(prob.kind) if kd[0] == "sd" and prob.icc_weights[i] > 0]
+        if not sds:
+            return lambda c: np.nan
         # at ICC c the random SDs are rescaled so that w . psi = c / (1 - c) sigma^2; the
         # first of them only fixes the direction, so it is not a free parameter
         rest = [i for i in range(k) if i != sds[0]]
@@ -243,7 +256,7 @@ def _limits(dev, est, dev_min, zc, lo_bound, hi_bound, scale):
     return out
 
 
-def _icc_weights(res, design) -> np.ndarray | None:
+def _icc_weights(design) -> np.ndarray:
     """``w`` with random-effect variance = ``w . psi``, averaged over the observed design as
     ``MixedResult.icc`` (Nakagawa et al. 2017)."""
     n = sum(len(v) for v in design.y)
@@ -255,22 +268,18 @@ def _icc_weights(res, design) -> np.ndarray | None:
     return w
 
 
-def _rows(prob: _Problem, groups: str, fe_names: list[str]) -> list[tuple[str, str, str]]:
+def _rows(prob: _Problem, groups: str) -> list[tuple[str, str, str]]:
     rows = []
     for kd, name in zip(prob.kind, prob.design.names, strict=True):
         if kd[0] == "sigma":
             rows.append(("residual", "", "sigma"))
         elif kd[0] == "sd":
             term = name[4:]
-            grp = groups if not _is_vc(prob, name) else f"{term} within {groups}"
+            grp = f"{term} within {groups}" if name in prob.vc_names else groups
             rows.append((grp, term if grp == groups else "Intercept", "sd"))
         else:
             rows.append((groups, name[4:], "cor"))
     return rows
-
-
-def _is_vc(prob: _Problem, name: str) -> bool:
-    return name in prob.vc_names
 
 
 def variance_ci(
@@ -328,7 +337,7 @@ def variance_ci(
     groups = fit._inputs["groups"]
     res = fit.model
     design = LmmDesign.from_statsmodels(res, groups)
-    w = _icc_weights(res, design)
+    w = _icc_weights(design)
     vc = _vc_names(res)
     fe_names = list(res.fe_params.index)
     reml = bool(fit.reml)
@@ -358,7 +367,7 @@ def variance_ci(
 
 
 def _table_skeleton(prob: _Problem, groups, fe_names, fixed) -> pd.DataFrame:
-    rows = _rows(prob, groups, fe_names) + [(groups, "", "icc")]
+    rows = _rows(prob, groups) + [(groups, "", "icc")]
     if fixed:
         rows += [("fixed", n, "fixed") for n in fe_names]
     return pd.DataFrame(rows, columns=["group", "term", "parameter"])
@@ -368,6 +377,16 @@ def _vc_names(res) -> set:
     if not res.model.k_vc:
         return set()
     return {f"var {n}" for n in res.model.exog_vc.names}
+
+
+def _gls(design, psi, y) -> np.ndarray:
+    """GLS fixed effects ``(X'V^-1X)^-1 X'V^-1 y`` at the variance parameters ``psi``."""
+    a, b = 0.0, 0.0
+    for g, (x, yy) in enumerate(zip(design.x, y, strict=True)):
+        v = sum(p * design.d[r][g] for r, p in enumerate(psi))
+        a = a + x.T @ np.linalg.solve(v, x)
+        b = b + x.T @ np.linalg.solve(v, yy)
+    return np.linalg.solve(a, b)
 
 
 def _profile_table(design, w, vc, groups, fe_names, ci, fixed) -> pd.DataFrame:
@@ -390,10 +409,9 @@ def _profile_table(design, w, vc, groups, fe_names, ci, fixed) -> pd.DataFrame:
     highs.append(hi)
     notes.append("")
     if fixed:
-        phi = design.phi(prob.psi(theta_hat))
-        beta_hat = phi @ sum(x.T @ np.linalg.solve(
-            sum(p * design.d[r][g] for r, p in enumerate(prob.psi(theta_hat))), y)
-            for g, (x, y) in enumerate(zip(design.x, design.y, strict=True)))
+        psi_ml = prob.psi(theta_hat)
+        phi = design.phi(psi_ml)
+        beta_hat = _gls(design, psi_ml, design.y)
         for j in range(len(fe_names)):
             dev = _fixed_profile(prob, theta_hat, j)
             lo, hi = _limits(dev, beta_hat[j], dev_min, zc, None, None,
@@ -420,12 +438,7 @@ def _boot_table(design, w, vc, groups, fe_names, ci, fixed, n_boot, seed, reml, 
         th, _ = _fit_theta(prob, start, y)
         row = list(th) + [prob.icc(th)]
         if fixed:
-            ps = prob.psi(th)
-            vinv = [np.linalg.inv(sum(p * design.d[r][g] for r, p in enumerate(ps)))
-                    for g in range(len(y))]
-            a = sum(x.T @ vi @ x for x, vi in zip(design.x, vinv, strict=True))
-            b = sum(x.T @ vi @ yy for x, vi, yy in zip(design.x, vinv, y, strict=True))
-            row += list(np.linalg.solve(a, b))
+            row += list(_gls(design, prob.psi(th), y))
         draws.append(row)
     draws = np.asarray(draws)
     q = np.quantile(draws, [0.5 - ci / 2, 0.5 + ci / 2], axis=0)
