@@ -357,6 +357,9 @@ def variance_ci(
     if fixed:
         est += list(np.asarray(res.fe_params, float))
     out.insert(3, "estimate", est)
+    zero = _zero_variances(fit)
+    if len(zero):
+        out = pd.concat([zero, out], ignore_index=True)
     out[CI_LEVEL] = ci
     out[CI_METHOD] = label
     bad = out[[CI_LOW, CI_HIGH]].isna().any(axis=1)
@@ -364,6 +367,18 @@ def variance_ci(
         warn(f"variance_ci({fit.name!r}, method={method!r}): no CI for "
              f"{list(out.loc[bad, 'parameter'] + ' ' + out.loc[bad, 'term'])}; see 'note'")
     return out
+
+
+def _zero_variances(fit, tol: float = 1e-6) -> pd.DataFrame:
+    """Rows for variances estimated at zero (singular fit): held at 0, not profiled, as the
+    variance parameters of ``LmmDesign``."""
+    r = fit.random
+    scale = float(r.loc[r.kind == "residual", "variance"].iloc[0])
+    z = r[r.kind.isin(["variance", "variance_component"]) & (r.variance <= tol * scale)]
+    return pd.DataFrame({
+        "group": z.group, "term": z.term, "parameter": "sd", "estimate": 0.0,
+        CI_LOW: np.nan, CI_HIGH: np.nan,
+        "note": "variance estimated at 0 (singular fit): held at 0, no CI"})
 
 
 def _table_skeleton(prob: _Problem, groups, fe_names, fixed) -> pd.DataFrame:
@@ -405,9 +420,12 @@ def _profile_table(design, w, vc, groups, fe_names, ci, fixed) -> pd.DataFrame:
     dev = _profile_fun(prob, theta_hat, "icc")
     icc_hat = prob.icc(theta_hat)
     lo, hi = _limits(dev, icc_hat, dev_min, zc, 1e-12, 1 - 1e-12, max(icc_hat, 0.01) * 0.25)
-    lows.append(lo)
+    at_zero = lo == 1e-12  # the ICC is profiled on (0, 1) open; its boundary is 0
+    lows.append(0.0 if at_zero else lo)
     highs.append(hi)
-    notes.append("")
+    notes.append("lower limit at the boundary" if at_zero else
+                 "" if np.isfinite([lo, hi]).all() else
+                 "no random variance above 0 to profile (singular fit)")
     if fixed:
         psi_ml = prob.psi(theta_hat)
         phi = design.phi(psi_ml)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from irtrepro.errors import OptionError, StatsError
+from irtrepro.errors import IrtreproWarning, OptionError, StatsError
 from irtrepro.stats import fit_mixed, variance_ci
 
 DATA = Path(__file__).parent / "data"
@@ -151,3 +151,30 @@ def test_bad_input_is_named(dyestuff):
         variance_ci(m, "boot", n_boot=5)
     with pytest.raises(StatsError, match="MixedResult"):
         variance_ci(dyestuff)
+
+
+def test_boundary_and_singular_components_are_labelled():
+    # 8 subjects x 3 of pure noise: the subject SD's profile stays inside the cutoff down to 0,
+    # so the lower limits of the SD and the ICC are the boundary 0, labelled in 'note'
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"subject": np.repeat(np.arange(8), 3), "y": rng.normal(0, 1, 24)})
+    t = variance_ci(fit_mixed("y ~ 1", df), fixed=False).set_index("parameter")
+    for par in ("sd", "icc"):
+        assert t.loc[par, "ci_low"] == 0.0
+        assert t.loc[par, "note"] == "lower limit at the boundary"
+        assert t.loc[par, "ci_high"] > t.loc[par, "estimate"]
+    assert t.loc["sigma", "note"] == ""
+
+
+def test_variance_at_zero_gets_no_ci_and_a_reason():
+    # seed 2: the subject variance is estimated at 0 (singular fit); its row stays, with NaN
+    # limits and the reason, and the warning names it
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"subject": np.repeat(np.arange(8), 3), "y": rng.normal(0, 1, 24)})
+    with pytest.warns(IrtreproWarning, match="singular"):
+        m = fit_mixed("y ~ 1", df)
+    with pytest.warns(IrtreproWarning, match="no CI for"):
+        t = variance_ci(m, fixed=False).set_index("parameter")
+    assert t.loc["sd", "estimate"] == 0.0 and np.isnan(t.loc["sd", "ci_low"])
+    assert "singular fit" in t.loc["sd", "note"] and "singular fit" in t.loc["icc", "note"]
+    assert np.isfinite(t.loc["sigma", ["ci_low", "ci_high"]].astype(float)).all()
