@@ -58,9 +58,11 @@ def run(args) -> int:
         from irtrepro.synth.lab import LabConfig, generate_lab_study
 
         kinds = "cpet,hr,core" if args.kinds is None else args.kinds
-        cfg = LabConfig(physiology=SynthConfig(n_subjects=8 if args.subjects is None else args.subjects, seed=args.seed),
+        n = 8 if args.subjects is None else args.subjects
+        cfg = LabConfig(physiology=SynthConfig(n_subjects=n, seed=args.seed),
                         shape=tuple(_shape(args.shape or "480x640")),
-                        frame_interval_s=60.0 if args.frame_interval is None else args.frame_interval,
+                        frame_interval_s=(60.0 if args.frame_interval is None
+                                          else args.frame_interval),
                         duration_s=args.duration or None, lead_s=args.lead,
                         clock_offset_s=args.clock_offset, clock_drift_ppm=args.clock_drift,
                         annotated_per_subject=args.annotated_frames,
@@ -71,7 +73,8 @@ def run(args) -> int:
     from irtrepro.synth.study import GeneratorConfig, generate_study
 
     kinds = "cpet,hr,core,thermal,face,pose" if args.kinds is None else args.kinds
-    cfg = GeneratorConfig(physiology=SynthConfig(n_subjects=11 if args.subjects is None else args.subjects, seed=args.seed),
+    n = 11 if args.subjects is None else args.subjects
+    cfg = GeneratorConfig(physiology=SynthConfig(n_subjects=n, seed=args.seed),
                           kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
                           thermal={"frame_interval_s": (10.0 if args.frame_interval is None
                                                        else args.frame_interval),

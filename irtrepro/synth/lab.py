@@ -195,8 +195,12 @@ def generate_lab_study(out: str | os.PathLike, config: LabConfig | None = None, 
     """
     from irtrepro.study import save_study
     from irtrepro.synth.annotations import write_label_map
-    from irtrepro.synth.study import (GeneratorConfig, _subject_scalars, generator_environment,
-                                      session_start)
+    from irtrepro.synth.study import (
+        GeneratorConfig,
+        _subject_scalars,
+        generator_environment,
+        session_start,
+    )
 
     cfg = config or LabConfig()
     _check(cfg)

@@ -1,4 +1,5 @@
-"""FLIR SEQ writer: read back by irtrepro.io (temperatures, time stamps, constants) and by ExifTool."""
+"""FLIR SEQ writer: read back by irtrepro.io (temperatures, time stamps, constants) and by
+ExifTool."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_round_trip_through_the_reader(recording):
     step = flir.raw_to_celsius(raw + 1, cam) - flir.raw_to_celsius(raw, cam)
     err = np.abs(back - frames)
     assert (err <= 0.5 * step + 2e-5).all(), float((err - 0.5 * step).max())
-    assert float(step.max()) < 0.05   # 16 bits with a real camera's constants: fine steps
+    assert float(step.max()) < 0.01   # a real camera's constants: ~0.005 degC per count
     # the emissivity matters: reading with another one moves skin by tenths of a degree
     other = read("thermal", path, emissivity=0.98).values
     assert np.abs(other - frames).mean() > 0.1

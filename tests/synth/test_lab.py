@@ -110,3 +110,18 @@ def test_too_many_annotated_frames_is_named(tmp_path):
                     annotated_per_subject=99, kinds=())
     with pytest.raises(OptionError, match="annotated_per_subject=99 but subject S01 has only 6"):
         generate_lab_study(tmp_path, cfg, n_jobs=1)
+
+
+def test_cli_writes_a_lab_study(tmp_path, capsys):
+    from irtrepro.cli import main
+
+    out = tmp_path / "lab"
+    assert main(["synth", "--lab", "--out", str(out), "--subjects", "2", "--shape", "40x48",
+                 "--duration", "60", "--annotated-frames", "3", "--kinds", "", "--jobs",
+                 "1"]) == 0
+    m = load_manifest(out / "manifest.yaml")
+    assert {s.files["thermal"].format for s in m.sessions} == {"flir-seq"}
+    cfg = m.generator["config"]
+    assert (cfg["clock_offset_s"], cfg["clock_drift_ppm"], cfg["shape"]) == (47.0, 30.0, [40, 48])
+    truth = json.loads((out / "derivatives" / "truth" / "lab.json").read_text())
+    assert sum(len(s["annotated_frames"]) for s in truth["sessions"]) == 6

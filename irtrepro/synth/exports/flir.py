@@ -1,4 +1,5 @@
-"""FLIR radiometric sequences (SEQ: concatenated FFF frames, raw 16-bit), as the generator writes them.
+"""FLIR radiometric sequences (SEQ: concatenated FFF frames, raw 16-bit), as the generator
+writes them.
 
 Read back by :func:`irtrepro.io.flir.read_flir_seq` (and by ExifTool, ``exiftool -ee``). The
 layout is the one :mod:`irtrepro.io.flir` documents, written little-endian throughout as
