@@ -43,24 +43,28 @@ def ensure_files(manifest_path: str | os.PathLike, *, progress: bool | None = No
     return m
 
 
-def _generator_config(m: Manifest):
-    """The recorded generator settings of a synthetic study's manifest."""
-    from irtrepro.synth.study import GeneratorConfig
-
+def _generator(m: Manifest):
+    """(writer function, settings) of a synthetic study's manifest: the default study's
+    generator, or the lab-shaped one (``generator.name: irtrepro.synth.lab``)."""
     if not m.generator:
         raise ManifestError(f"{m.path}: no 'generator' section; only a synthetic study can be "
                             "regenerated")
-    return GeneratorConfig.from_dict(m.generator.get("config", {}))
+    config = m.generator.get("config", {})
+    if m.generator.get("name") == "irtrepro.synth.lab":
+        from irtrepro.synth.lab import LabConfig, generate_lab_study
+
+        return generate_lab_study, LabConfig.from_dict(config)
+    from irtrepro.synth.study import GeneratorConfig, generate_study
+
+    return generate_study, GeneratorConfig.from_dict(config)
 
 
 def record(m: Manifest) -> Path:
     """Regenerate a synthetic study in place and rewrite its manifest (new sha256 values and
     this environment's versions); returns the data folder."""
-    from irtrepro.synth.study import generate_study
-
-    cfg = _generator_config(m)
+    generate, cfg = _generator(m)
     out = m.root / m.generator.get("out", "data/demo")
-    generate_study(out, cfg, manifest_path=m.path)
+    generate(out, cfg, manifest_path=m.path)
     return out
 
 
@@ -83,16 +87,14 @@ def regenerate(m: Manifest, out: str | os.PathLike, *, subjects: list[str] | Non
     list of FileEntry
         The recorded entries (of the regenerated subjects) whose new file differs.
     """
-    from irtrepro.synth.study import generate_study
-
-    cfg = _generator_config(m)
+    generate, cfg = _generator(m)
     out = Path(out)
     t0 = time.perf_counter()
     # the fresh manifest is written beside the recorded one, so relative paths agree
     fd, tmp = tempfile.mkstemp(prefix=".regen.", suffix=".yaml", dir=m.root)
     os.close(fd)
     try:
-        generate_study(out, cfg, manifest_path=tmp, progress=progress, subjects=subjects)
+        generate(out, cfg, manifest_path=tmp, progress=progress, subjects=subjects)
         fresh = yaml.safe_load(Path(tmp).read_text())
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -4,6 +4,7 @@
 - :mod:`~irtrepro.synth.exports.hr`: Polar Flow session CSV.
 - :mod:`~irtrepro.synth.exports.core`: e-Celsius-style CSV.
 - :mod:`~irtrepro.synth.exports.fit`: FIT activity files (heart rate, core temperature).
+- :mod:`~irtrepro.synth.exports.flir`: FLIR SEQ recordings (raw counts, constants, time stamps).
 
 Each writes atomically and deterministically (same data, same bytes); the readers of
 :mod:`irtrepro.io` read the files back as they read a lab's. Writers that are part of the
