@@ -171,7 +171,9 @@ def rmcorr(
         Confidence level.
     n_boot : int
         If > 0, add a percentile bootstrap CI resampling observations within subjects (as
-        rmcorr's ``CIs="bootstrap"``): columns ``boot_ci_low``, ``boot_ci_high``.
+        rmcorr's ``CIs="bootstrap"``): columns ``boot_ci_low``, ``boot_ci_high``. Like the
+        classic CI it treats samples as independent; for time series use
+        :func:`irtrepro.stats.rmcorr_intervals`.
     seed : int or Generator, optional
         Seed of the bootstrap.
     errors : {"raise", "warn"}
