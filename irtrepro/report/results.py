@@ -124,11 +124,18 @@ def collect_results(tables: str | os.PathLike, provenance: dict) -> dict:
             figs.append(_fig("planted answers", f"rmcorr {r['x']} ~ {r['y']} ({r['phases']})",
                              r["r"], split="every subject-session",
                              source="cardiopulmonary_questions.csv",
-                             spread={"ci_low": _num(r["ci_low"]), "ci_high": _num(r["ci_high"]),
+                             spread={"ci_low": _num(r.get("claim_ci_low", r["ci_low"])),
+                                     "ci_high": _num(r.get("claim_ci_high", r["ci_high"])),
+                                     "classic_ci_low": _num(r["ci_low"]),
+                                     "classic_ci_high": _num(r["ci_high"]),
                                      "r_within_min": _num(r.get("r_within_min")),
                                      "r_within_max": _num(r.get("r_within_max"))},
-                             spread_kind=f"{r['ci_method']} CI (samples autocorrelated: too "
-                                         "narrow); range of per-session r"))
+                             spread_kind=(f"{r['claim_ci_method']} CI (the claims' interval); "
+                                          f"classic {r['ci_method']} CI (samples "
+                                          "autocorrelated: too narrow); range of per-session r")
+                             if "claim_ci_method" in r else
+                             f"{r['ci_method']} CI (samples autocorrelated: too "
+                             "narrow); range of per-session r"))
     ind = table("individual_correlations")
     if ind is not None:
         for _, r in ind.iterrows():

@@ -9,7 +9,8 @@ statsmodels loads only when a mixed model is fitted; torch is never imported.
   error, change in mean, CV%; vectorised over metrics; ``missing="mixed"`` uses REML.
 - :func:`bland_altman`, :func:`bland_altman_repeated`: limits of agreement.
 - :func:`rmcorr`, :func:`windowed_corr`, :func:`lagged_xcorr`, :func:`between_subject_corr`,
-  :func:`p_adjust`: correlations.
+  :func:`p_adjust`: correlations; :func:`rmcorr_intervals`: rmcorr with cluster/block
+  bootstrap and effective-n intervals for autocorrelated samples.
 - :func:`fit_mixed`, :func:`compare`, :func:`variance_ci`, :class:`ModelSpec`, :func:`load_specs`,
   :func:`default_specs`: linear mixed models.
 - :func:`plan_icc`, :func:`plan_loa`: subjects needed for a reliability or agreement study.
@@ -35,6 +36,7 @@ from irtrepro.stats.mixed_ci import variance_ci
 from irtrepro.stats.models import ModelSpec, default_specs, dump_specs, load_specs
 from irtrepro.stats.planning import plan_icc, plan_loa
 from irtrepro.stats.reliability import FORMS, icc, koo_li, reliability
+from irtrepro.stats.rmcorr_ci import rmcorr_intervals
 
 __all__ = [
     "FORMS",
@@ -59,6 +61,7 @@ __all__ = [
     "plan_icc",
     "plan_loa",
     "reliability",
+    "rmcorr_intervals",
     "rmcorr",
     "variance_ci",
     "windowed_corr",

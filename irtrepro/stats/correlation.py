@@ -38,6 +38,7 @@ from irtrepro.stats._dist import norm_ppf, t_sf
 __all__ = [
     "WindowedCorr",
     "between_subject_corr",
+    "bretherton_factor",
     "fisher_z_ci",
     "lagged_xcorr",
     "p_adjust",
@@ -170,7 +171,9 @@ def rmcorr(
         Confidence level.
     n_boot : int
         If > 0, add a percentile bootstrap CI resampling observations within subjects (as
-        rmcorr's ``CIs="bootstrap"``): columns ``boot_ci_low``, ``boot_ci_high``.
+        rmcorr's ``CIs="bootstrap"``): columns ``boot_ci_low``, ``boot_ci_high``. Like the
+        classic CI it treats samples as independent; for time series use
+        :func:`irtrepro.stats.rmcorr_intervals`.
     seed : int or Generator, optional
         Seed of the bootstrap.
     errors : {"raise", "warn"}
@@ -381,6 +384,17 @@ def windowed_corr(
     return WindowedCorr(per.rename(columns={"subject": subject}), pooled_df)
 
 
+def bretherton_factor(r1x: Any, r1y: Any) -> np.ndarray:
+    """Effective-sample-size factor ``(1 - r1x r1y) / (1 + r1x r1y)`` (Bretherton et al. 1999).
+
+    ``r1x``, ``r1y`` are the lag-1 autocorrelations of the two series; the factor multiplies
+    ``n`` (or a df) and is capped at 1 (no gain from negative autocorrelation).
+    """
+    rho = np.asarray(r1x, float) * np.asarray(r1y, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.minimum((1 - rho) / (1 + rho), 1.0)
+
+
 def _lag1(a: np.ndarray) -> float:
     a = a - a.mean()
     den = (a * a).sum()
@@ -438,8 +452,7 @@ def lagged_xcorr(
         n = len(a)
         r = _corr_1d(a, b, "pearson") if n >= 4 else np.nan
         rho = _lag1(a) * _lag1(b) if n >= 4 else np.nan
-        n_eff = n * (1 - rho) / (1 + rho) if np.isfinite(rho) else np.nan
-        n_eff = min(n_eff, n) if np.isfinite(n_eff) else np.nan
+        n_eff = float(n * bretherton_factor(rho, 1.0)) if np.isfinite(rho) else np.nan
         if np.isfinite(r) and np.isfinite(n_eff) and n_eff > 2:
             p = 0.0 if abs(r) >= 1 else float(
                 2 * st.t.sf(abs(r) * np.sqrt((n_eff - 2) / (1 - r * r)), n_eff - 2))

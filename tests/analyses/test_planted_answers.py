@@ -63,6 +63,9 @@ def test_tp_tracks_hr_inversely(demo):
     # thermogram noise attenuates r a little; the planted range is -0.9 to -0.63
     assert lo - 0.15 <= tp_hr.r_within_pooled <= hi + 0.05
     assert tp_hr.r < -0.5 and tp_hr.ci_high < 0
+    # the interval the claims rest on (cluster bootstrap over subject-sessions) excludes zero
+    assert tp_hr.claim_ci_low == tp_hr.cluster_boot_ci95_low
+    assert tp_hr.claim_ci_high < 0
     assert q.loc[("tp", "vo2")].r < -0.4
 
 
