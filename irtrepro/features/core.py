@@ -300,6 +300,42 @@ class QualitySettings:
     relative_sharpness: bool = True
 
 
+def _label_tops(comp: np.ndarray, n: int) -> np.ndarray:
+    """Highest label up to each frame of an in-plane labelling of a (frame, y, x) stack.
+
+    Labels are numbered in scan order and never span frames, so the labels of frame k are
+    those above the top of frame k-1 up to the top of frame k.
+    """
+    top = np.maximum.accumulate(comp.reshape(n, -1).max(1)) if n else np.zeros(0, int)
+    return top
+
+
+def _side_component_counts(roi: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """Number of in-plane components of each calf, (frame, 2) for roi labels 1 and 2.
+
+    One labelling of ``roi > 0``: a component with pixels of only one side counts for that
+    side. Frames where the calves touch (a component with both labels) are labelled again side
+    by side, which is what the counts mean.
+    """
+    n = roi.shape[0]
+    calf = roi > 0
+    comp, nc = ndimage.label(calf, structure=structure)
+    top = _label_tops(comp, n)
+    lab = comp[calf]
+    area = np.bincount(lab, minlength=nc + 1)[1:]
+    right = np.bincount(lab, roi[calf] == 2, minlength=nc + 1)[1:]
+    cframe = np.searchsorted(top, np.arange(1, nc + 1), side="left")
+    ncomp = np.zeros((n, 2), np.int64)
+    ncomp[:, 0] = np.bincount(cframe[right == 0], minlength=n)
+    ncomp[:, 1] = np.bincount(cframe[right == area], minlength=n)
+    mixed = np.unique(cframe[(right > 0) & (right < area)])
+    if mixed.size:
+        for s in (1, 2):
+            comp_m, _ = ndimage.label(roi[mixed] == s, structure=structure)
+            ncomp[mixed, s - 1] = np.diff(np.r_[0, _label_tops(comp_m, mixed.size)])
+    return ncomp
+
+
 def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
                   ) -> dict[str, np.ndarray]:
     """Per-frame quality flags (bool, frame) and the sharpness score.
@@ -320,13 +356,7 @@ def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
     flag_area = ((areas < st.min_area_fraction) | (areas > st.max_area_fraction)).any(1)
     structure = np.zeros((3, 3, 3), bool)
     structure[1] = True
-    ncomp = np.zeros((n, 2), np.int64)
-    for s in (1, 2):
-        comp, _ = ndimage.label(roi == s, structure=structure)
-        # labels are numbered in scan order and never span frames, so the components of
-        # frame k are the ids between the running maxima of frames k-1 and k
-        top = np.maximum.accumulate(comp.reshape(n, -1).max(1)) if n else np.zeros(0, int)
-        ncomp[:, s - 1] = np.diff(np.r_[0, top])
+    ncomp = _side_component_counts(roi, structure)
     flag_shape = (ncomp > st.max_components).any(1)
     calf = roi > 0
     lo, hi = st.plausible_range

@@ -74,7 +74,7 @@ def hist_region_stats(f: np.ndarray, roi: np.ndarray, ves: np.ndarray, bin_width
     fs = f[skin].astype(np.float64)
     code = roi[skin].astype(np.intp)
     code *= 3
-    code += np.asarray(ves)[skin]
+    code += np.asarray(ves)[skin].astype(np.intp)
     code -= 3
     gkey = np.repeat(np.arange(n, dtype=np.intp) * _N_BASE, per_frame)
     gkey += code
