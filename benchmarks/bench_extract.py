@@ -122,12 +122,14 @@ def main() -> None:
     for shape, n_render, reps, n_loop in sizes:
         f, r, v = frames(shape, n_render, reps)
         n = len(f)
-        fast = rate(lambda: compute_features(f, r, v, features=region), n, args.repeat)
-        exact = rate(lambda: compute_features(f, r, v, features=region, exact=True), n,
-                     args.repeat)
-        loop = rate(lambda: reference_region_stats(f[:n_loop], r[:n_loop], v[:n_loop]),
-                    n_loop, args.repeat)
-        every = rate(lambda: compute_features(f, r, v), n, args.repeat)
+        m = n_loop
+        fast = rate(lambda f=f, r=r, v=v: compute_features(f, r, v, features=region), n,
+                    args.repeat)
+        exact = rate(lambda f=f, r=r, v=v: compute_features(f, r, v, features=region,
+                                                            exact=True), n, args.repeat)
+        loop = rate(lambda f=f, r=r, v=v, m=m: reference_region_stats(f[:m], r[:m], v[:m]), m,
+                    args.repeat)
+        every = rate(lambda f=f, r=r, v=v: compute_features(f, r, v), n, args.repeat)
         calf = (r > 0).mean()
         print(f"{shape[1]}x{shape[0]} ({n} frames, calves {100 * calf:.0f} % of the frame):")
         print(f"  region statistics: histogram {fast:8.0f} | exact sort {exact:8.0f} | plain "

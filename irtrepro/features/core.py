@@ -248,10 +248,8 @@ def component_stats(ctx: FeatureContext) -> dict[str, np.ndarray]:
         tcnt = np.bincount(cid[ok], minlength=ncomp + 1)[1:]
         with np.errstate(invalid="ignore", divide="ignore"):
             ctemp = tsum / tcnt
-        # frame and side of each component (first pixel's frame; majority side)
-        fidx = np.broadcast_to(np.arange(n)[:, None, None], mask.shape)[mask]
-        cframe = np.zeros(ncomp, np.int64)
-        cframe[cid - 1] = fidx
+        # frame (from the label numbering) and majority side of each component
+        cframe = np.searchsorted(_label_tops(comp, n), np.arange(1, ncomp + 1), side="left")
         right = np.bincount(cid, ctx.roi[mask] == 2, minlength=ncomp + 1)[1:]
         cside = (right * 2 > area).astype(np.int64)
         res = {k: np.zeros((n, 3)) for k in ("count", "area_total", "tsum", "tcnt")}
@@ -350,7 +348,6 @@ def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
     """
     st = settings or ctx.cache.get("quality_settings") or QualitySettings()
     f, roi = ctx.frames, ctx.roi
-    n = f.shape[0]
     h, w = ctx.frame_shape
     areas = np.stack([(roi == 1).sum((1, 2)), (roi == 2).sum((1, 2))], 1) / (h * w)
     flag_area = ((areas < st.min_area_fraction) | (areas > st.max_area_fraction)).any(1)
