@@ -309,28 +309,14 @@ def _label_tops(comp: np.ndarray, n: int) -> np.ndarray:
 
 
 def _side_component_counts(roi: np.ndarray, structure: np.ndarray) -> np.ndarray:
-    """Number of in-plane components of each calf, (frame, 2) for roi labels 1 and 2.
-
-    One labelling of ``roi > 0``: a component with pixels of only one side counts for that
-    side. Frames where the calves touch (a component with both labels) are labelled again side
-    by side, which is what the counts mean.
-    """
+    """Number of in-plane components of each calf, (frame, 2) for roi labels 1 and 2."""
     n = roi.shape[0]
-    calf = roi > 0
-    comp, nc = ndimage.label(calf, structure=structure)
-    top = _label_tops(comp, n)
-    lab = comp[calf]
-    area = np.bincount(lab, minlength=nc + 1)[1:]
-    right = np.bincount(lab, roi[calf] == 2, minlength=nc + 1)[1:]
-    cframe = np.searchsorted(top, np.arange(1, nc + 1), side="left")
     ncomp = np.zeros((n, 2), np.int64)
-    ncomp[:, 0] = np.bincount(cframe[right == 0], minlength=n)
-    ncomp[:, 1] = np.bincount(cframe[right == area], minlength=n)
-    mixed = np.unique(cframe[(right > 0) & (right < area)])
-    if mixed.size:
-        for s in (1, 2):
-            comp_m, _ = ndimage.label(roi[mixed] == s, structure=structure)
-            ncomp[mixed, s - 1] = np.diff(np.r_[0, _label_tops(comp_m, mixed.size)])
+    for s in (1, 2):
+        # one labelling per side: cheaper than labelling roi > 0 once and sorting out which
+        # components touch both calves (that bookkeeping reads every calf pixel again)
+        comp, _ = ndimage.label(roi == s, structure=structure)
+        ncomp[:, s - 1] = np.diff(np.r_[0, _label_tops(comp, n)])
     return ncomp
 
 
