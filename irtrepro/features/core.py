@@ -1,12 +1,12 @@
 """Vectorised skin-temperature features of thermal frames given ROI and vessel masks.
 
-All statistics of a whole stack of frames are computed at once: every (frame, region, side)
-group gets an integer id, and sums come from :func:`numpy.bincount`, order statistics
-(median, percentiles, min, max) and histogram entropies from ONE sort of the skin pixels
-(each pixel offset by ``group_id * 1000`` degC, so one float64 sort orders the groups and the
-values within them). Connected components of veins and perforators come from one
-:func:`scipy.ndimage.label` call over the stack with an in-plane structuring element.
-There is no Python loop over frames, pixels or regions.
+All statistics of a block of frames are computed at once, with no Python loop over frames,
+pixels or regions. Region statistics come from one pass over each block into fixed-bin
+histograms per (frame, side, vessel label) (:mod:`irtrepro.features.histstats`), or, exactly,
+from ONE sort of the skin pixels per block (each pixel offset by ``group_id * 1000`` degC, so
+one float64 sort orders the groups and the values within them). Connected components of
+veins and perforators come from one :func:`scipy.ndimage.label` call over the stack with an
+in-plane structuring element.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import xarray as xr
 from scipy import ndimage
 
 from irtrepro.errors import OptionError, ReaderError
+from irtrepro.features.histstats import hist_region_stats
 
 __all__ = [
     "REGIONS", "SIDES", "STATS", "PERCENTILES", "FeatureContext", "region_stats",
@@ -31,6 +32,7 @@ REGIONS = {"calf": (0, 1, 2), "tnv": (0,), "tv": (1,), "tp": (2,)}
 PERCENTILES = (5, 25, 75, 95)
 STATS = ("mean", "median", "sd", "min", "max", *(f"p{q}" for q in PERCENTILES), "area",
          "entropy")
+_QUANTILES = {"median": 0.5, "min": 0.0, "max": 1.0, **{f"p{q}": q / 100 for q in PERCENTILES}}
 _OFFSET = 1000.0  # degC between groups in the single sort; far above any plausible range
 
 
@@ -83,12 +85,16 @@ class FeatureContext:
     frames : ndarray (frame, y, x), degC
     roi, vessels : ndarray (frame, y, x), int
     bin_width : float
-        Histogram bin width for entropies (degC).
+        Histogram bin width for entropies and the histogram order statistics (degC).
     cache : dict
         Results families share (e.g. the region statistics).
     frame_shape : (int, int), optional
         Shape (y, x) of the original frames when ``frames`` is a crop around the calves
         (area fractions refer to the whole frame); default ``frames.shape[1:]``.
+    exact : bool
+        Order statistics (min, max, median, percentiles) from one sort per block, exact,
+        instead of from the fixed-bin histograms (within one ``bin_width``, several times
+        faster); see :func:`region_stats`.
     """
 
     frames: np.ndarray
@@ -97,6 +103,7 @@ class FeatureContext:
     bin_width: float = 0.1
     cache: dict = field(default_factory=dict)
     frame_shape: tuple[int, int] | None = None
+    exact: bool = False
 
     def __post_init__(self):
         if self.frame_shape is None:
@@ -107,7 +114,7 @@ class FeatureContext:
         return self.frames.shape[0]
 
 
-def region_stats(ctx: FeatureContext, block: int = 256) -> dict[str, np.ndarray]:
+def region_stats(ctx: FeatureContext, block: int | None = None) -> dict[str, np.ndarray]:
     """Per-frame statistics of each region and side.
 
     Returns
@@ -121,21 +128,30 @@ def region_stats(ctx: FeatureContext, block: int = 256) -> dict[str, np.ndarray]
 
     Notes
     -----
-    Frames are processed ``block`` at a time (bounded memory). Within a block each pixel value
-    is shifted by ``group * 1000 + 100`` degC and the block sorted by value only (numpy's SIMD
-    sort, ~6x faster than argsort); values are recovered exactly up to ~1e-9 degC. Pixels
-    outside -100..900 degC (never plausible skin) fall back to a slower argsort.
+    Frames are processed ``block`` at a time (bounded memory; default about 2^20 pixels per
+    block for the histogram path, 256 frames for the exact one). By default each block is
+    read once into fixed-bin histograms per (frame, side, vessel label)
+    (:func:`irtrepro.features.histstats.hist_region_stats`): means, SDs, areas and entropies
+    are exact, order statistics are within one ``bin_width`` of numpy's. With
+    ``ctx.exact`` (or when a block's skin temperatures span more than 4096 bins) the order
+    statistics come from one sort per block instead: each pixel value is shifted by
+    ``group * 1000 + 100`` degC and the block sorted by value only (numpy's SIMD sort);
+    values are recovered up to ~1e-9 degC.
     """
     if "region_stats" in ctx.cache:
         return ctx.cache["region_stats"]
     n = ctx.n_frames
-    parts = [_region_stats_block(ctx.frames[a:a + block], ctx.roi[a:a + block],
-                                 ctx.vessels[a:a + block], ctx.bin_width)
-             for a in range(0, max(n, 1), block)] if n else []
+    if block is None:
+        px = int(np.prod(ctx.frames.shape[1:])) or 1
+        block = 256 if ctx.exact else max(1, min(256, (1 << 20) // px))
+    parts = []
+    for a in range(0, n, block):
+        f, r, v = ctx.frames[a:a + block], ctx.roi[a:a + block], ctx.vessels[a:a + block]
+        part = None if ctx.exact else hist_region_stats(f, r, v, ctx.bin_width, _QUANTILES)
+        parts.append(part if part is not None else _region_stats_block(f, r, v, ctx.bin_width))
     out = {}
     for r, name in enumerate(REGIONS):
-        for stat in ("mean", "median", "sd", "min", "max", *(f"p{q}" for q in PERCENTILES),
-                     "area", "entropy"):
+        for stat in STATS:
             out[f"{name}_{stat}"] = (np.concatenate([p[stat][:, r, :] for p in parts])
                                      if parts else np.zeros((0, 3)))
     ctx.cache["region_stats"] = out
@@ -232,10 +248,8 @@ def component_stats(ctx: FeatureContext) -> dict[str, np.ndarray]:
         tcnt = np.bincount(cid[ok], minlength=ncomp + 1)[1:]
         with np.errstate(invalid="ignore", divide="ignore"):
             ctemp = tsum / tcnt
-        # frame and side of each component (first pixel's frame; majority side)
-        fidx = np.broadcast_to(np.arange(n)[:, None, None], mask.shape)[mask]
-        cframe = np.zeros(ncomp, np.int64)
-        cframe[cid - 1] = fidx
+        # frame (from the label numbering) and majority side of each component
+        cframe = np.searchsorted(_label_tops(comp, n), np.arange(1, ncomp + 1), side="left")
         right = np.bincount(cid, ctx.roi[mask] == 2, minlength=ncomp + 1)[1:]
         cside = (right * 2 > area).astype(np.int64)
         res = {k: np.zeros((n, 3)) for k in ("count", "area_total", "tsum", "tcnt")}
@@ -284,6 +298,28 @@ class QualitySettings:
     relative_sharpness: bool = True
 
 
+def _label_tops(comp: np.ndarray, n: int) -> np.ndarray:
+    """Highest label up to each frame of an in-plane labelling of a (frame, y, x) stack.
+
+    Labels are numbered in scan order and never span frames, so the labels of frame k are
+    those above the top of frame k-1 up to the top of frame k.
+    """
+    top = np.maximum.accumulate(comp.reshape(n, -1).max(1)) if n else np.zeros(0, int)
+    return top
+
+
+def _side_component_counts(roi: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """Number of in-plane components of each calf, (frame, 2) for roi labels 1 and 2."""
+    n = roi.shape[0]
+    ncomp = np.zeros((n, 2), np.int64)
+    for s in (1, 2):
+        # one labelling per side: cheaper than labelling roi > 0 once and sorting out which
+        # components touch both calves (that bookkeeping reads every calf pixel again)
+        comp, _ = ndimage.label(roi == s, structure=structure)
+        ncomp[:, s - 1] = np.diff(np.r_[0, _label_tops(comp, n)])
+    return ncomp
+
+
 def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
                   ) -> dict[str, np.ndarray]:
     """Per-frame quality flags (bool, frame) and the sharpness score.
@@ -298,19 +334,12 @@ def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
     """
     st = settings or ctx.cache.get("quality_settings") or QualitySettings()
     f, roi = ctx.frames, ctx.roi
-    n = f.shape[0]
     h, w = ctx.frame_shape
     areas = np.stack([(roi == 1).sum((1, 2)), (roi == 2).sum((1, 2))], 1) / (h * w)
     flag_area = ((areas < st.min_area_fraction) | (areas > st.max_area_fraction)).any(1)
     structure = np.zeros((3, 3, 3), bool)
     structure[1] = True
-    ncomp = np.zeros((n, 2), np.int64)
-    for s in (1, 2):
-        comp, _ = ndimage.label(roi == s, structure=structure)
-        # labels are numbered in scan order and never span frames, so the components of
-        # frame k are the ids between the running maxima of frames k-1 and k
-        top = np.maximum.accumulate(comp.reshape(n, -1).max(1)) if n else np.zeros(0, int)
-        ncomp[:, s - 1] = np.diff(np.r_[0, top])
+    ncomp = _side_component_counts(roi, structure)
     flag_shape = (ncomp > st.max_components).any(1)
     calf = roi > 0
     lo, hi = st.plausible_range

@@ -94,8 +94,8 @@ def feature_names(family: str | None = None) -> list[str]:
 
 def compute_features(frames, roi, vessels, *, features: list[str] | None = None,
                      time=None, bin_width: float = 0.1,
-                     quality: QualitySettings | None = None, source: str = "<array>"
-                     ) -> xr.Dataset:
+                     quality: QualitySettings | None = None, source: str = "<array>",
+                     exact: bool = False) -> xr.Dataset:
     """Compute named features of every frame; one Dataset on (time, side).
 
     Parameters
@@ -115,6 +115,10 @@ def compute_features(frames, roi, vessels, *, features: list[str] | None = None,
         Thresholds of the quality flags.
     source : str
         Named in error messages.
+    exact : bool
+        Exact order statistics (min, max, median, percentiles) from a sort; by default they
+        come from the ``bin_width`` histograms and are within one ``bin_width`` (degC) of the
+        exact ones (means, SDs, areas and entropies are the same either way).
 
     Returns
     -------
@@ -131,7 +135,7 @@ def compute_features(frames, roi, vessels, *, features: list[str] | None = None,
         raise OptionError(f"features={unknown!r} unknown; registered: {sorted(FEATURES)}")
     frame_shape = tuple(f.shape[1:])
     f, r, v = crop_to_calves(f, r, v)
-    ctx = FeatureContext(f, r, v, bin_width=bin_width, frame_shape=frame_shape)
+    ctx = FeatureContext(f, r, v, bin_width=bin_width, frame_shape=frame_shape, exact=exact)
     if quality is not None:
         ctx.cache["quality_settings"] = quality
     values: dict[str, np.ndarray] = {}
