@@ -320,8 +320,8 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     ds = open_frame_store(path)
     frames = ds["frames"].data
     n, ny, nx = frames.shape
-    enc = ds["frames"].encoding.get("chunks") if ds["frames"].encoding else None
-    zchunk = max(1, min(int(enc[0]) if enc else 64, n))
+    # the dask chunks are the zarr chunks (opened with chunks={}); the encoding is lost by astype
+    zchunk = max(1, min(int(frames.chunks[0][0]) if n else 1, n))
     b = effective_batch(batch_size, (ny, nx), max_pixels)
     if chunk is not None and int(chunk) < 1:
         raise OptionError(f"{path}: chunk={chunk!r}; expected a positive number of frames")
