@@ -173,7 +173,7 @@ def _run_child(mode: str, store: Path, models: tuple[Path, Path], threads: int, 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="small recordings: 64/16/8 frames per size, 160 vs 640 frames at 640x480")
+                    help="small recordings: 64/16/8 frames per size, 32 vs 128 frames at 640x480")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per child (default 1)")
     ap.add_argument("--batch", type=int, default=32, help="batch_size passed (default 32)")
     ap.add_argument("--short", type=int, default=None, help="frames of the short 640x480 recording")
@@ -186,8 +186,8 @@ def main(argv=None) -> int:
     if a.child:
         print(json.dumps(_child(*a.child, a.threads, a.batch)))
         return 0
-    short = a.short or (160 if a.quick else 1000)
-    long = a.long or (640 if a.quick else 4000)
+    short = a.short or (32 if a.quick else 1000)
+    long = a.long or (128 if a.quick else 4000)
     speed = a.speed_frames or ((64, 16, 8) if a.quick else (256, 64, 32))
     tmp = None
     if a.work is None:
