@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -10,7 +14,7 @@ import numpy as np
 
 from irtrepro._logging import logger, progress_bar
 from irtrepro._threads import torch_threads
-from irtrepro.errors import ModelError
+from irtrepro.errors import ModelError, OptionError
 from irtrepro.vision.models import Checkpoint, check_checkpoint, normalise
 
 
@@ -49,9 +53,46 @@ def forward(model, ck: Checkpoint, x):
     return y
 
 
+#: Pixels per forward pass of a network: 32 frames of 160x120. Bounds the activation memory
+#: (which dominates a segmentation's peak) at any camera resolution; at 160x120 it leaves the
+#: batch of 32 frames as it was.
+MAX_BATCH_PIXELS = 32 * 160 * 120
+
+
+def effective_batch(batch_size: int, frame_shape: tuple[int, int],
+                    max_pixels: int | None = MAX_BATCH_PIXELS) -> int:
+    """Frames per forward pass: ``batch_size``, lowered so a batch holds <= ``max_pixels`` pixels.
+
+    Parameters
+    ----------
+    batch_size : int
+        Upper bound in frames (>= 1).
+    frame_shape : (int, int)
+        Frame height and width in pixels.
+    max_pixels : int or None
+        Pixel budget of one batch (``None``: no cap). At least one frame per batch.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    if int(batch_size) < 1 or (max_pixels is not None and int(max_pixels) < 1):
+        raise OptionError(f"batch_size={batch_size!r}, max_pixels={max_pixels!r}; expected "
+                          "positive integers")
+    if max_pixels is None:
+        return int(batch_size)
+    per = max(1, int(frame_shape[0]) * int(frame_shape[1]))
+    return max(1, min(int(batch_size), int(max_pixels) // per))
+
+
 def predict_labels(ck: Checkpoint, frames: np.ndarray, *, model=None, batch_size: int = 32,
-                   dev=None) -> np.ndarray:
-    """Label image (frame, y, x) uint8 of one model for frames in degC."""
+                   dev=None, max_pixels: int | None = MAX_BATCH_PIXELS) -> np.ndarray:
+    """Label image (frame, y, x) uint8 of one model for frames in degC.
+
+    Batches hold ``batch_size`` frames at most and ``max_pixels`` pixels at most
+    (:func:`effective_batch`), counted from the first frame.
+    """
     import torch
 
     dev = dev or device()
@@ -60,6 +101,7 @@ def predict_labels(ck: Checkpoint, frames: np.ndarray, *, model=None, batch_size
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 3:
         raise ModelError(f"frames must be (frame, y, x), got shape {frames.shape}")
+    batch_size = effective_batch(batch_size, frames.shape[1:], max_pixels)
     out = np.empty(frames.shape, np.uint8)
     with torch.inference_mode():
         for a in range(0, len(frames), batch_size):
@@ -89,8 +131,8 @@ def _calf_boxes(roi: np.ndarray, margin: int) -> tuple[list, tuple[int, int]]:
 
 
 def predict_masks(frames: np.ndarray, roi_ck: Checkpoint, vessel_ck: Checkpoint, *,
-                  batch_size: int = 32, models=None, dev=None, margin: int = 4
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  batch_size: int = 32, models=None, dev=None, margin: int = 4,
+                  max_pixels: int | None = MAX_BATCH_PIXELS) -> tuple[np.ndarray, np.ndarray]:
     """ROI and vessel masks of frames (degC); vessels are kept only inside the predicted calves.
 
     The vessel model sees one box per predicted calf (the calf's bounding box plus ``margin``
@@ -98,6 +140,11 @@ def predict_masks(frames: np.ndarray, roi_ck: Checkpoint, vessel_ck: Checkpoint,
     ~15 % of a frame, so this saves most of the vessel model's time. Normalisation still uses
     the whole frame, as in :func:`predict_labels`, so the result equals whole-frame inference
     up to the network's behaviour at the box border (measured: 99.7 % of the calf pixels identical).
+
+    Batches are ``batch_size`` frames at most and ``max_pixels`` pixels at most
+    (:func:`effective_batch`), counted from the first frame; the box size is shared within a
+    batch, so the masks of a frame depend on which frames share its batch. Memory is that of
+    the frames and masks plus one batch of activations.
 
     Returns
     -------
@@ -114,7 +161,9 @@ def predict_masks(frames: np.ndarray, roi_ck: Checkpoint, vessel_ck: Checkpoint,
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 3:
         raise ModelError(f"frames must be (frame, y, x), got shape {frames.shape}")
-    roi = predict_labels(roi_ck, frames, model=m_roi, batch_size=batch_size, dev=dev)
+    batch_size = effective_batch(batch_size, frames.shape[1:], max_pixels)
+    roi = predict_labels(roi_ck, frames, model=m_roi, batch_size=batch_size, dev=dev,
+                         max_pixels=None)
     ves = np.zeros(frames.shape, np.uint8)
     with torch.inference_mode():
         for a in range(0, len(frames), batch_size):
@@ -133,47 +182,190 @@ def predict_masks(frames: np.ndarray, roi_ck: Checkpoint, vessel_ck: Checkpoint,
     return roi, ves
 
 
-def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLike,
-                  vessel_ck: Checkpoint | str | os.PathLike, *, batch_size: int = 32,
-                  threads: int | None = None, progress: bool | None = None) -> Path:
-    """Segment every frame of a zarr frame store, chunk by chunk, and write ``roi``/``vessels``.
+def _fingerprint(path: Path, models, settings: dict) -> str:
+    """Identity of a segmentation run: the frames on disk, the networks' weights, the settings.
 
-    Frames stream through in the store's chunks (bounded memory); the masks are written with
-    :func:`irtrepro.io.thermal.write_masks` (atomically). Returns ``path``.
+    The frames are identified by their array metadata and the inode and mtime of its file: the
+    frame store is only ever written whole, into a new folder renamed into place, so a
+    rewritten store has a new metadata file.
     """
-    import dask.array as dsa
     import torch
 
-    from irtrepro.io.thermal import open_frame_store, write_masks
+    h = hashlib.sha256()
+    for meta in (path / "frames" / "zarr.json", path / "frames" / ".zarray"):
+        if meta.is_file():
+            st = meta.stat()
+            h.update(meta.read_bytes())
+            h.update(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}".encode())
+    for model in models:
+        for k, v in model.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps({**settings, "torch": torch.__version__}, sort_keys=True).encode())
+    return h.hexdigest()
 
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)
+
+
+def _open_part(part: Path, fingerprint: str, shape, chunk: int, zarr_format: int, source: Path,
+               resume: bool) -> tuple[dict, set]:
+    """The half-done mask store of a run: its zarr arrays and the chunk starts already written.
+
+    A part folder of another run (other frames, weights or settings), or any part folder when
+    ``resume`` is false, is discarded and started afresh.
+    """
+    import dask.array as dsa
+    import xarray as xr
+    import zarr
+
+    from irtrepro.io.zarr_store import _check_mask
+
+    state_file, store = part / "state.json", part / "store.zarr"
+    done: set = set()
+    # a crash while the finished masks were being renamed into place leaves one missing
+    complete = all((store / name).is_dir() for name in ("roi", "vessels"))
+    if resume and state_file.is_file() and complete:
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if state.get("fingerprint") == fingerprint:
+            done = {int(s) for s in state.get("done", [])}
+    if not done:
+        shutil.rmtree(part, ignore_errors=True)
+        part.mkdir(parents=True)
+        n, ny, nx = shape
+        tpl, enc = {}, {}
+        for name in ("roi", "vessels"):
+            z = dsa.zeros(shape, dtype=np.uint8, chunks=(chunk, ny, nx))
+            tpl[name] = (("frame", "y", "x"), z, _check_mask(name, z, shape, source).attrs)
+            enc[name] = {"dtype": "uint8", "chunks": (chunk, ny, nx), "_FillValue": None}
+        xr.Dataset(tpl).to_zarr(store, mode="w", compute=False, consolidated=False,
+                                zarr_format=zarr_format, encoding=enc)
+        _write_json(state_file, {"fingerprint": fingerprint, "done": []})
+    arrays = {name: zarr.open_array(str(store / name), mode="r+") for name in ("roi", "vessels")}
+    return arrays, done
+
+
+def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLike,
+                  vessel_ck: Checkpoint | str | os.PathLike, *, batch_size: int = 32,
+                  threads: int | None = None, progress: bool | None = None,
+                  chunk: int | None = None, resume: bool = True, margin: int = 4,
+                  max_pixels: int | None = MAX_BATCH_PIXELS, dev=None) -> Path:
+    """Segment every frame of a zarr frame store, chunk by chunk, and write ``roi``/``vessels``.
+
+    Frames are read, segmented (:func:`predict_masks`: calf box first, then the vessel model on
+    each box) and their masks written ``chunk`` frames at a time into a half-done mask store
+    beside ``path`` (``.NAME.segment.part``), so memory is bounded by one chunk of frames and
+    masks plus one batch of activations, whatever the session's length. When every chunk is
+    written the masks are moved into the store, each by one rename (a reader sees the old mask
+    or the new one, never a half-written one).
+
+    Batches are aligned to the start of the recording (frames ``k*b .. (k+1)*b``), so the masks
+    are those of :func:`predict_masks` on the whole recording in one call, whatever ``chunk``.
+
+    Parameters
+    ----------
+    path : path
+        A store written by :func:`irtrepro.io.thermal.write_frames`.
+    roi_ck, vessel_ck : Checkpoint or path
+        The calf (``roi``) and vessel models.
+    batch_size : int
+        Frames per forward pass at most; see ``max_pixels``.
+    threads : int, optional
+        Torch threads (:func:`irtrepro._threads.torch_threads`).
+    progress : bool or None
+        Progress bar (``None``: when the irtrepro logger shows INFO).
+    chunk : int, optional
+        Frames read, segmented and written per step. Rounded up to a multiple of both the
+        batch and the store's zarr chunk length (so every write covers whole zarr chunks);
+        default: the smallest such multiple.
+    resume : bool
+        Keep the chunks a previous interrupted run wrote, when it segmented the same frames
+        (store metadata file, inode and mtime) with the same weights and settings; otherwise
+        start afresh.
+    margin : int
+        Context pixels around each calf box (:func:`predict_masks`).
+    max_pixels : int or None
+        Pixels per forward pass at most (:func:`effective_batch`); bounds the activation memory
+        at camera resolution. ``None``: ``batch_size`` frames whatever their size.
+    dev : torch.device, optional
+        Default: :func:`device` (CUDA when present).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import torch
+
+    from irtrepro.io.thermal import open_frame_store
+    from irtrepro.io.zarr_store import _check_mask_values
+
+    path = Path(path)
     torch_threads(threads)
     if not isinstance(roi_ck, Checkpoint):
         roi_ck = Checkpoint.load(roi_ck, task="roi")
     if not isinstance(vessel_ck, Checkpoint):
         vessel_ck = Checkpoint.load(vessel_ck, task="vessels")
-    dev = device()
+    check_checkpoint(roi_ck, "roi")
+    check_checkpoint(vessel_ck, "vessels")
+    dev = dev or device()
     models = tuple(ck.build().to(dev, memory_format=torch.channels_last)
                    for ck in (roi_ck, vessel_ck))
     ds = open_frame_store(path)
     frames = ds["frames"].data
+    n, ny, nx = frames.shape
+    # the dask chunks are the zarr chunks (opened with chunks={}); the encoding is lost by astype
+    zchunk = max(1, min(int(frames.chunks[0][0]) if n else 1, n))
+    b = effective_batch(batch_size, (ny, nx), max_pixels)
+    if chunk is not None and int(chunk) < 1:
+        raise OptionError(f"{path}: chunk={chunk!r}; expected a positive number of frames")
+    unit = math.lcm(b, zchunk)
+    step = unit * max(1, -(-int(chunk) // unit)) if chunk is not None else unit
+    zarr_format = 3 if (path / "zarr.json").is_file() else 2
+    part = path.parent / f".{path.name}.segment.part"
+    fp = _fingerprint(path, models, {"batch": b, "step": step, "zchunk": zchunk, "shape": [n, ny, nx],
+                                     "margin": int(margin), "device": str(dev)})
+    arrays, done = _open_part(part, fp, (n, ny, nx), zchunk, zarr_format, path, resume)
+    if done:
+        logger.info("%s: resuming, %d of %d chunks already segmented", path, len(done),
+                    -(-n // step))
     t0 = time.perf_counter()
-    rois, vess = [], []
-    chunks = frames.chunks[0]
-    start = 0
-    for size in progress_bar(chunks, progress, desc=f"segmenting {Path(path).name}"):
-        block = np.asarray(frames[start:start + size])
-        bad = ~np.isfinite(block.reshape(size, -1)).all(1)
+    t_read = t_seg = t_write = 0.0
+    starts = [s for s in range(0, n, step) if s not in done]
+    for s in progress_bar(starts, progress, desc=f"segmenting {path.name}", total=len(starts)):
+        ta = time.perf_counter()
+        block = np.asarray(frames[s:s + step], dtype=np.float32)
+        tb = time.perf_counter()
+        bad = ~np.isfinite(block.reshape(len(block), -1)).all(1)
         if bad.any():
             logger.warning("%s: frame %d has NaN/inf pixels; they are segmented as 0 degC "
-                           "after normalisation", path, start + int(np.argmax(bad)))
-        r, v = predict_masks(block, roi_ck, vessel_ck, batch_size=batch_size, models=models,
-                             dev=dev)
-        rois.append(r)
-        vess.append(v)
-        start += size
-    roi = dsa.from_array(np.concatenate(rois), chunks=(chunks[0], *frames.shape[1:]))
-    ves = dsa.from_array(np.concatenate(vess), chunks=(chunks[0], *frames.shape[1:]))
-    logger.info("%s: %d frames segmented in %.1f s", path, frames.shape[0],
-                time.perf_counter() - t0)
-    write_masks(path, roi=roi, vessels=ves, progress=progress)
-    return Path(path)
+                           "after normalisation", path, s + int(np.argmax(bad)))
+        r, v = predict_masks(block, roi_ck, vessel_ck, batch_size=b, models=models, dev=dev,
+                             margin=margin, max_pixels=None)
+        del block
+        tc = time.perf_counter()
+        for name, m in (("roi", r), ("vessels", v)):
+            arrays[name][s:s + len(m)] = _check_mask_values(name, m, path, s)
+        done.add(s)
+        _write_json(part / "state.json", {"fingerprint": fp, "done": sorted(done)})
+        t_read, t_seg, t_write = t_read + tb - ta, t_seg + tc - tb, t_write + time.perf_counter() - tc
+    for name in ("roi", "vessels"):  # as write_masks: old mask aside, new one renamed in
+        target = path / name
+        if target.exists():
+            os.replace(target, part / f"old-{name}")
+        os.replace(part / "store.zarr" / name, target)
+    shutil.rmtree(part, ignore_errors=True)
+    if (path / ".zmetadata").is_file():  # a consolidated v2 store must list the new arrays
+        import zarr
+
+        zarr.consolidate_metadata(str(path))
+    logger.info("%s: %d frames segmented in %.1f s (read %.1f s, networks %.1f s, write %.1f s)",
+                path, sum(min(step, n - s) for s in starts), time.perf_counter() - t0, t_read,
+                t_seg, t_write)
+    return path

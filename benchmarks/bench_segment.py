@@ -1,0 +1,238 @@
+"""Segmentation speed and peak memory at camera resolution: prints figures, asserts nothing.
+
+Usage: ``python benchmarks/bench_segment.py [--quick] [--threads 2] [--short 1000 --long 4000]``
+
+Every measured case runs in its own child process, and its peak memory is that child's peak
+resident set (``getrusage(RUSAGE_SELF).ru_maxrss``), imports and models included.
+
+1. Frames/s and peak RSS of :func:`irtrepro.vision.infer.segment_store` (chunked: read, calf
+   box, vessel model on the boxes, masks written chunk by chunk) at 160x120, 640x480 and
+   1024x768.
+2. Memory growth with session length: the same at 640x480 for a ``--short`` and a ``--long``
+   recording (both at least one 64-frame zarr chunk long, so both are segmented in equal steps); and the reference measured in the same run -- the eager, unchunked path (all
+   frames in memory, :func:`predict_masks` with ``batch_size`` frames per pass whatever their
+   size, the masks written afterwards) on the short recording -- with the ratios against it.
+3. Where the time goes at 640x480: read, calf (ROI) network, vessel network on the boxes,
+   mask write, per frame.
+
+Models: the default architectures of ``irtrepro.vision.train.TASK_DEFAULTS``. The calf model is
+trained for a few steps at 160x120 on the benchmark's own frames (so the calf boxes, which set
+the vessel model's work, are roughly where the calves are; at larger sizes it over-segments and
+the boxes come out wider than the calves -- printed beside the results); the vessel model is
+untrained (its cost does not depend on its weights). Frames: two warm ellipses on a cool wall
+(:mod:`_segment_frames`), written with :func:`irtrepro.io.zarr_store.write_frames`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SIZES = {"160x120": (120, 160), "640x480": (480, 640), "1024x768": (768, 1024)}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _models(work: Path, threads: int) -> tuple[Path, Path]:
+    """Few-step calf model and untrained vessel model (default architectures), saved once."""
+    import torch
+    from _segment_frames import calf_frames
+
+    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
+    from irtrepro.vision.train import TASK_DEFAULTS, train_segmenter
+
+    roi_p, ves_p = work / "roi.pt", work / "vessels.pt"
+    if not roi_p.is_file():
+        f, r = calf_frames(0, 48, 120, 160)
+        ck = train_segmenter(f, r, np.zeros_like(r), [f"s{i % 4}" for i in range(48)], task="roi",
+                             max_steps=80, eval_every=80, batch_size=4, seed=0, threads=threads)
+        ck.save(roi_p)
+        print(f"calf model: 80 steps at 160x120, validation Dice {ck.metrics.get('val_dice')}")
+    if not ves_p.is_file():
+        torch.manual_seed(0)
+        d = TASK_DEFAULTS["vessels"]
+        ck = Checkpoint(task="vessels", classes=TASK_CLASSES["vessels"],
+                        downsample=d["downsample"], upsample=d["upsample"])
+        ck.state_dict = ck.build().state_dict()
+        ck.save(ves_p)
+    return roi_p, ves_p
+
+
+def _store(work: Path, n: int, h: int, w: int) -> Path:
+    from _segment_frames import lazy_frames
+
+    from irtrepro.io.zarr_store import write_frames
+
+    p = work / f"calves-{n}x{w}x{h}.zarr"
+    if not p.is_dir():
+        write_frames(p, lazy_frames(n, h, w), chunk_frames=64, progress=False)
+    return p
+
+
+# ---------------------------------------------------------------- child process: one case
+def _child(mode: str, store: str, roi_p: str, ves_p: str, threads: int, batch: int) -> dict:
+    import torch
+
+    from irtrepro._threads import torch_threads
+    from irtrepro.io.thermal import open_frame_store, write_masks
+    from irtrepro.vision.infer import (
+        _calf_boxes,
+        effective_batch,
+        predict_labels,
+        predict_masks,
+        segment_store,
+    )
+    from irtrepro.vision.models import Checkpoint
+
+    torch_threads(threads)
+    cpu = torch.device("cpu")
+    roi_ck = Checkpoint.load(roi_p, task="roi")
+    ves_ck = Checkpoint.load(ves_p, task="vessels")
+    ds = open_frame_store(store)
+    n, h, w = ds["frames"].shape
+    out: dict = {"frames": n, "h": h, "w": w, "threads": threads}
+    b = effective_batch(batch, (h, w))
+    out["batch"] = b
+    models = tuple(ck.build().to(cpu, memory_format=torch.channels_last) for ck in (roi_ck, ves_ck))
+    warm = np.asarray(ds["frames"][:b].values)      # one batch: oneDNN warm-up, no extra peak
+    predict_masks(warm, roi_ck, ves_ck, batch_size=b, models=models, dev=cpu)
+    del warm
+    out["rss_ready_mb"] = _rss_mb()
+    t0 = time.perf_counter()
+    if mode == "chunked":
+        segment_store(store, roi_ck, ves_ck, batch_size=batch, threads=threads, progress=False,
+                      resume=False, dev=cpu)
+    elif mode == "eager":
+        frames = np.asarray(ds["frames"].values)
+        r, v = predict_masks(frames, roi_ck, ves_ck, batch_size=batch, models=models, dev=cpu,
+                             max_pixels=None)
+        write_masks(store, roi=r, vessels=v, progress=False)
+        out["batch"] = batch
+    elif mode == "profile":
+        t = {"read": 0.0, "roi": 0.0, "vessels": 0.0, "write": 0.0}
+        box = []
+        import zarr
+
+        scratch = tempfile.mkdtemp(prefix="masks.", dir=Path(store).parent)
+        z = {k: zarr.open_array(f"{scratch}/{k}", mode="w", shape=(n, h, w), chunks=(64, h, w),
+                                dtype="u1") for k in ("roi", "vessels")}
+        for s in range(0, n, 64):
+            ta = time.perf_counter()
+            f = np.asarray(ds["frames"][s:s + 64].values)
+            tb = time.perf_counter()
+            r = predict_labels(roi_ck, f, model=models[0], batch_size=b, dev=cpu)
+            tc = time.perf_counter()
+            _, v = predict_masks(f, roi_ck, ves_ck, batch_size=b, models=models, dev=cpu)
+            td = time.perf_counter()
+            z["roi"][s:s + 64] = r
+            z["vessels"][s:s + 64] = v
+            te = time.perf_counter()
+            # predict_masks runs the calf model again: the vessel part is its time less the calf's
+            t["read"] += tb - ta
+            t["roi"] += tc - tb
+            t["vessels"] += (td - tc) - (tc - tb)
+            t["write"] += te - td
+            for k in range(0, len(r), b):
+                bx, size = _calf_boxes(r[k:k + b], 4)
+                box.append((len(bx), int(size[0]), int(size[1])))
+        out["profile_s_per_frame"] = {k: v / n for k, v in t.items()}
+        nb = np.array(box)
+        out["boxes_per_batch"] = float(nb[:, 0].mean())
+        out["box_hw_mean"] = [float(nb[:, 1].mean()), float(nb[:, 2].mean())]
+    out["seconds"] = time.perf_counter() - t0
+    out["fps"] = n / out["seconds"]
+    out["peak_rss_mb"] = _rss_mb()
+    return out
+
+
+def _run_child(mode: str, store: Path, models: tuple[Path, Path], threads: int, batch: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, __file__, "--child", mode, str(store), str(models[0]), str(models[1]),
+           "--threads", str(threads), "--batch", str(batch)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode:
+        raise RuntimeError(f"{mode} {store}: child failed\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="small recordings: 64/16/8 frames per size, 64 vs 256 frames at 640x480")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per child (default 1)")
+    ap.add_argument("--batch", type=int, default=32, help="batch_size passed (default 32)")
+    ap.add_argument("--short", type=int, default=None, help="frames of the short 640x480 recording")
+    ap.add_argument("--long", type=int, default=None, help="frames of the long 640x480 recording")
+    ap.add_argument("--speed-frames", type=int, nargs=3, default=None,
+                    metavar=("N160", "N640", "N1024"), help="frames per size for the speed table")
+    ap.add_argument("--work", type=Path, default=None, help="folder for stores and models")
+    ap.add_argument("--child", nargs=4, metavar=("MODE", "STORE", "ROI", "VES"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child:
+        print(json.dumps(_child(*a.child, a.threads, a.batch)))
+        return 0
+    short = a.short or (64 if a.quick else 1000)
+    long = a.long or (256 if a.quick else 4000)
+    speed = a.speed_frames or ((64, 16, 8) if a.quick else (256, 64, 32))
+    tmp = None
+    if a.work is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench_segment.")
+        a.work = Path(tmp.name)
+    a.work.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
+          f"torch threads {a.threads} per case; batch_size {a.batch}")
+    models = _models(a.work, a.threads)
+    rows = []
+    print("\n1. chunked segment_store, per size")
+    for (name, (h, w)), n in zip(SIZES.items(), speed, strict=True):
+        r = _run_child("chunked", _store(a.work, n, h, w), models, a.threads, a.batch)
+        rows.append((name, r))
+        print(f"  {name:>9}: {r['fps']:7.2f} frames/s  peak RSS {r['peak_rss_mb']:7.0f} MB "
+              f"(ready {r['rss_ready_mb']:.0f} MB)  {n} frames, batch {r['batch']}")
+    print(f"\n2. 640x480: memory with session length ({short} vs {long} frames)")
+    if short < 64:  # a store shorter than its 64-frame zarr chunk is segmented in shorter steps
+        print(f"  note: {short} frames < one 64-frame chunk; the steps differ, so does the peak")
+    s_store, l_store = _store(a.work, short, 480, 640), _store(a.work, long, 480, 640)
+    ref = _run_child("eager", s_store, models, a.threads, a.batch)
+    rs = _run_child("chunked", s_store, models, a.threads, a.batch)
+    rl = _run_child("chunked", l_store, models, a.threads, a.batch)
+    for label, r in (("reference: eager, unchunked", ref), (f"chunked, {short} frames", rs),
+                     (f"chunked, {long} frames", rl)):
+        print(f"  {label:>28}: {r['fps']:6.2f} frames/s  peak RSS {r['peak_rss_mb']:7.0f} MB  "
+              f"(x{r['fps'] / ref['fps']:.2f} speed, x{r['peak_rss_mb'] / ref['peak_rss_mb']:.2f} "
+              "peak RSS of the reference)")
+    growth = 100 * (rl["peak_rss_mb"] / rs["peak_rss_mb"] - 1)
+    above = 100 * ((rl["peak_rss_mb"] - rl["rss_ready_mb"]) / (rs["peak_rss_mb"] - rs["rss_ready_mb"]) - 1)
+    print(f"  peak RSS growth {short} -> {long} frames: {growth:+.1f} % "
+          f"(above the ready process: {above:+.1f} %)")
+    print("\n3. 640x480: where the time goes (s per frame)")
+    p = _run_child("profile", s_store, models, a.threads, a.batch)
+    tot = sum(p["profile_s_per_frame"].values())
+    for k, v in p["profile_s_per_frame"].items():
+        print(f"  {k:>8}: {1e3 * v:8.1f} ms/frame  ({100 * v / tot:4.1f} %)")
+    print(f"  calf boxes per batch of {p['batch']}: {p['boxes_per_batch']:.1f}, mean box "
+          f"{p['box_hw_mean'][0]:.0f}x{p['box_hw_mean'][1]:.0f} px (h x w; the true calves "
+          f"~{0.72 * 480 + 8:.0f}x{0.22 * 640 + 8:.0f} px with the margin)")
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
