@@ -18,10 +18,12 @@ with ``sign=-1``.
 
 Accuracy: on the lab-shaped synthetic study (36x48 frames every 2 s over 900 s, integer HR
 from the strap) the calf-mean-vs-HR lag is not reliable: over 8 sessions the estimate of the
-planted +47 s ranged from about 26 s to 114 s (correlations 0.1-0.3), so the check is a
-coarse guard against gross clock errors where the signals are strongly coupled, not a
-1 s measurement. The estimator itself recovers a lag to a fraction of the grid step where
-the two signals share their fluctuations (see the tests).
+planted +47 s ranged from about 26 s to 114 s (correlations 0.1-0.3), and even the noise-free
+1 Hz truth (perforator temperature against HR, true lag 0) gives lags of -33 s to +20 s: the
+synthetic skin temperatures share no sharp feature with HR, so the lag is not identifiable
+there to better than tens of seconds. The check is a guard against gross clock errors where the
+signals are strongly coupled, not a 1 s measurement. The estimator itself recovers a lag to
+about 0.1 s where the two signals share their fluctuations (see the tests).
 """
 
 from __future__ import annotations
