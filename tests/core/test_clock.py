@@ -125,3 +125,14 @@ def test_check_clock_warns_on_disagreement_and_is_silent_when_corrected(lab, rec
     out = check_clock(da, _with(s.files["thermal"], offset_s=-47.0), s, ref, smooth_s=0)
     assert out["agrees"] is True and abs(out["lag_s"]) < 0.5 and out["offset_s"] == -47.0
     assert len(recwarn) == n  # silent
+
+
+def test_drift_on_a_tabular_stream_is_refused(lab):
+    import pandas as pd
+
+    from irtrepro.sync import clock_offset
+
+    s, _, _ = lab
+    df = pd.DataFrame({"time": [0.0, 1.0]})
+    with pytest.raises(SyncError, match="drift_ppm.*thermal recordings only"):
+        clock_offset(df, _with(s.files["hr"], offset_s=0.0, drift_ppm=30.0), s)
