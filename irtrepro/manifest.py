@@ -50,7 +50,7 @@ ANNOTATION_KINDS = ("thermal_masks", "face_labels", "pose_keypoints")
 FILE_KINDS = RECORDING_KINDS + ANNOTATION_KINDS
 _FILE_KEYS = ("path", "format", "sha256")
 #: Options of a file entry that place it on the session clock (not passed to its reader).
-SYNC_OPTIONS = ("offset_s",)
+SYNC_OPTIONS = ("offset_s", "drift_ppm")
 #: The keys each mapping of a manifest may have; anything else is an error (with a
 #: did-you-mean), so that a typo never silently changes what is read.
 SCHEMA_KEYS = {

@@ -63,6 +63,10 @@ def study_grid(manifest: Manifest) -> np.ndarray:
 
 def clock_offset(df: pd.DataFrame, entry: FileEntry, session: SessionEntry) -> float:
     """Seconds to add to a file's ``time`` to put it on the session clock."""
+    if "drift_ppm" in entry.options:
+        # a shift cannot undo a rate error; only thermal frames are re-timed (irtrepro.clock)
+        raise SyncError(f"{entry.path}: 'drift_ppm' in {entry.where} is applied to thermal "
+                        "recordings only (irtrepro.clock.camera_times); remove it here")
     offset = float(entry.options.get("offset_s", 0.0))
     start = df.attrs.get("start_time")
     if start is not None and session.start_time is not None:
