@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -86,9 +87,9 @@ class Checkpoint:
         """Write atomically with torch.save (metadata as plain Python types)."""
         import torch
 
-        meta = asdict(self)
-        meta["classes"] = list(self.classes)
-        meta["decoder_channels"] = list(self.decoder_channels)
+        meta = _plain({k: v for k, v in asdict(dataclasses.replace(self, state_dict=None)).items()
+                       if k != "state_dict"})
+        meta["state_dict"] = self.state_dict
         with atomic_path(path) as tmp:
             torch.save(meta, tmp)
         return Path(path)
@@ -159,6 +160,21 @@ def normalise(frames: np.ndarray, normalisation: dict) -> np.ndarray:
 # one model file: the ROI and vessel networks with a model card
 # --------------------------------------------------------------------------------------------
 
+def _plain(obj):
+    """Plain Python types (what ``torch.load(weights_only=True)`` accepts) of nested metadata."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
 #: ``format`` value of a model file (the key that tells it from a one-task checkpoint)
 MODEL_FORMAT = "irtrepro-segmentation-model"
 MODEL_VERSION = 1
@@ -193,11 +209,12 @@ class SegmentationModel:
 
         for task, ck in (("roi", self.roi), ("vessels", self.vessels)):
             check_checkpoint(ck, task, source=f"{path} ({task})")
-        meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "card": self.card}
+        meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "card": _plain(self.card)}
         for task, ck in (("roi", self.roi), ("vessels", self.vessels)):
-            d = asdict(ck)
-            d["classes"] = list(ck.classes)
-            d["decoder_channels"] = list(ck.decoder_channels)
+            state = ck.state_dict
+            d = _plain({k: v for k, v in asdict(dataclasses.replace(ck, state_dict=None)).items()
+                        if k != "state_dict"})
+            d["state_dict"] = state
             meta[task] = d
         with atomic_path(path) as tmp:
             torch.save(meta, tmp)
