@@ -227,3 +227,21 @@ def test_model_file_roundtrip_card_and_refusals(trained, tmp_path):
     with pytest.raises(ModelError, match=r"bad_card.pt: field 'card.in_channels'"):
         SegmentationModel.load(tmp_path / "bad_card.pt")
     json.dumps(card)                          # the card is plain JSON-able data
+
+
+def test_cli_train_seg_sparse_then_segment_with_model(study, tmp_path):
+    from irtrepro.cli import main
+    from irtrepro.io.thermal import open_frame_store, write_frames
+
+    args = ["train-seg", "--out", str(tmp_path / "model.pt"), "--steps", "2", "--batch", "2",
+            "--crop", "48", "--threads", "1", "--device", "cpu"]
+    for s in SUBJECTS:
+        args += ["--annotations", str(study[s]["masks"]), "--recording",
+                 str(study[s]["recording"]), "--subject", s]
+    assert main(args) == 0
+    store = write_frames(tmp_path / "s.zarr", study["S01"]["truth"]["frames"][:4])
+    assert main(["segment", str(store), "--model", str(tmp_path / "model.pt"),
+                 "--threads", "1"]) == 0
+    assert open_frame_store(store)["roi"].shape == (4, 120, 160)
+    # one half of the old pair is refused (the CLI reports the ModelError, exit code != 0)
+    assert main(["segment", str(store), "--roi-model", str(tmp_path / "model.pt")]) != 0
