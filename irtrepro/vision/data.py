@@ -117,3 +117,84 @@ def augment(rng: np.random.Generator, frames, roi, vessels, *, strength: float =
     gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
     f = f + sd * torch.randn(f.shape, generator=gen)
     return f, r, v
+
+
+#: Augmentations of :func:`augment_thermal` and why each fits a thermogram (the model card
+#: records this text).
+THERMAL_AUGMENTATIONS = {
+    "flip": "left<->right flip (p=0.5) with left/right calf labels swapped: a runner filmed "
+            "from behind is mirror-symmetric, the label names follow the anatomy",
+    "affine": "rotation +-5 deg, scale 0.95-1.05, shift +-3 %: camera height, distance and "
+              "stance vary between sessions; pixels brought in from outside the crop are "
+              "marked ignore",
+    "offset": "whole-frame offset -1..+1 degC: reflected/ambient temperature error of a "
+              "radiometric camera",
+    "gain": "contrast 0.95-1.05 about the crop median: an emissivity error of about +-5 % "
+            "scales temperature differences against the reflected temperature",
+    "noise": "white noise of SD = NETD (degC), the camera's noise-equivalent temperature "
+             "difference",
+}
+
+
+def augment_thermal(rng: np.random.Generator, frames, roi, vessels, ignore, *,
+                    netd: float = 0.05, strength: float = 1.0):
+    """Augment a torch batch ``(B, H, W)`` in degC with labels and an ignore mask.
+
+    See :data:`THERMAL_AUGMENTATIONS` for what is applied and why.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    frames : torch.Tensor (B, H, W), degC
+    roi, vessels, ignore : torch.Tensor (B, H, W), integer
+    netd : float
+        Camera NETD, degC: the SD of the added noise.
+    strength : float
+        Scales the affine, offset and gain ranges (0: flip and noise only).
+
+    Returns
+    -------
+    frames, roi, vessels, ignore : torch.Tensor
+        ``ignore`` is 1 also where the affine brought in pixels from outside the crop.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    b = frames.shape[0]
+    f, r, v, ig = frames.clone(), roi.clone(), vessels.clone(), ignore.clone()
+    flip = torch.from_numpy(rng.random(b) < 0.5)
+    if flip.any():
+        f[flip] = f[flip].flip(-1)
+        rf = r[flip].flip(-1)
+        r[flip] = torch.where(rf == 1, 2, torch.where(rf == 2, 1, rf)).to(r.dtype)
+        v[flip] = v[flip].flip(-1)
+        ig[flip] = ig[flip].flip(-1)
+    if strength > 0:
+        ang = np.deg2rad(rng.uniform(-5, 5, b) * strength)
+        sc = 1 + rng.uniform(-0.05, 0.05, b) * strength
+        sh = rng.uniform(-0.03, 0.03, (b, 2)) * strength
+        theta = np.zeros((b, 2, 3), np.float32)
+        theta[:, 0, 0] = np.cos(ang) / sc
+        theta[:, 0, 1] = -np.sin(ang) / sc
+        theta[:, 1, 0] = np.sin(ang) / sc
+        theta[:, 1, 1] = np.cos(ang) / sc
+        theta[:, :, 2] = sh
+        grid = F.affine_grid(torch.from_numpy(theta), (b, 1, *f.shape[1:]), align_corners=False)
+        fill = f.flatten(1).median(1).values[:, None, None]
+        f = F.grid_sample((f - fill)[:, None], grid, mode="bilinear", padding_mode="border",
+                          align_corners=False)[:, 0] + fill
+        inside = torch.ones_like(f)
+        lab = torch.stack([r.float(), v.float(), ig.float(), inside], 1)
+        lab = F.grid_sample(lab, grid, mode="nearest", padding_mode="zeros",
+                            align_corners=False).round().to(torch.long)
+        r, v = lab[:, 0], lab[:, 1]
+        ig = torch.where(lab[:, 3] == 0, 1, lab[:, 2])
+        off = rng.uniform(-1, 1, b) * strength
+        gain = 1 + rng.uniform(-0.05, 0.05, b) * strength
+        med = f.flatten(1).median(1).values[:, None, None]
+        f = (med + (f - med) * torch.from_numpy(gain.astype(np.float32))[:, None, None]
+             + torch.from_numpy(off.astype(np.float32))[:, None, None])
+    if netd > 0:
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        f = f + float(netd) * torch.randn(f.shape, generator=gen)
+    return f, r, v, ig

@@ -1,0 +1,247 @@
+"""Training on sparse annotations: split by subject, ignore pixels, flips, the model file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from irtrepro.errors import ModelError
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("segmentation_models_pytorch")
+pytestmark = pytest.mark.requires_torch
+
+SUBJECTS = ("S01", "S02", "S03")
+ANNOTATED = list(range(0, 24, 2))      # every other frame of 24 annotated
+TINY = dict(decoder_channels=(16, 8, 4), crop=64, batch=4)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Three subjects, one 160x120 zarr recording each, LabelMe files on a sparse set of frames
+    imported with read_annotations (as `irtrepro annotations import` does)."""
+    from irtrepro.io.annotations import read_annotations, write_annotations
+    from irtrepro.io.thermal import write_frames
+    from irtrepro.synth.annotations import LABELME_LABELS, write_labelme
+    from irtrepro.synth.thermogram import render_session
+    from tests.synth.test_thermogram import make_truth
+
+    root = tmp_path_factory.mktemp("sparse")
+    labels = {v: k for k, v in LABELME_LABELS.items()}
+    out = {}
+    for s in SUBJECTS:
+        ds = render_session(make_truth(48, s), shape=(120, 160), seed=0, frame_interval_s=2)
+        rec = write_frames(root / f"{s}.zarr", ds["frames"], chunk_frames=8)
+        write_labelme(root / f"{s}_lm", ds.roi.values[ANNOTATED], ds.vessels.values[ANNOTATED],
+                      ANNOTATED)
+        ann = read_annotations(root / f"{s}_lm", labels=labels, recording=rec)
+        out[s] = {"recording": rec, "masks": write_annotations(root / f"{s}_masks.zarr", ann),
+                  "truth": ds}
+    return out
+
+
+def _data(study, subjects=SUBJECTS, **kw):
+    from irtrepro.vision.sparse import AnnotatedRecording, SparseFrames
+
+    return SparseFrames([AnnotatedRecording(study[s]["masks"], study[s]["recording"], s)
+                         for s in subjects], **kw)
+
+
+def test_reads_only_annotated_frames_and_matches_recording(study):
+    data = _data(study, cache_mb=0)
+    assert len(data) == 3 * len(ANNOTATED)
+    i = 3                                   # S01, the 4th annotated frame = recording frame 6
+    truth = study["S01"]["truth"]
+    np.testing.assert_allclose(data.frame(i), truth.frames.values[ANNOTATED[i]], atol=0.006)
+    # the LabelMe polygons rasterise back to the mask up to boundary pixels
+    assert (data.labels(i)[0] == truth.roi.values[ANNOTATED[i]]).mean() > 0.98
+
+
+def test_split_is_by_subject_never_by_frame(study):
+    from irtrepro.vision.sparse import sparse_validation_split
+
+    data = _data(study)
+    for seed in range(4):
+        tr_g, va_g, tr, va = sparse_validation_split(data, n_val=1, seed=seed)
+        assert len(va_g) == 1 and set(tr_g) | set(va_g) == set(SUBJECTS)
+        assert set(data.groups[va]) == set(va_g) and not set(data.groups[tr]) & set(va_g)
+        assert tr.size + va.size == len(data)
+    _, va_g, _, va = sparse_validation_split(data, split_by="recording", val=[
+        str(study["S02"]["recording"])])
+    assert set(data.groups[va]) == {"S02"}
+
+
+def test_flip_swaps_left_and_right_calf_and_moves_ignore():
+    from irtrepro.vision.data import augment_thermal
+
+    n = 64
+    f = torch.zeros(n, 8, 8)
+    r = torch.zeros(n, 8, 8, dtype=torch.long)
+    r[:, :, :3] = 1                          # left calf on the image left
+    ig = torch.zeros_like(r)
+    ig[:, 0, 0] = 1
+    v = torch.zeros_like(r)
+    rng = np.random.default_rng(0)
+    _, r2, _, ig2 = augment_thermal(rng, f, r, v, ig, netd=0.0, strength=0.0)
+    flipped = (r2 == 2).any((1, 2))
+    assert flipped.any() and (~flipped).any()
+    assert not (r2[:, :, 5:] == 1).any() and not (r2[:, :, :3] == 2).any()
+    assert (r2[flipped][:, :, 5:] == 2).all()        # the flipped calf is now the right one
+    assert (ig2[flipped][:, 0, 7] == 1).all() and (ig2[~flipped][:, 0, 0] == 1).all()
+
+
+def test_affine_marks_pixels_from_outside_as_ignore():
+    from irtrepro.vision.data import augment_thermal
+
+    f = torch.full((16, 32, 32), 30.0)
+    z = torch.zeros(16, 32, 32, dtype=torch.long)
+    _, _, _, ig = augment_thermal(np.random.default_rng(1), f, z, z, z, netd=0.05)
+    assert ig.sum() > 0                      # rotated/shifted borders are not trained on
+    f2, *_ = augment_thermal(np.random.default_rng(1), f, z, z, z, netd=0.1, strength=0)
+    assert float((f2 - 30).std()) == pytest.approx(0.1, rel=0.1)   # noise SD = NETD
+
+
+def test_masked_dice_leaves_ignore_out():
+    from irtrepro.vision.sparse import masked_dice
+
+    t = np.zeros((4, 4), np.uint8)
+    t[:2] = 1
+    p = np.zeros_like(t)
+    p[:2, :2] = 1
+    ig = np.zeros_like(t)
+    assert masked_dice(t, p, ig, 2)[0] == pytest.approx(2 * 4 / 12)
+    ig[:2, 2:] = 1                           # the missed half is ignored
+    assert masked_dice(t, p, ig, 2)[0] == pytest.approx(1.0)
+
+
+def test_ignore_pixels_are_not_trained_on_nor_scored(study, tmp_path):
+    """Ignore the left calves, then give those pixels wrong labels (right calf, perforator):
+    the weights and the validation Dice must come out bit for bit the same as with the true
+    labels. If any ignored pixel reached the loss, the crop placement or the Dice, they
+    would differ."""
+    from irtrepro.io.annotations import open_annotations, write_annotations
+    from irtrepro.vision.sparse import (
+        AnnotatedRecording,
+        SparseFrames,
+        SparseSettings,
+        train_sparse,
+    )
+
+    def train(corrupt: bool, task: str):
+        items = []
+        for s in SUBJECTS:
+            ds = open_annotations(study[s]["masks"])
+            left = ds["roi"] == 1
+            ds["ignore"] = ds["ignore"].where(~left, 1).astype(np.uint8)
+            if corrupt:
+                ds["roi"] = ds["roi"].where(~left, 2).astype(np.uint8)
+                ds["vessels"] = ds["vessels"].where(~left, 2).astype(np.uint8)
+            p = write_annotations(tmp_path / f"{s}_{corrupt}_{task}.zarr", ds)
+            items.append(AnnotatedRecording(p, study[s]["recording"], s))
+        return train_sparse(SparseFrames(items), task=task, seed=0, threads=1, device="cpu",
+                            settings=SparseSettings(steps=6, eval_every=3, max_val_frames=4,
+                                                    **TINY))
+
+    for task in ("roi", "vessels"):
+        a, b = train(False, task), train(True, task)
+        for k in a.state_dict:
+            assert torch.equal(a.state_dict[k], b.state_dict[k]), (task, k)
+        assert [h["val_dice"] for h in a.metrics["history"]] == \
+            [h["val_dice"] for h in b.metrics["history"]]
+        assert a.metrics["loss_first"] == b.metrics["loss_first"]
+
+
+@pytest.fixture(scope="module")
+def trained(study):
+    from irtrepro.vision.sparse import train_model
+
+    data = _data(study)
+    m = train_model(data, val=["S03"], seed=0, threads=1, device="cpu", steps=60,
+                    eval_every=30, lr=5e-3, **TINY)
+    return data, m
+
+
+def test_model_beats_all_background_on_held_out_subject(trained, study):
+    from irtrepro.vision.infer import predict_masks
+
+    _, m = trained
+    truth = study["S03"]["truth"]
+    held = [k for k in range(48) if k not in ANNOTATED][:12]   # frames nobody annotated
+    roi, _ = predict_masks(truth.frames.values[held], m.roi, m.vessels,
+                           dev=torch.device("cpu"))
+    t = truth.roi.values[held]
+    acc_model = (roi == t).mean()
+    acc_background = (t == 0).mean()
+    assert acc_model > acc_background + 0.03          # measured: 0.928 vs 0.870
+    for c in (1, 2):                                  # all-background scores Dice 0
+        inter = ((roi == c) & (t == c)).sum()
+        assert 2 * inter / ((roi == c).sum() + (t == c).sum()) > 0.6
+    assert m.card["validation"]["val_groups"] == ["S03"]
+    assert set(m.card["validation"]["dice"]["roi"]) == {"left_calf", "right_calf"}
+
+
+def test_model_file_roundtrip_card_and_refusals(trained, tmp_path):
+    from irtrepro.vision.infer import predict_labels
+    from irtrepro.vision.models import Checkpoint, SegmentationModel, load_models
+
+    data, m = trained
+    path = m.save(tmp_path / "model.pt")
+    back = SegmentationModel.load(path)
+    card = back.card
+    for key in ("architecture", "classes", "in_channels", "input", "normalisation",
+                "data_hash", "validation", "settings", "augmentation", "training"):
+        assert key in card, key
+    assert card["classes"] == {"roi": ["background", "left_calf", "right_calf"],
+                               "vessels": ["none", "vein", "perforator"]}
+    assert card["in_channels"] == 1 and len(card["data_hash"]) == 64
+    assert card["input"]["frame_shapes"] == [[120, 160]]
+    assert card["input"]["crop_px"] == {"roi": 64, "vessels": 64}
+    assert card["settings"]["roi"]["steps"] == 60 and card["settings"]["roi"]["lr"] == 5e-3
+    assert card["training"]["annotated_frames"] == len(data)
+    f = data.frame(0)[None]
+    np.testing.assert_array_equal(predict_labels(m.roi, f), predict_labels(back.roi, f))
+    assert load_models(path)[1].task == "vessels"
+    # old per-task files still load, and the two kinds are not mixed up
+    m.roi.save(tmp_path / "roi.pt")
+    m.vessels.save(tmp_path / "vessels.pt")
+    r, v = load_models(roi=tmp_path / "roi.pt", vessels=tmp_path / "vessels.pt")
+    assert (r.task, v.task) == ("roi", "vessels")
+    with pytest.raises(ModelError, match="roi.pt.*'format'"):
+        SegmentationModel.load(tmp_path / "roi.pt")
+    with pytest.raises(ModelError, match="model.pt.*both networks"):
+        Checkpoint.load(path)
+    # wrong classes / input channels: refused naming the file and the field
+    meta = torch.load(path, weights_only=True)
+    bad = dict(meta, roi={**meta["roi"], "classes": ["background", "calf"]})
+    torch.save(bad, tmp_path / "bad_classes.pt")
+    with pytest.raises(ModelError, match=r"bad_classes.pt: field 'roi.classes'"):
+        SegmentationModel.load(tmp_path / "bad_classes.pt")
+    bad = dict(meta, vessels={**meta["vessels"], "in_channels": 3})
+    torch.save(bad, tmp_path / "bad_in.pt")
+    with pytest.raises(ModelError, match=r"bad_in.pt: field 'vessels.in_channels'"):
+        SegmentationModel.load(tmp_path / "bad_in.pt")
+    bad = dict(meta, card={**meta["card"], "in_channels": 2})
+    torch.save(bad, tmp_path / "bad_card.pt")
+    with pytest.raises(ModelError, match=r"bad_card.pt: field 'card.in_channels'"):
+        SegmentationModel.load(tmp_path / "bad_card.pt")
+    json.dumps(card)                          # the card is plain JSON-able data
+
+
+def test_cli_train_seg_sparse_then_segment_with_model(study, tmp_path):
+    from irtrepro.cli import main
+    from irtrepro.io.thermal import open_frame_store, write_frames
+
+    args = ["train-seg", "--out", str(tmp_path / "model.pt"), "--steps", "2", "--batch", "2",
+            "--crop", "48", "--threads", "1", "--device", "cpu"]
+    for s in SUBJECTS:
+        args += ["--annotations", str(study[s]["masks"]), "--recording",
+                 str(study[s]["recording"]), "--subject", s]
+    assert main(args) == 0
+    store = write_frames(tmp_path / "s.zarr", study["S01"]["truth"]["frames"][:4])
+    assert main(["segment", str(store), "--model", str(tmp_path / "model.pt"),
+                 "--threads", "1"]) == 0
+    assert open_frame_store(store)["roi"].shape == (4, 120, 160)
+    # one half of the old pair is refused (the CLI reports the ModelError, exit code != 0)
+    assert main(["segment", str(store), "--roi-model", str(tmp_path / "model.pt")]) != 0
