@@ -48,3 +48,32 @@ def lazy_frames(n: int, h: int, w: int, chunk: int = 64):
     return xr.DataArray(data, dims=("frame", "y", "x"),
                         coords={"time": ("frame", np.arange(n) / 30.0, {"units": "s"})},
                         attrs={"source": f"<benchmark calves {n}x{h}x{w}>"})
+
+
+def tiled_frames(source, n: int, chunk: int = 64):
+    """``n`` frames cycling through a real recording's frames (lazy; ``time`` at 30 Hz).
+
+    Parameters
+    ----------
+    source : path
+        A recording :func:`irtrepro.io.recording.open_recording` opens (zarr store, SEQ, ...);
+        its frames are read once and repeated, so the segmented scene is a thermogram of calves.
+    """
+    import dask
+    import dask.array as dsa
+    import xarray as xr
+
+    from irtrepro.io.recording import open_recording
+
+    src = np.asarray(open_recording(source).values, np.float32)
+    m, h, w = src.shape
+
+    def block(a: int, b: int) -> np.ndarray:
+        return src[np.arange(a, b) % m]
+
+    blocks = [dsa.from_delayed(dask.delayed(block)(a, min(a + chunk, n)),
+                               (min(a + chunk, n) - a, h, w), np.float32)
+              for a in range(0, n, chunk)]
+    return xr.DataArray(dsa.concatenate(blocks), dims=("frame", "y", "x"),
+                        coords={"time": ("frame", np.arange(n) / 30.0, {"units": "s"})},
+                        attrs={"source": f"<{source} tiled to {n} frames>"})

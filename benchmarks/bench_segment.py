@@ -1,6 +1,7 @@
 """Segmentation speed and peak memory at camera resolution: prints figures, asserts nothing.
 
-Usage: ``python benchmarks/bench_segment.py [--quick] [--threads 2] [--short 1000 --long 4000]``
+Usage: ``python benchmarks/bench_segment.py [--quick] [--threads 2] [--short 1000 --long 4000]
+[--model MODEL.pt]``
 
 Every measured case runs in its own child process, and its peak memory is that child's peak
 resident set (``getrusage(RUSAGE_SELF).ru_maxrss``), imports and models included.
@@ -15,7 +16,11 @@ resident set (``getrusage(RUSAGE_SELF).ru_maxrss``), imports and models included
 3. Where the time goes at 640x480: read, calf (ROI) network, vessel network on the boxes,
    mask write, per frame.
 
-Models: the default architectures of ``irtrepro.vision.train.TASK_DEFAULTS``. The calf model is
+Models: with ``--model``, a model file as ``irtrepro train-seg --annotations`` writes it (e.g.
+trained on the 640x480 lab study: the ROI network pooled to ~160 px, the vessel network at
+native resolution). Without it, the default architectures of
+``irtrepro.vision.train.TASK_DEFAULTS`` (designed for 160x120: the vessel network enlarges its
+input 2x, which at 640x480 makes it the cost). The calf model is
 trained for a few steps at 160x120 on the benchmark's own frames (so the calf boxes, which set
 the vessel model's work, are roughly where the calves are; at larger sizes it over-segments and
 the boxes come out wider than the calves -- printed beside the results); the vessel model is
@@ -73,11 +78,24 @@ def _models(work: Path, threads: int) -> tuple[Path, Path]:
     return roi_p, ves_p
 
 
+SOURCE: Path | None = None   # --frames-from: a real recording tiled to length
+
+
 def _store(work: Path, n: int, h: int, w: int) -> Path:
-    from _segment_frames import lazy_frames
+    from _segment_frames import lazy_frames, tiled_frames
 
     from irtrepro.io.zarr_store import write_frames
 
+    if SOURCE is not None:
+        from irtrepro.io.recording import open_recording
+
+        sh = open_recording(SOURCE).shape[1:]
+        if tuple(sh) != (h, w):
+            return None
+        p = work / f"{SOURCE.stem}-{n}.zarr"
+        if not p.is_dir():
+            write_frames(p, tiled_frames(SOURCE, n), chunk_frames=64, progress=False)
+        return p
     p = work / f"calves-{n}x{w}x{h}.zarr"
     if not p.is_dir():
         write_frames(p, lazy_frames(n, h, w), chunk_frames=64, progress=False)
@@ -101,8 +119,13 @@ def _child(mode: str, store: str, roi_p: str, ves_p: str, threads: int, batch: i
 
     torch_threads(threads)
     cpu = torch.device("cpu")
-    roi_ck = Checkpoint.load(roi_p, task="roi")
-    ves_ck = Checkpoint.load(ves_p, task="vessels")
+    if ves_p == "-":                     # one model file holding both networks
+        from irtrepro.vision.models import load_models
+
+        roi_ck, ves_ck = load_models(roi_p)
+    else:
+        roi_ck = Checkpoint.load(roi_p, task="roi")
+        ves_ck = Checkpoint.load(ves_p, task="vessels")
     ds = open_frame_store(store)
     n, h, w = ds["frames"].shape
     out: dict = {"frames": n, "h": h, "w": w, "threads": threads}
@@ -160,7 +183,7 @@ def _child(mode: str, store: str, roi_p: str, ves_p: str, threads: int, batch: i
     return out
 
 
-def _run_child(mode: str, store: Path, models: tuple[Path, Path], threads: int, batch: int) -> dict:
+def _run_child(mode: str, store: Path, models: tuple, threads: int, batch: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, __file__, "--child", mode, str(store), str(models[0]), str(models[1]),
            "--threads", str(threads), "--batch", str(batch)]
@@ -181,6 +204,12 @@ def main(argv=None) -> int:
     ap.add_argument("--speed-frames", type=int, nargs=3, default=None,
                     metavar=("N160", "N640", "N1024"), help="frames per size for the speed table")
     ap.add_argument("--work", type=Path, default=None, help="folder for stores and models")
+    ap.add_argument("--frames-from", type=Path, default=None,
+                    help="a 640x480 recording whose frames are tiled to each length "
+                         "(default: synthetic ellipses at every size)")
+    ap.add_argument("--skip-speed", action="store_true", help="skip the per-size table")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="model file (train-seg --annotations) instead of the default networks")
     ap.add_argument("--child", nargs=4, metavar=("MODE", "STORE", "ROI", "VES"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
@@ -196,11 +225,23 @@ def main(argv=None) -> int:
     a.work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
           f"torch threads {a.threads} per case; batch_size {a.batch}")
-    models = _models(a.work, a.threads)
+    global SOURCE
+    SOURCE = a.frames_from
+    if a.model is not None:
+        models = (a.model.resolve(), "-")
+        print(f"models: {a.model}")
+    else:
+        models = _models(a.work, a.threads)
     rows = []
     print("\n1. chunked segment_store, per size")
     for (name, (h, w)), n in zip(SIZES.items(), speed, strict=True):
-        r = _run_child("chunked", _store(a.work, n, h, w), models, a.threads, a.batch)
+        if a.skip_speed:
+            break
+        store = _store(a.work, n, h, w)
+        if store is None:
+            print(f"  {name:>9}: skipped (--frames-from is another size)")
+            continue
+        r = _run_child("chunked", store, models, a.threads, a.batch)
         rows.append((name, r))
         print(f"  {name:>9}: {r['fps']:7.2f} frames/s  peak RSS {r['peak_rss_mb']:7.0f} MB "
               f"(ready {r['rss_ready_mb']:.0f} MB)  {n} frames, batch {r['batch']}")

@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="label map YAML, one 'tool label: class' line each")
     imp.add_argument("--out", type=Path, required=True, help="target store, e.g. masks.zarr")
     imp.add_argument("--recording", type=Path,
-                     help="zarr frame store the frames belong to (checks indices and size)")
+                     help="the recording the frames belong to: zarr frame store, SEQ, CSQ or IRB "
+                          "file (checks frame indices and image size)")
     imp.add_argument("--frames", default=None,
                      help="'name' (trailing integer of the image file name), 'order' (loose "
                           "images), or a YAML file 'image file name: frame index'")

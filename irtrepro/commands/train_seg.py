@@ -24,7 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: each recording its own group)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=96, help="training crop side, px")
+    parser.add_argument("--crop", type=int, default=None,
+                        help="training crop side, px of the network input (--annotations "
+                             "default: whole frames for the ROI network, 96 for the vessel "
+                             "network; manifest default 96)")
+    parser.add_argument("--downsample", type=int, default=None,
+                        help="pool frames by this factor before the network (--annotations "
+                             "default: the ROI network to ~160 px wide, vessels 1; 0: auto)")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--netd", type=float, default=0.05, help="augmentation noise SD, degC")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
@@ -66,7 +72,8 @@ def _run_sparse(args: argparse.Namespace) -> int:
     split_by = "subject" if args.subject else "recording"
     model = train_model(data, split_by=split_by, seed=args.seed, device=args.device,
                         threads=args.threads, steps=args.steps, batch=args.batch,
-                        crop=args.crop, lr=args.lr, netd=args.netd, encoder=args.encoder)
+                        crop=args.crop, downsample=args.downsample, lr=args.lr,
+                        netd=args.netd, encoder=args.encoder)
     path = model.save(args.out)
     print(f"validation Dice {model.card['validation']['dice']} "
           f"({split_by}s {model.card['validation']['val_groups']}) -> {path}")

@@ -532,12 +532,17 @@ def _detect(files: Sequence[Path]) -> str:
 # --------------------------------------------------------------------------------------------
 
 def _recording_grid(recording) -> tuple[np.ndarray, tuple[int, int], np.ndarray | None, str]:
-    from irtrepro.io.zarr_store import open_frame_store
+    from irtrepro.io.recording import open_recording
+    from irtrepro.io.zarr_store import _is_store, open_frame_store
 
-    ds = open_frame_store(recording)
-    var = "frames" if "frames" in ds else next(n for n in ("roi", "vessels") if n in ds)
-    n, ny, nx = ds[var].shape
-    time = np.asarray(ds["time"].values, float) if "time" in ds.coords else None
+    if Path(recording).is_dir() and _is_store(Path(recording)):
+        ds = open_frame_store(recording)   # a frame store, or a mask store (no frames)
+        arr = ds["frames"] if "frames" in ds else next(ds[n] for n in ("roi", "vessels")
+                                                       if n in ds)
+    else:                                  # a camera file: its header, no frame decoded
+        arr = open_recording(recording)
+    n, ny, nx = arr.shape
+    time = np.asarray(arr["time"].values, float) if "time" in arr.coords else None
     return np.arange(n), (int(ny), int(nx)), time, str(recording)
 
 
@@ -573,7 +578,9 @@ def read_annotations(
           the position 0, 1, ..., and ``image`` names the file);
         - ``None`` (default): ``"name"`` when ``recording`` is given, else ``"order"``.
     recording : path, optional
-        The zarr frame store the annotations belong to. Each frame index must exist there and
+        The recording the annotations belong to: a zarr frame store or a camera file (FLIR
+        SEQ/CSQ, InfraTec IRB, ...; only its header and frame times are read). Each frame
+        index must exist there and
         each image must have the recording's (y, x) size; the store then also carries the
         frames' ``time``.
     format : {"labelme", "coco", "png-labels"}, optional

@@ -156,20 +156,56 @@ def _scale(arrs: list[np.ndarray], s: float, order: list[int]) -> list[np.ndarra
     return out
 
 
-#: name -> list of (level, description)
+#: kind -> levels. ``offset_degC`` and ``contrast`` are what a wrong emissivity or reflected
+#: temperature does to a whole thermogram; ``ambient_offset_degC`` changes the background only.
 PERTURBATIONS = {
     "none": [0.0],
     "noise_sd_degC": [0.1, 0.2],
+    "offset_degC": [-0.5, 0.5],
+    "contrast": [0.9, 1.1],
     "ambient_offset_degC": [-3.0, 3.0],
     "blur_sigma_px": [1.0, 2.0],
     "scale": [0.9, 1.1],
 }
 
 
+def perturb(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray, kind: str, level: float,
+            rng: np.random.Generator, ignore: np.ndarray | None = None):
+    """One perturbation of frames (degC) and, for ``scale``, of the masks alike.
+
+    Returns
+    -------
+    frames, roi, vessels, ignore : ndarray
+        ``contrast`` scales each frame about its median (degC); ``scale`` zooms about the
+        frame centre (nearest neighbour for the masks).
+    """
+    f = frames.astype(np.float32)
+    r, v, ig = roi, vessels, ignore
+    if kind == "noise_sd_degC":
+        f = f + rng.normal(0, level, f.shape).astype(np.float32)
+    elif kind == "offset_degC":
+        f = f + np.float32(level)
+    elif kind == "contrast":
+        med = np.median(f.reshape(len(f), -1), axis=1)[:, None, None]
+        f = (med + (f - med) * level).astype(np.float32)
+    elif kind == "ambient_offset_degC":
+        f = np.where(r == 0, f + level, f).astype(np.float32)
+    elif kind == "blur_sigma_px":
+        f = _blur(f, level).astype(np.float32)
+    elif kind == "scale":
+        arrs = [f, r, v] + ([ig] if ig is not None else [])
+        out = _scale(arrs, level, [1, 0, 0, 0][:len(arrs)])
+        f, r, v = out[:3]
+        ig = out[3] if ig is not None else None
+    elif kind != "none":
+        raise ValueError(f"perturbation {kind!r} unknown; expected {list(PERTURBATIONS)}")
+    return f, r, v, ig
+
+
 def robustness_table(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
                      predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], *,
-                     perturbations: dict[str, list[float]] | None = None, seed: int = 0
-                     ) -> pd.DataFrame:
+                     perturbations: dict[str, list[float]] | None = None, seed: int = 0,
+                     ignore: np.ndarray | None = None) -> pd.DataFrame:
     """Dice per class under perturbations of the input frames.
 
     Parameters
@@ -178,9 +214,13 @@ def robustness_table(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
     predict : callable
         ``frames -> (roi, vessels)``.
     perturbations : dict, optional
-        ``{kind: [levels]}``; kinds ``none``, ``noise_sd_degC`` (added Gaussian noise),
-        ``ambient_offset_degC`` (added outside the calves), ``blur_sigma_px`` (Gaussian),
-        ``scale`` (zoom about the centre; masks zoomed alike).
+        ``{kind: [levels]}`` (default :data:`PERTURBATIONS`); kinds ``none``,
+        ``noise_sd_degC`` (added Gaussian noise), ``offset_degC`` (added to the whole frame),
+        ``contrast`` (gain about the frame median), ``ambient_offset_degC`` (added outside
+        the calves), ``blur_sigma_px`` (Gaussian), ``scale`` (zoom about the centre; masks
+        zoomed alike).
+    ignore : ndarray (frame, y, x), optional
+        Pixels (1) left out of the scores.
 
     Returns
     -------
@@ -192,20 +232,12 @@ def robustness_table(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray,
     rows = []
     for kind, levels in (perturbations or PERTURBATIONS).items():
         for lev in levels:
-            f, r, v = frames.astype(np.float32), roi, vessels
-            if kind == "noise_sd_degC":
-                f = f + rng.normal(0, lev, f.shape).astype(np.float32)
-            elif kind == "ambient_offset_degC":
-                f = np.where(r == 0, f + lev, f).astype(np.float32)
-            elif kind == "blur_sigma_px":
-                f = _blur(f, lev)
-            elif kind == "scale":
-                f, r, v = _scale([f, r, v], lev, [1, 0, 0])
-            elif kind != "none":
-                raise ValueError(f"perturbation {kind!r} unknown; expected {list(PERTURBATIONS)}")
+            f, r, v, ig = perturb(frames, roi, vessels, kind, lev, rng, ignore)
             pr, pv = predict(f)
-            for tab in (segmentation_scores(r, pr, labels=ROI_LABELS),
-                        segmentation_scores(np.where(r > 0, v, 0), pv, labels=VESSEL_LABELS)):
+            keep = slice(None) if ig is None else (ig == 0)
+            for tab in (segmentation_scores(r[keep], pr[keep], labels=ROI_LABELS),
+                        segmentation_scores(np.where(r > 0, v, 0)[keep], pv[keep],
+                                            labels=VESSEL_LABELS)):
                 tab.insert(0, "level", lev)
                 tab.insert(0, "perturbation", kind)
                 rows.append(tab)

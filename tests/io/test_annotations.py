@@ -578,3 +578,30 @@ def test_registry_kind_thermal_masks(tmp_path):
     assert detect(c, "thermal_masks") == "coco"
     ds = read("thermal_masks", tmp_path / "lm", labels=MAP, frames="name")
     assert ds.frame.values.tolist() == [5]
+
+
+def test_recording_may_be_a_flir_seq_file(tmp_path):
+    """A camera file links frames as a zarr store does: frame count, size and frame times
+    come from its header, and a frame it lacks or a wrong size is named."""
+    import datetime as dt
+
+    from irtrepro.synth.exports.flir import write_flir_seq
+
+    times = np.array([0.0, 0.5, 1.25, 2.0])
+    seq = write_flir_seq(tmp_path / "rec.seq", np.full((4, 20, 30), 31.0, np.float32), times,
+                         start_time=dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC))
+    f = _labelme(tmp_path / "frame_000002.json", [_shape("L", [[1, 1], [5, 1], [5, 5]])],
+                 image="frame_000002.png")
+    ds = read_annotations(f, labels=MAP, recording=seq)
+    assert ds.frame.values.tolist() == [2]
+    np.testing.assert_allclose(ds["time"].values, [1.25], atol=1e-3)
+    assert ds.attrs["recording"] == str(seq)
+    g = _labelme(tmp_path / "frame_000007.json", [_shape("L", [[1, 1], [5, 1], [5, 5]])],
+                 image="frame_000007.png")
+    with pytest.raises(FrameReferenceError, match=r"frame 7, but the recording .*rec.seq "
+                                                  r"has frames 0...3"):
+        read_annotations(g, labels=MAP, recording=seq)
+    h = _labelme(tmp_path / "frame_000001.json", [_shape("L", [[1, 1], [5, 1], [5, 5]])],
+                 h=24, w=32, image="frame_000001.png")
+    with pytest.raises(ImageSizeError, match=r"rec.seq is 20x30"):
+        read_annotations(h, labels=MAP, recording=seq)

@@ -245,3 +245,43 @@ def test_cli_train_seg_sparse_then_segment_with_model(study, tmp_path):
     assert open_frame_store(store)["roi"].shape == (4, 120, 160)
     # one half of the old pair is refused (the CLI reports the ModelError, exit code != 0)
     assert main(["segment", str(store), "--roi-model", str(tmp_path / "model.pt")]) != 0
+
+
+def test_roi_network_pools_large_frames_and_sees_whole_frames():
+    """At camera resolution the ROI network's input is pooled to ~160 px and its crops are
+    whole frames (left and right calf differ only by position); the vessel network keeps
+    native pixels. Explicit settings win over these task defaults, per task if asked."""
+    from irtrepro.errors import OptionError
+    from irtrepro.vision.sparse import TASK_SPARSE_DEFAULTS, SparseSettings, auto_downsample
+
+    assert auto_downsample([(120, 160)]) == 1
+    assert auto_downsample([(480, 640)]) == 4
+    assert auto_downsample([(768, 1024)]) == 6
+    assert auto_downsample([(120, 160), (480, 640)]) == 4      # the largest recording decides
+    assert TASK_SPARSE_DEFAULTS["roi"] == {"crop": 0, "downsample": 0}
+    assert SparseSettings().downsample == 1                   # vessels: native pixels
+    with pytest.raises(OptionError, match="crop=-1"):
+        SparseSettings(crop=-1).checked()
+    with pytest.raises(OptionError, match="downsample and upsample"):
+        SparseSettings(downsample=2, upsample=2).checked()
+
+
+def test_whole_frame_crops_and_per_task_settings(study):
+    """crop=0 samples whole frames; a {"roi": .., "vessels": ..} value sets a field per task;
+    the model card records the pooling of each network."""
+    from irtrepro.vision.sparse import SparseSettings, _sample, train_model
+
+    data = _data(study)
+    rng = np.random.default_rng(0)
+    f, r, v, ig = _sample(rng, data, np.arange(len(data)), SparseSettings(crop=0, batch=2),
+                          "roi")
+    assert f.shape == (2, 120, 160)
+    f, *_ = _sample(rng, data, np.arange(len(data)), SparseSettings(crop=24, downsample=2,
+                                                                     batch=2), "roi")
+    assert f.shape == (2, 48, 48)                 # crop is in network pixels: 24 * 2 native
+    m = train_model(data, val=["S03"], seed=0, threads=1, device="cpu", steps=2,
+                    eval_every=2, batch=2, decoder_channels=(16, 8, 4),
+                    crop={"roi": 0, "vessels": 32}, downsample={"roi": 2, "vessels": 1})
+    assert m.roi.downsample == 2 and m.vessels.downsample == 1
+    assert m.card["input"]["downsample"] == {"roi": 2, "vessels": 1}
+    assert m.card["input"]["crop_px"] == {"roi": 0, "vessels": 32}
