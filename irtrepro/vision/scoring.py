@@ -51,8 +51,9 @@ class ModelEvaluation:
     scores : DataFrame
         One row per class pooled over every annotated frame: ``model`` (roi/vessels),
         ``label``, ``name``, ``dice``, ``iou``, ``precision``, ``recall``, ``f1``, ``n_true``,
-        ``n_pred`` (pixels), plus ``subject_mean``, ``subject_sd`` and ``n_subjects`` (Dice
-        per subject, then mean and SD over subjects).
+        ``n_pred`` (pixels), plus ``subject_mean``, ``subject_sd``, ``n_subjects`` and
+        ``subject_ci95_low``/``subject_ci95_high`` (Dice per subject, then mean, SD and the
+        95 % t-interval of the mean over subjects).
     by_subject : DataFrame
         The same scores per subject.
     metric_errors : DataFrame
@@ -86,6 +87,17 @@ def scores_from_counts(tp: np.ndarray, n_true: np.ndarray, n_pred: np.ndarray) -
         prec = np.where(npred > 0, tp / npred, np.nan)
         rec = np.where(nt > 0, tp / nt, np.nan)
     return {"dice": dice, "iou": iou, "precision": prec, "recall": rec, "f1": dice}
+
+
+def _t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Two-sided t-interval of the mean of the finite values of ``x`` (NaN if fewer than 2)."""
+    from scipy import stats
+
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return np.nan, np.nan
+    half = stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return float(x.mean() - half), float(x.mean() + half)
 
 
 def _counts(truth_r, truth_v, pred_r, pred_v, ignore) -> np.ndarray:
@@ -205,6 +217,8 @@ def evaluate_model(model, items: Sequence, *, robustness_frames: int = 16,
     scores["subject_sd"] = [float(per[n].std(ddof=1)) if per[n].notna().sum() > 1 else np.nan
                             for n in scores["name"]]
     scores["n_subjects"] = [int(per[n].notna().sum()) for n in scores["name"]]
+    lo, hi = zip(*(_t_interval(per[n].to_numpy(float)) for n in scores["name"]), strict=True)
+    scores["subject_ci95_low"], scores["subject_ci95_high"] = list(lo), list(hi)
     rob = None
     if robustness_frames > 0:
         pick = np.unique(np.linspace(0, len(data) - 1, min(robustness_frames, len(data)))
@@ -230,6 +244,8 @@ def evaluate_model(model, items: Sequence, *, robustness_frames: int = 16,
             "scores": "pixel counts pooled over every annotated frame; ignore pixels left "
                       "out; Dice = F1; NaN where a class is absent from both masks",
             "subject_mean": "Dice per subject, then mean and SD (ddof=1) over subjects",
+            "subject_ci95": "two-sided 95 % t-interval of the mean Dice over subjects "
+                            "(n_subjects - 1 df); NaN with fewer than 2 subjects",
             "vessels": "annotated vessels inside the annotated calves against predicted "
                        "vessels inside the predicted calves",
             "metric_errors": "absolute difference per frame and calf, metric under predicted "
