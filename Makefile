@@ -10,6 +10,8 @@ MANIFEST ?= data_manifest.yaml
 REPORTS ?= reports
 # settings of the model parts (YAML), e.g. .ci/small-report.yaml for a quick run of the chain
 SETTINGS ?=
+# a trained segmentation model file (train-seg --annotations): segment with it, train none
+MODEL ?=
 JOBS ?= 2
 LOCK ?= requirements.lock
 STAMP := $(VENV)/.installed
@@ -72,7 +74,7 @@ sysdeps:
 
 report: $(STAMP)
 	$(VENV)/bin/irtrepro -v report --manifest $(MANIFEST) --out $(REPORTS) \
-	  $(if $(SETTINGS),--settings $(SETTINGS))
+	  $(if $(SETTINGS),--settings $(SETTINGS)) $(if $(MODEL),--model $(MODEL))
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q -m "not slow" tests

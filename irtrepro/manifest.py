@@ -8,6 +8,8 @@ study). Paths in it are relative to the manifest's folder. Schema::
     grid: {step_s: 1.0}                      # optional, study time grid (s)
     protocols: {NAME: {...}} | path.yaml     # optional, default: the reference study's
     generator: {seed: int, config: {...}}    # optional: files can be regenerated (synthetic)
+    models:                                  # optional: trained models the report reuses
+      segmentation: {path: models/lab_unet.pt, sha256: ...}   # or: segmentation: PATH
     subjects:
       - id: S01
         viat: 15.2                           # km/h, positive
@@ -26,6 +28,11 @@ study). Paths in it are relative to the manifest's folder. Schema::
 File kinds: ``thermal``, ``cpet``, ``hr``, ``core``, ``face``, ``pose`` (recordings) and
 ``thermal_masks``, ``face_labels``, ``pose_keypoints`` (annotations). Every key of a file entry
 other than ``path``, ``format`` and ``sha256`` is passed to the reader as an option.
+
+Models (:data:`MODEL_NAMES`): ``segmentation`` is a model file of ``irtrepro train-seg
+--annotations`` (:class:`irtrepro.vision.models.SegmentationModel`); ``make report`` segments
+with it instead of training. Its entry takes ``path`` and ``sha256`` only; :func:`verify`
+checks it like a session's file.
 
 Errors name the YAML path and line, e.g.
 ``data_manifest.yaml:88: subjects[3].sessions[1].files.cpet: sha256 mismatch``.
@@ -54,15 +61,20 @@ SYNC_OPTIONS = ("offset_s", "drift_ppm")
 #: The keys each mapping of a manifest may have; anything else is an error (with a
 #: did-you-mean), so that a typo never silently changes what is read.
 SCHEMA_KEYS = {
-    "top level": ("study", "camera", "grid", "protocols", "generator", "subjects"),
+    "top level": ("study", "camera", "grid", "protocols", "generator", "models", "subjects"),
     "study": ("name", "description"),
     "camera": ("emissivity", "reflected_temperature", "distance", "frame_rate",
                "atmospheric_temperature", "relative_humidity"),
     "grid": ("step_s",),
     "generator": ("name", "seed", "out", "truth", "config", "environment"),
+    "model": ("path", "sha256"),
     "subject": ("id", "viat", "age", "sex", "body_mass", "sessions"),
     "session": ("id", "day", "protocol", "start_time", "files"),
 }
+#: Names of the ``models:`` entries: the trained models a study may name
+MODEL_NAMES = ("segmentation",)
+#: ``FileEntry.kind`` of a ``models:`` entry
+MODEL_KIND = "model"
 #: Formats of the kinds that the reader registry does not serve (read by their own modules).
 OTHER_FORMATS = {"thermal_masks": ("zarr-masks",)}
 
@@ -177,6 +189,9 @@ class Manifest:
     generator: dict | None
     sha256: str
     raw: dict
+    #: ``{name: FileEntry}`` of the ``models:`` section (kind :data:`MODEL_KIND`, path
+    #: resolved against the manifest's folder)
+    models: dict[str, FileEntry] = field(default_factory=dict)
 
     def session(self, subject: str, session: str) -> SessionEntry:
         """The entry of ``subject``/``session``; :class:`ManifestError` if absent."""
@@ -287,6 +302,48 @@ def _check_keys(path: Path, node: Any, where: str, schema: str, problems: list[s
             at = _at(path, node, f"{where}.{key}" if where else str(key), key)
             problems.append(f"{at}: unknown key {key!r}{_did_you_mean(key, allowed)} "
                             f"({schema} keys: {', '.join(allowed)})")
+
+
+def _sha256_problem(path: Path, fe: dict, where: str) -> str | None:
+    sha = fe.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and len(sha) == 64
+                                and all(c in "0123456789abcdef" for c in sha.lower())):
+        return (f"{_at(path, fe, where)}.sha256: expected 64 hex digits (quote it in YAML), "
+                f"got {sha!r}")
+    return None
+
+
+def _models(path: Path, root: Path, raw: dict, problems: list[str]) -> dict[str, FileEntry]:
+    """The ``models:`` section: ``{name: FileEntry}``; problems appended, never raised."""
+    section = raw.get("models")
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        problems.append(f"{_at(path, raw, 'models', 'models')}: expected a mapping of model "
+                        f"names ({', '.join(MODEL_NAMES)}) to files")
+        return {}
+    out = {}
+    for name, fe in section.items():
+        where = f"models.{name}"
+        if name not in MODEL_NAMES:
+            problems.append(f"{_at(path, section, where, name)}: unknown model {name!r}"
+                            f"{_did_you_mean(name, MODEL_NAMES)} (models: "
+                            f"{', '.join(MODEL_NAMES)})")
+            continue
+        if isinstance(fe, str):
+            fe = {"path": fe}
+        if not isinstance(fe, dict) or not fe.get("path"):
+            problems.append(f"{_at(path, section, where, name)}: expected a path or a mapping "
+                            "with 'path'")
+            continue
+        _check_keys(path, fe, where, "model", problems)
+        bad = _sha256_problem(path, fe, where)
+        if bad:
+            problems.append(bad)
+        out[str(name)] = FileEntry(MODEL_KIND, (root / str(fe["path"])).resolve(),
+                                   str(fe["path"]), None, fe.get("sha256"), {},
+                                   _at(path, section, where, name))
+    return out
 
 
 def _check_reader(path: Path, fe: dict, kind: str, where: str, file_path: Path,
@@ -440,11 +497,9 @@ def load_manifest(path: str | os.PathLike, *, check_readers: bool = True) -> Man
                 if not isinstance(fe, dict) or not fe.get("path"):
                     problems.append(f"{_at(path, fe, wf)}: expected a mapping with 'path'")
                     continue
-                sha = fe.get("sha256")
-                if sha is not None and not (isinstance(sha, str) and len(sha) == 64
-                                            and all(c in "0123456789abcdef" for c in sha.lower())):
-                    problems.append(f"{_at(path, fe, wf)}.sha256: expected 64 hex digits "
-                                    f"(quote it in YAML), got {sha!r}")
+                bad = _sha256_problem(path, fe, wf)
+                if bad:
+                    problems.append(bad)
                 opts = {k: v for k, v in fe.items() if k not in _FILE_KEYS}
                 if check_readers:
                     _check_reader(path, fe, kind, wf, (root / str(fe["path"])).resolve(),
@@ -455,6 +510,7 @@ def load_manifest(path: str | os.PathLike, *, check_readers: bool = True) -> Man
             day = ses.get("day")
             sessions.append(SessionEntry(sid, sesid, proto, int(day) if day is not None else None,
                                          start, files, _at(path, ses, ws)))
+    models = _models(path, root, raw, problems)
     # a files section for a subject that does not exist
     for k, v in (raw.get("files") or {}).items():
         problems.append(f"{_at(path, v, 'files.' + str(k))}: files must be listed under "
@@ -464,12 +520,20 @@ def load_manifest(path: str | os.PathLike, *, check_readers: bool = True) -> Man
     return Manifest(path=path.resolve(), root=root, name=str(study.get("name", path.stem)),
                     description=str(study.get("description", "")), camera=camera,
                     grid_step=grid_step, protocols=protos, subjects=subjects, sessions=sessions,
-                    generator=raw.get("generator"), sha256=sha256_path(path), raw=raw)
+                    generator=raw.get("generator"), sha256=sha256_path(path), raw=raw,
+                    models=models)
 
 
 def verify(manifest: Manifest, *, raise_on_error: bool = True,
            kinds: tuple[str, ...] | None = None) -> list[tuple[FileEntry, str]]:
-    """Check every file of the manifest exists and matches its sha256.
+    """Check every file of the manifest (its models too) exists and matches its sha256.
+
+    Parameters
+    ----------
+    manifest : Manifest
+    raise_on_error : bool
+    kinds : tuple of str, optional
+        Only these file kinds (:data:`MODEL_KIND` for the ``models:`` entries); default: all.
 
     Returns
     -------
@@ -482,7 +546,7 @@ def verify(manifest: Manifest, *, raise_on_error: bool = True,
         If ``raise_on_error`` and any file is missing or differs, listing each by YAML path.
     """
     results = []
-    for fe in manifest.files():
+    for fe in manifest.files() + list(manifest.models.values()):
         if kinds is not None and fe.kind not in kinds:
             continue
         if not fe.path.exists():

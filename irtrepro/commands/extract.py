@@ -10,9 +10,15 @@ HELP = "per-second TNV/TP/TV/calf metrics of segmented zarr frame stores (netCDF
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("store", type=Path, help="zarr frame store with roi/vessels masks")
+    parser.add_argument("store", type=Path,
+                        help="zarr frame store with roi/vessels masks (or give --model)")
     parser.add_argument("--out", type=Path, required=True, help="netCDF file to write")
-    parser.add_argument("--masks", type=Path, help="separate mask store (default: the store)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model file (train-seg --annotations): segment the store with it "
+                             "first, writing the roi/vessels masks into the store as "
+                             "`irtrepro segment --model` does, then extract")
+    parser.add_argument("--masks", type=Path,
+                        help="separate mask store (default: the store; not with --model)")
     parser.add_argument("--scheduler", default=None,
                         help="'local' (LocalCluster, 2 workers) or a dask.distributed address")
     parser.add_argument("--chunk-frames", type=int, default=256)
@@ -22,8 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from irtrepro._atomic import atomic_path
+    from irtrepro.errors import OptionError
     from irtrepro.features.extract import extract_store
 
+    if args.model is not None:
+        if args.masks is not None:
+            raise OptionError(f"--masks {args.masks} and --model {args.model}: give one; "
+                              "--model writes its masks into the store")
+        from irtrepro.vision.infer import segment_store
+        from irtrepro.vision.models import load_models
+
+        roi, ves = load_models(args.model)
+        segment_store(args.store, roi, ves)
+        print(f"{args.store}: masks written (model {args.model})")
     ds = extract_store(args.store, mask_store=args.masks, scheduler=args.scheduler,
                        chunk_frames=args.chunk_frames, bin_width=args.bin_width,
                        per_frame=args.per_frame)

@@ -22,6 +22,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--settings", default=None, metavar="FILE.yaml",
                         help="keyword settings of each model part, by part (vision, "
                              "breathing, keypoints), e.g. shorter training for a quick check")
+    parser.add_argument("--model", default=None, metavar="MODEL.pt",
+                        help="segmentation model file (train-seg --annotations): the vision "
+                             "part segments with it instead of training, and scores every "
+                             "subject with ground-truth masks; wins over the manifest's "
+                             "models.segmentation; a model of other classes or input channels "
+                             "is refused")
 
 
 def run(args) -> int:
@@ -42,6 +48,10 @@ def run(args) -> int:
             raise OptionError(f"--settings {args.settings}: cannot read it ({exc})") from exc
         if not isinstance(settings, dict):
             raise OptionError(f"--settings {args.settings}: expected a mapping of part names")
+    if args.model:
+        settings = dict(settings or {})
+        vision = settings.get("vision") or {}
+        settings["vision"] = {**vision, "model": args.model}
     from irtrepro.errors import IncompleteError
 
     try:

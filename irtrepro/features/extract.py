@@ -251,7 +251,8 @@ def extract_store(path: str | os.PathLike, *, mask_store: str | os.PathLike | No
     for k in ("roi", "vessels"):
         if k not in mds:
             raise OptionError(f"{mask_store or path}: frame store has no {k!r} mask; run "
-                              "`irtrepro segment` first")
+                              "`irtrepro segment` first, or give `irtrepro extract` a "
+                              "segmentation model (--model MODEL.pt)")
     scheduler = kwargs.get("scheduler")
     if scheduler is None:
         return extract_session(ds["frames"], mds["roi"], mds["vessels"], **kwargs)

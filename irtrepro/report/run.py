@@ -8,7 +8,9 @@ Steps (each timed for the provenance block):
    ``keypoints``) trains or reuses its models, evaluates them on held-out subjects and
    returns Study variables (thermal metrics, camera respiratory rate, cadence). A part's result
    is cached (:mod:`irtrepro.report.cache`) by the manifest's sha256, the package's source
-   code, the seed and its settings.
+   code, the seed and its settings. A segmentation model file (``settings={"vision": {"model":
+   PATH}}``, ``irtrepro report --model``, or the manifest's ``models.segmentation``) replaces
+   the vision part's training; its sha256 joins that part's key.
 4. **analyses**: every ``analyses/*.py`` script's ``run(study, seed=...)`` on the merged Study.
 5. **write**: figures, tables and ``index.html``.
 
@@ -85,6 +87,34 @@ def merge_study(study: xr.Dataset, extra: xr.Dataset) -> xr.Dataset:
     return study.merge(extra, compat="override", join="left")
 
 
+VISION = "irtrepro.report.parts.vision"
+
+
+def _segmentation_model(m, settings: dict, parts: tuple[str, ...]) -> dict | None:
+    """The segmentation model the vision part uses instead of training, checked; or None.
+
+    ``settings["vision"]["model"]`` (``--model``) wins over the manifest's
+    ``models.segmentation``. A missing file, or one of other classes or input channels, is
+    refused here, before anything runs (:class:`ModelError` naming the file and the field).
+    """
+    given = (settings.get("vision") or {}).get("model")
+    if given is not None:
+        path, source = Path(given).resolve(), "--model"
+    elif VISION in parts and "segmentation" in m.models:
+        fe = m.models["segmentation"]
+        path, source = fe.path, fe.where
+    else:
+        return None
+    from irtrepro.errors import ModelError
+    from irtrepro.manifest import sha256_path
+    from irtrepro.vision.models import SegmentationModel
+
+    if not path.is_file():
+        raise ModelError(f"{path} ({source}): no such model file")
+    SegmentationModel.load(path)
+    return {"path": str(path), "sha256": sha256_path(path), "from": source}
+
+
 def _compute_part(name: str, manifest, models_dir: Path, seed: int, progress,
                   settings: dict) -> ReportPart:
     """Run one model part's ``run_for_report`` (its models are cached in ``models_dir``)."""
@@ -122,6 +152,8 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
         Keyword arguments of each model part's ``run_for_report``, by part (``{"vision":
         {...}, "breathing": {...}, "keypoints": {...}}``), e.g. smaller training for a quick
         check of the whole chain; part of each part's cache key and of the provenance.
+        ``{"vision": {"model": PATH}}`` segments with that model file instead of training
+        (it wins over the manifest's ``models.segmentation``).
     keep_going : bool
         Return normally when a step failed. By default a failed step (a model part, an
         analysis, a manifest file that could not be read, the Study not saved) raises
@@ -137,6 +169,9 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
     ------
     IncompleteError
         When any step failed and ``keep_going`` is false; the page is written all the same.
+    ModelError
+        The segmentation model file is missing or of other classes or input channels
+        (before any part runs).
     """
     from irtrepro.info import device, versions
     from irtrepro.report.pipeline import ensure_files
@@ -155,6 +190,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
     store = Cache(cache)
     with _timer(timings, "data: generate if missing, verify checksums"):
         m = ensure_files(manifest, progress=progress)
+    seg_model = _segmentation_model(m, dict(settings or {}), parts)
     with _timer(timings, "study: read, sync, build"):
         key = cache_key(data=(m.sha256,), source=("irtrepro.sync", "irtrepro.io",
                                                   "irtrepro.manifest", "irtrepro.study"))
@@ -179,7 +215,12 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             failures.append(f"{short}: part not available (no module {name})")
             continue
         kwargs = dict(settings.get(short, {}))
-        todo.append((name, short, kwargs, part_key(m.sha256, name, seed, kwargs)))
+        keyed = kwargs
+        if name == VISION and seg_model is not None:
+            kwargs["model"] = seg_model["path"]
+            # the file's content, not only its path, decides the part's result
+            keyed = {**kwargs, "model_sha256": seg_model["sha256"]}
+        todo.append((name, short, kwargs, part_key(m.sha256, name, seed, keyed)))
     failed: dict[str, str] = {}
     for name, short, kwargs, key in todo:
         with _timer(timings, f"models: {short}"):
@@ -222,6 +263,8 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             "timings_s": timings, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "load_average": [round(v, 2) for v in os.getloadavg()],
         }
+        if seg_model is not None:
+            prov["models"] = {"segmentation": seg_model}
         intro = (f"Study '{m.name}': {len(m.subjects)} subjects, {len(m.sessions)} sessions. "
                  f"{m.description}")
         page = write_report(analysis_parts + model_parts, out, title=f"irtrepro report: {m.name}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -49,10 +50,35 @@ def _checkpoint_io(task: str):
             "load": lambda path: Checkpoint.load(path, task=task), "suffix": ".pt"}
 
 
+def _given_model(path: str | os.PathLike, study_subjects: list[str]):
+    """The checkpoints of a model file, the caption phrase naming it, and the notes on it."""
+    from irtrepro.manifest import sha256_path
+    from irtrepro.vision.models import SegmentationModel
+
+    path = Path(path)
+    m = SegmentationModel.load(path)
+    card = m.card or {}
+    data_hash = str(card.get("data_hash") or m.roi.data_hash)
+    named = f"model {path.name} (card data_hash {data_hash[:12]}), not trained on this study"
+    trained_on = (card.get("training") or {}).get("subjects") or []
+    dice = {task: {k: round(float(v), 3) for k, v in d.items()}
+            for task, d in ((card.get("validation") or {}).get("dice") or {}).items()}
+    notes = [f"{named}: file {path}, sha256 {sha256_path(path)}; its card: trained on subjects "
+             f"{list(trained_on)}, validation Dice {dice}; no model was trained here and every "
+             "subject with ground-truth masks is scored as held out"]
+    shared = sorted(set(map(str, trained_on)) & set(study_subjects))
+    if shared:
+        notes.append(f"the model's training subjects {shared} share ids with this study's: if "
+                     "they are the same people, their scores are not held out")
+    return m.roi, m.vessels, named, notes
+
+
 def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                    max_train_frames: int = 2400, n_heldout: int = 3,
-                   settings: dict | None = None, n_workers: int | None = None) -> ReportPart:
-    """Train-or-reuse the ROI and vessel models, segment every session, extract features.
+                   settings: dict | None = None, n_workers: int | None = None,
+                   model: str | os.PathLike | None = None) -> ReportPart:
+    """Train-or-reuse the ROI and vessel models (or take a model file), segment every
+    session, extract features.
 
     Parameters
     ----------
@@ -72,6 +98,11 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     n_workers : int, optional
         Processes that segment sessions in parallel (default: 1 on CUDA, else
         :func:`irtrepro._threads.parallelism`, each with one torch thread).
+    model : path-like, optional
+        A model file (:class:`~irtrepro.vision.models.SegmentationModel`, ``irtrepro
+        train-seg --annotations``). Nothing is trained and the model cache is not used; every
+        subject with ground-truth masks is held out, and the captions and notes name the file.
+        ``max_train_frames``, ``n_heldout`` and ``settings`` are then unused.
 
     Returns
     -------
@@ -107,21 +138,34 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     part = ReportPart(name="vision", title="Thermal segmentation and skin-temperature metrics")
     sessions = _sessions(manifest)
     with_truth = [e for e in sessions if e.masks is not None]
-    if not with_truth:
-        part.notes.append("no session has ground-truth thermal masks: nothing to train on")
-        return part
-    subjects = sorted({e.subject for e in with_truth})
-    train_s, held = subject_split(subjects, n_test=min(n_heldout, len(subjects) - 1), seed=seed)
-    torch_threads()
-    t0 = time.perf_counter()
-    F, R, V, S = training_arrays([e for e in with_truth if e.subject in train_s],
-                                 max_train_frames, progress)
-    key = model_key(F, R, V, seed=seed, settings=dict(settings or {}))
-    roi_ck, ves_ck = train_models(
-        F, R, V, S, seed=seed, settings=settings,
-        cached=lambda task, train: cache.get(task, key, train, **_checkpoint_io(task))[0])
-    part.timings["train_or_load"] = time.perf_counter() - t0
-    del F, R, V
+    named = None  # caption phrase of a given model file
+    if model is not None:
+        t0 = time.perf_counter()
+        held = sorted({e.subject for e in with_truth})
+        roi_ck, ves_ck, named, model_notes = _given_model(
+            model, sorted({e.subject for e in sessions}))
+        part.notes += model_notes
+        torch_threads()
+        part.timings["load_model"] = time.perf_counter() - t0
+    else:
+        if not with_truth:
+            part.notes.append("no session has ground-truth thermal masks: nothing to train on")
+            return part
+        subjects = sorted({e.subject for e in with_truth})
+        train_s, held = subject_split(subjects, n_test=min(n_heldout, len(subjects) - 1),
+                                      seed=seed)
+        torch_threads()
+        t0 = time.perf_counter()
+        F, R, V, S = training_arrays([e for e in with_truth if e.subject in train_s],
+                                     max_train_frames, progress)
+        key = model_key(F, R, V, seed=seed, settings=dict(settings or {}))
+        roi_ck, ves_ck = train_models(
+            F, R, V, S, seed=seed, settings=settings,
+            cached=lambda task, train: cache.get(task, key, train, **_checkpoint_io(task))[0])
+        part.timings["train_or_load"] = time.perf_counter() - t0
+        del F, R, V
+    # where a caption says which models made the masks
+    by = f"; {named}" if named else ""
     dev = device()
     models = tuple(ck.build().to(dev, memory_format=torch.channels_last)
                    for ck in (roi_ck, ves_ck))
@@ -142,11 +186,13 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                       ignore_index=True)
         part.tables["segmentation_quality"] = (
             q, f"Per-class pixel scores pooled over all frames of the held-out subjects {held} "
-               f"(models trained on {train_s}); Dice = F1.")
+               + (f"({named}); " if named else f"(models trained on {train_s}); ")
+               + "Dice = F1.")
         err = metric_error_table(seg.metric_errors)
         part.tables["metric_error"] = (
             err, "Absolute difference per frame and calf between the metric under predicted "
-            "masks and under ground-truth masks (held-out subjects). within_session_sd: SD over "
+            f"masks and under ground-truth masks (held-out subjects{by}). within_session_sd: "
+            "SD over "
             "the frames of one session and calf under ground-truth masks (median over "
             "session-calves), i.e. how much the metric moves over time; error_to_sd = "
             "median_abs_error / within_session_sd. Near or above 1, the segmentation error is as "
@@ -166,7 +212,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         rob = robustness_table(fa, tr[k], tv[k], lambda x: predict_masks(
             x, roi_ck, ves_ck, models=models, dev=dev), seed=seed)
         part.tables["robustness"] = (rob, "Dice etc. per class on 48 held-out frames under "
-                                     "perturbations of the input (masks scaled alike).")
+                                     f"perturbations of the input (masks scaled alike){by}.")
     if seg.example is not None:
         f, gr, gv, pr, pv, subject, session = seg.example
         part.figures["example_segmentation"] = (
@@ -174,12 +220,15 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
             "Example held-out frame: ground-truth and predicted calf (colour) and vessel masks.")
     if seg.features:
         sv = study_variables(seg.features, [e.session for e in sessions])
-        sv.attrs["vision_models"] = json.dumps({"roi": roi_ck.data_hash[:16],
-                                                "vessels": ves_ck.data_hash[:16],
-                                                "held_out": held})
+        which = {"roi": roi_ck.data_hash[:16], "vessels": ves_ck.data_hash[:16],
+                 "held_out": held}
+        if model is not None:
+            which["model"] = Path(model).name
+        sv.attrs["vision_models"] = json.dumps(which)
         part.study_vars = sv
-    part.notes.append(f"models: encoder {roi_ck.encoder} depth {roi_ck.encoder_depth}, "
-                      f"trained {roi_ck.metrics.get('seconds', 0):.0f} s + "
-                      f"{ves_ck.metrics.get('seconds', 0):.0f} s on {train_s}")
+    if model is None:
+        part.notes.append(f"models: encoder {roi_ck.encoder} depth {roi_ck.encoder_depth}, "
+                          f"trained {roi_ck.metrics.get('seconds', 0):.0f} s + "
+                          f"{ves_ck.metrics.get('seconds', 0):.0f} s on {train_s}")
     part.timings["total"] = time.perf_counter() - t_start
     return part
