@@ -115,7 +115,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
 
     from irtrepro._threads import parallelism, torch_threads
     from irtrepro.io.thermal import open_frame_store
-    from irtrepro.plots.segmentation import segmentation_example
+    from irtrepro.plots.segmentation import robustness_figure, segmentation_example
     from irtrepro.splits import subject_split
     from irtrepro.vision.evaluate import (
         ATTENUATION_WARN,
@@ -207,12 +207,22 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                     f"{row.units}); its correlations over time in this report are attenuated "
                     "by segmentation error (table metric_error)")
         k = np.linspace(0, len(tr) - 1, min(48, len(tr))).astype(int)
-        fa = np.concatenate([open_frame_store(p)["frames"].values
-                             for p in seg.held_stores])[k]
+        # read only the 48 frames scored, store by store (a session can be 10^5 frames)
+        stores = [open_frame_store(p)["frames"] for p in seg.held_stores]
+        first = np.cumsum([0] + [a.shape[0] for a in stores])
+        fa = np.concatenate([np.asarray(stores[j][k[(k >= first[j]) & (k < first[j + 1])]
+                                                  - first[j]].values, np.float32)
+                             for j in range(len(stores))])
         rob = robustness_table(fa, tr[k], tv[k], lambda x: predict_masks(
             x, roi_ck, ves_ck, models=models, dev=dev), seed=seed)
         part.tables["robustness"] = (rob, "Dice etc. per class on 48 held-out frames under "
                                      f"perturbations of the input (masks scaled alike){by}.")
+        if len(rob):
+            part.figures["segmentation_robustness"] = (
+                robustness_figure(rob), "Dice per class on 48 held-out frames under each "
+                "perturbation of the input (table robustness): added noise, whole-frame offset "
+                "and contrast (emissivity / reflected-temperature errors), background offset, "
+                f"blur, zoom{by}.")
     if seg.example is not None:
         f, gr, gv, pr, pv, subject, session = seg.example
         part.figures["example_segmentation"] = (
