@@ -183,7 +183,11 @@ def icc_forest_plot(
         y = np.array([ypos[str(v)] for v in rows[label]]) + off
         marker, face, edge = styles[i % len(styles)]
         sf = rows["shrout_fleiss"].iloc[0] if "shrout_fleiss" in rows else ""
-        ax.errorbar(rows[est], y, xerr=[rows[est] - rows["ci_low"], rows["ci_high"] - rows[est]],
+        # ICC(A,.)'s approximate (Satterthwaite-df) CI need not contain the estimate in small
+        # samples (psych::ICC alike); the bar then ends at the estimate on that side
+        lo = np.clip(rows[est] - rows["ci_low"], 0, None)
+        hi = np.clip(rows["ci_high"] - rows[est], 0, None)
+        ax.errorbar(rows[est], y, xerr=[lo, hi],
                     fmt=marker, mfc=face, mec="0.15", color="0.15", ecolor=edge, capsize=3,
                     ms=5, label=f"{f}{' (' + sf + ')' if sf else ''}")
     for r in reference:
