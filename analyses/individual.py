@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -21,6 +22,11 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
     ds = one_side(study)
     dtnv = delta_tnv(ds["tnv"])  # (subject, session)
     per_subject = dtnv.mean("session", skipna=True)
+    n_ok = int(np.isfinite(per_subject.values).sum())
+    if n_ok < 4:  # e.g. recordings shorter than the 480-600 s window of delta TNV
+        part.notes.append(f"ΔTNV available for {n_ok} subject(s) (a correlation with CI needs "
+                          ">= 4): analysis left out")
+        return part
     rows = [between_subject_corr(per_subject, study["viat"]).assign(
         x="delta_tnv (mean of sessions)", y="viat")]
     for s in study.session.values:
