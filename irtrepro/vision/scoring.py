@@ -287,7 +287,7 @@ def write_evaluation(ev: ModelEvaluation, out: str | os.PathLike) -> Path:
         (tmp / "evaluation.json").write_text(json.dumps(_clean(
             {**ev.info, "scores": ev.scores.to_dict(orient="records"),
              "metric_errors": ev.metric_errors.to_dict(orient="records")}),
-            indent=1, allow_nan=False), encoding="utf-8")
+            indent=1, allow_nan=False, default=str), encoding="utf-8")
         fig = evaluation_figure(ev.by_subject, ev.robustness)
         fig.savefig(tmp / "evaluation.png", dpi=120)
         plt.close(fig)
@@ -295,17 +295,14 @@ def write_evaluation(ev: ModelEvaluation, out: str | os.PathLike) -> Path:
 
 
 def _clean(o):
-    """JSON-ready copy: numpy scalars to Python, NaN/inf to null (strict JSON)."""
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _clean(o.tolist())
-    if isinstance(o, (np.integer, bool, np.bool_)):
-        return o.item() if isinstance(o, np.generic) else o
-    if isinstance(o, (float, np.floating)):
-        return float(o) if np.isfinite(o) else None
-    if o is None or isinstance(o, (int, str)):
-        return o
-    return str(o)
+    """JSON-ready copy: plain Python types (as in a model file), NaN/inf to null."""
+    from irtrepro.vision.models import _plain
+
+    def finite(v):
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [finite(x) for x in v]
+        return None if isinstance(v, float) and not np.isfinite(v) else v
+
+    return finite(_plain(o))

@@ -58,13 +58,6 @@ class AnnotatedRecording:
     subject: str = ""
 
 
-def _open_recording(path: Path):
-    """The recording's frames as a lazy ``(frame, y, x)`` DataArray in degC."""
-    from irtrepro.io.recording import open_recording
-
-    return open_recording(path)
-
-
 class SparseFrames:
     """Annotated frames of one or more recordings: masks in memory, frames read on demand.
 
@@ -85,6 +78,7 @@ class SparseFrames:
 
     def __init__(self, items: Sequence[AnnotatedRecording], *, cache_mb: float = 256):
         from irtrepro.io.annotations import open_annotations
+        from irtrepro.io.recording import open_recording
 
         if not items:
             raise OptionError("no annotated recordings given")
@@ -95,7 +89,7 @@ class SparseFrames:
         self.index, groups = [], []
         for r, it in enumerate(self.items):
             ds = open_annotations(it.masks)
-            src = _open_recording(it.recording)
+            src = open_recording(it.recording)
             fi = np.asarray(ds["frame"].values, int)
             if fi.size and (fi.min() < 0 or fi.max() >= src.shape[0]):
                 bad = int(fi[(fi < 0) | (fi >= src.shape[0])][0])
