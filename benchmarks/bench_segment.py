@@ -202,12 +202,15 @@ def main(argv=None) -> int:
     ap.add_argument("--short", type=int, default=None, help="frames of the short 640x480 recording")
     ap.add_argument("--long", type=int, default=None, help="frames of the long 640x480 recording")
     ap.add_argument("--speed-frames", type=int, nargs=3, default=None,
-                    metavar=("N160", "N640", "N1024"), help="frames per size for the speed table")
+                    metavar=("N160", "N640", "N1024"),
+                    help="frames per size for the speed table (0: skip that size)")
     ap.add_argument("--work", type=Path, default=None, help="folder for stores and models")
     ap.add_argument("--frames-from", type=Path, default=None,
                     help="a 640x480 recording whose frames are tiled to each length "
                          "(default: synthetic ellipses at every size)")
     ap.add_argument("--skip-speed", action="store_true", help="skip the per-size table")
+    ap.add_argument("--skip-length", action="store_true",
+                    help="skip the session-length and profile parts (2 and 3)")
     ap.add_argument("--model", type=Path, default=None,
                     help="model file (train-seg --annotations) instead of the default networks")
     ap.add_argument("--child", nargs=4, metavar=("MODE", "STORE", "ROI", "VES"), help=argparse.SUPPRESS)
@@ -237,6 +240,8 @@ def main(argv=None) -> int:
     for (name, (h, w)), n in zip(SIZES.items(), speed, strict=True):
         if a.skip_speed:
             break
+        if n == 0:
+            continue
         store = _store(a.work, n, h, w)
         if store is None:
             print(f"  {name:>9}: skipped (--frames-from is another size)")
@@ -245,6 +250,9 @@ def main(argv=None) -> int:
         rows.append((name, r))
         print(f"  {name:>9}: {r['fps']:7.2f} frames/s  peak RSS {r['peak_rss_mb']:7.0f} MB "
               f"(ready {r['rss_ready_mb']:.0f} MB)  {n} frames, batch {r['batch']}")
+    if a.skip_length:
+        print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+        return 0
     print(f"\n2. 640x480: memory with session length ({short} vs {long} frames)")
     if short < 64:  # a store shorter than its 64-frame zarr chunk is segmented in shorter steps
         print(f"  note: {short} frames < one 64-frame chunk; the steps differ, so does the peak")
