@@ -138,6 +138,28 @@ def build_posenet(kind: str, *, in_ch: int, latent_ch: int = 96, deconv_ch: int 
                    ClassicDecoder(latent_ch, deconv_ch))
 
 
+class ConstantPose(nn.Module):
+    """The floor every keypoint model must clear: the same heatmaps for every crop.
+
+    The heatmaps are the mean of the training targets, so the decoded pose is the mean pose of
+    the training subjects placed in each detection window. Since the window follows the
+    detected person, this already scores well on upright running (everyone looks alike from
+    behind); what a model adds is measured against it.
+
+    Parameters
+    ----------
+    heatmaps : torch.Tensor
+        Training target heatmaps ``(n, 17, h, w)`` (heatmap px); their mean is the output.
+    """
+
+    def __init__(self, heatmaps: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", heatmaps.float().mean(0, keepdim=True))
+
+    def forward(self, x):
+        return None, self.mean.expand(len(x), *self.mean.shape[1:])
+
+
 def count_params(module: nn.Module) -> int:
     """Number of parameters."""
     return int(sum(p.numel() for p in module.parameters()))

@@ -501,6 +501,20 @@ def evaluate_by_activity(model, cs: CropSet, idx: np.ndarray, cfg: KeypointConfi
     return out
 
 
+#: the floor row of every fold: the mean training pose in each detection window
+CONSTANT_POSE = "constant pose (mean of the labelled training heatmaps)"
+
+
+def _constant_pose_ap(corpus: CropSet, lab: np.ndarray, test: np.ndarray,
+                      cfg: KeypointConfig) -> dict:
+    """AP of :class:`~irtrepro.keypoints.models.ConstantPose` fitted on the labelled frames."""
+    from irtrepro.keypoints.models import ConstantPose
+
+    torch = _torch()
+    tg, _ = heatmap_targets(corpus, lab, cfg)
+    return evaluate_by_activity(ConstantPose(torch.from_numpy(tg)), corpus, test, cfg)
+
+
 def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: KeypointConfig,
               students, baseline: bool, betas, keep_models: bool, progress) -> dict:
     """One fold of :func:`run_experiment`: teacher, students, beta sweep, baseline."""
@@ -525,6 +539,8 @@ def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: Ke
     rows.append({"model": f"teacher ({cfg.teacher}, RGB frames)", **info, **ap,
                  "params": count_params(teacher),
                  "flops": count_flops(teacher, (1, 3, *cfg.crop_hw))})
+    rows.append({"model": CONSTANT_POSE, **info, **_constant_pose_ap(corpus, lab, test, cfg),
+                 "params": 0, "flops": 0})
     z_t, hm_t = teacher_outputs(teacher, corpus.rgb[train])
     flipped = teacher_outputs(teacher, corpus.rgb[train], flip=True) if cfg.flip_augment else None
     xt = corpus.thermal[train]
