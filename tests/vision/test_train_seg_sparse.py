@@ -394,3 +394,29 @@ def test_whole_frame_crops_and_per_task_settings(study):
     assert m.card["input"]["downsample"] == {"roi": 2, "vessels": 1}
     assert m.card["input"]["crop_px"] == {"roi": 0, "vessels": 32}
 
+
+
+def test_trains_from_a_flir_seq_as_from_its_zarr_store(study, tmp_path):
+    """A camera file is a recording like a zarr store: the same annotated frames (to the SEQ's
+    16-bit count resolution) and a model trained from it, without a conversion step."""
+    import datetime as dt
+
+    from irtrepro.synth.exports.flir import write_flir_seq
+    from irtrepro.vision.sparse import AnnotatedRecording, SparseFrames, train_model
+
+    truth = study["S01"]["truth"]
+    seq = write_flir_seq(tmp_path / "S01.seq", truth.frames.values,
+                         truth.time.values - truth.time.values[0],
+                         start_time=dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC))
+    from_seq = SparseFrames([AnnotatedRecording(study["S01"]["masks"], seq, "S01"),
+                             AnnotatedRecording(study["S02"]["masks"],
+                                                study["S02"]["recording"], "S02")], cache_mb=0)
+    from_zarr = _data(study, ("S01", "S02"), cache_mb=0)
+    assert len(from_seq) == len(from_zarr) == 2 * len(ANNOTATED)
+    for i in (0, 5, len(ANNOTATED) - 1):
+        np.testing.assert_allclose(from_seq.frame(i), from_zarr.frame(i), atol=0.02)
+        np.testing.assert_array_equal(from_seq.labels(i)[0], from_zarr.labels(i)[0])
+    m = train_model(from_seq, val=["S02"], seed=0, threads=1, device="cpu", steps=4,
+                    eval_every=4, **TINY)
+    assert m.card["validation"]["train_groups"] == ["S01"]
+    assert m.card["training"]["recordings"][0] == str(seq)
