@@ -79,6 +79,8 @@ def _check_mask(name: str, mask, frames_shape: tuple[int, ...], path) -> xr.Data
     check_option("mask name", name, tuple(MASK_CLASSES))
     if isinstance(mask, xr.DataArray):
         data = mask.data
+    elif hasattr(mask, "shape") and hasattr(mask, "dtype"):
+        data = mask  # numpy or dask: a lazy template of a whole session must stay lazy
     else:
         data = np.asarray(mask)
     if tuple(data.shape) != tuple(frames_shape):
