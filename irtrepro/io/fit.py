@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from irtrepro.errors import FormatError
-from irtrepro.io._tabular import EmptyFileError, TimeFormatError
+from irtrepro.io._tabular import ZERO_IS_MISSING, EmptyFileError, TimeFormatError, _rows_text
 
 __all__ = ["FIT_EPOCH", "fit_seconds", "read_fit_records", "records_to_frame"]
 
@@ -81,9 +81,12 @@ def records_to_frame(records: list[dict], value_of: dict[str, Callable[[dict], f
                      fmt: str, offset: dt.timedelta | None) -> pd.DataFrame:
     """Turn decoded records into the reader contract's frame.
 
-    ``value_of`` maps a Study column to a function record -> float (NaN when absent).
-    ``time`` counts seconds from the first record; ``start_time`` is that record's local time
-    (UTC shifted by the activity's offset; UTC when the file has none).
+    ``value_of`` maps a Study column to a function record -> float (NaN when absent or
+    invalid). ``time`` counts seconds from the first record; ``start_time`` is that record's
+    local time (UTC shifted by the activity's offset; UTC when the file has none). Zeros of
+    the :data:`~irtrepro.io._tabular.ZERO_IS_MISSING` variables (a heart rate of 0: no strap
+    signal) are read as NaN; they and the invalid values are counted, with the record
+    numbers (1-based), in ``attrs['missing']`` (zeros also in ``attrs['conversions']``).
     """
     recs = [r for r in records if isinstance(r.get("timestamp"), dt.datetime)]
     if not recs:
@@ -93,12 +96,26 @@ def records_to_frame(records: list[dict], value_of: dict[str, Callable[[dict], f
     if back.size:
         raise TimeFormatError(f"{path}: record {int(back[0]) + 2}: timestamp goes backwards")
     out = {"time": ts - ts[0]}
+    conversions: list[str] = []
+    missing: dict[str, dict] = {}
     for col, fn in value_of.items():
-        out[col] = np.array([fn(r) for r in recs], dtype=float)
+        v = np.array([fn(r) for r in recs], dtype=float)
+        zero = v == 0 if col in ZERO_IS_MISSING else np.zeros(v.shape, bool)
+        parts = []
+        if zero.any():
+            where = _rows_text((np.flatnonzero(zero) + 1).tolist(), "record")
+            conversions.append(f"{col}: {int(zero.sum())} zero values read as missing ({where})")
+            parts.append(f"zero values ({where}) read as missing: not a physiological value")
+        if np.isnan(v).any():
+            where = _rows_text((np.flatnonzero(np.isnan(v)) + 1).tolist(), "record")
+            parts.append(f"no valid value ({where}): field absent or FIT invalid marker")
+        if parts:
+            missing[col] = {"n": int((zero | np.isnan(v)).sum()), "reason": "; ".join(parts)}
+        out[col] = np.where(zero, np.nan, v)
     df = pd.DataFrame(out)
     start = recs[0]["timestamp"] + (offset or dt.timedelta(0))
     df.attrs.update({"start_time": start.replace(tzinfo=None), "source": str(path),
-                     "format": fmt, "conversions": [], "missing": {},
+                     "format": fmt, "conversions": conversions, "missing": missing,
                      "utc_offset": None if offset is None else offset.total_seconds()})
     return df
 

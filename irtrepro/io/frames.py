@@ -291,6 +291,9 @@ def _time_axis(n: int, fps: float | None, time, source) -> np.ndarray:
         t = np.asarray(time, dtype=np.float64)
         if t.shape != (n,):
             raise OptionError(f"{source}: time= has {t.size} values for {n} frames")
+        # given times (npz ``time`` array, ``time=``) are held to the camera files' rule: a
+        # time that goes back or repeats means several recordings, with no single clock
+        check_frame_times(t, source=source)
         return t
     if fps is None:
         if n == 1:

@@ -99,8 +99,10 @@ def read_polar_csv(path: str | os.PathLike, *, column_map: dict[str, str] | None
 
 
 def _hr_of(rec: dict) -> float:
+    # 0 is kept here so that records_to_frame counts it as a zero (no strap signal) apart from
+    # the invalid marker 0xFF; both end as NaN
     v = rec.get("heart_rate")
-    return float(v) if isinstance(v, (int, float)) and v not in (0, 255) else np.nan
+    return float(v) if isinstance(v, (int, float)) and v != 255 else np.nan
 
 
 @register("hr", "fit", extensions=(".fit",), sniff=lambda head, path: head[8:12] == b".FIT")
@@ -117,9 +119,10 @@ def read_hr_fit(path: str | os.PathLike, *, column_map: dict[str, str] | None = 
     Returns
     -------
     pandas.DataFrame
-        ``time`` (s since the first record), ``hr`` (min-1; invalid/0 -> NaN). ``start_time``
-        is the first record's local time when the file has an ``activity`` message with
-        ``local_timestamp``, else its UTC time (naive).
+        ``time`` (s since the first record), ``hr`` (min-1; invalid/0 -> NaN, counted with
+        their record numbers in ``attrs['missing']``). ``start_time`` is the first record's
+        local time when the file has an ``activity`` message with ``local_timestamp``, else
+        its UTC time (naive).
     """
     path = Path(path)
     field = (column_map or {}).get("hr", "heart_rate")

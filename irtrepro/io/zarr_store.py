@@ -36,7 +36,9 @@ from irtrepro.io.frames import (
     SCALE_FACTOR,
     DamagedFrameWarning,
     FrameError,
+    FrameTimeError,
     _jsonable,
+    check_frame_times,
     check_frames,
 )
 from irtrepro.io.registry import register
@@ -148,6 +150,9 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
     FrameError
         Wrong dims, inf pixels, values outside the encodable range (naming the frame), masks
         of the wrong shape or with unknown labels. No partial store is left behind.
+    FrameTimeError
+        A frame's time is not after the previous frame's (the frames hold more than one
+        recording); select one segment first (:func:`~irtrepro.io.frames.time_segments`).
     """
     path = Path(path)
     if not isinstance(frames, xr.DataArray) or frames.ndim != 3:
@@ -172,6 +177,13 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
     import dask.array as dsa
 
     time = np.asarray(frames["time"].values, dtype=np.float64)
+    # a store is one recording on one clock: times that go back or repeat (a file read with
+    # check_time=False, several recordings joined) are refused before anything is written
+    fi = frames["frame_index"].values if "frame_index" in frames.coords else None
+    try:
+        check_frame_times(time, source=source, frame_index=fi)
+    except FrameTimeError as exc:
+        raise FrameTimeError(f"{exc}; nothing written to {path}", exc.path, exc.frame) from None
     attrs = {k: _jsonable(v) for k, v in frames.attrs.items() if v is not None}
     attrs.update({"units": "degC", "long_name": attrs.get("long_name", "temperature")})
     # A lazy template: metadata first, then every chunk is written into its own region, so

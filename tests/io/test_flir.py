@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -325,6 +326,10 @@ def test_csq_truncated_info_json(csq, tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["frames"] == 5 and info["damaged_frames"] == [4]
     assert "61400 bytes missing" in info["damaged_reasons"][0]
+    with pytest.warns(DamagedFrameWarning):  # the plain listing says the same
+        main(["-q", "thermal", "info", str(bad)])
+    text = capsys.readouterr().out
+    assert re.search(r"(?m)^frames +5$", text) and re.search(r"(?m)^damaged_frames +\[4\]$", text)
 
 
 def test_not_a_thermal_file(tmp_path):
@@ -351,6 +356,13 @@ def test_seq_concatenated_with_itself_is_refused(seq, tmp_path):
     da = read("thermal", cat, check_time=False)  # as it is, to select a recording
     np.testing.assert_allclose(da["time"].values, [0.0, 3.967, 0.0, 3.967])
     np.testing.assert_array_equal(da.isel(frame=slice(2, 4)).values, read("thermal", seq).values)
+    # read as it is, it still cannot become one store; one selected recording can
+    with pytest.raises(FrameTimeError, match=r"cat\.seq: frame 2: time goes backwards.*"
+                                             r"nothing written"):
+        write_frames(tmp_path / "cat.zarr", da)
+    assert not (tmp_path / "cat.zarr").exists()
+    one = open_frames(write_frames(tmp_path / "one.zarr", da.isel(frame=slice(2, 4))))
+    np.testing.assert_allclose(one["time"].values, [0.0, 3.967])
 
 
 def test_duplicated_frame_time_repeats(seq, tmp_path):

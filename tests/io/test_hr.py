@@ -90,6 +90,22 @@ def test_fit_roundtrip(tmp_path, hr):
     assert df.hr.isna().sum() == 5
 
 
+def test_fit_zero_heart_rate_is_missing_with_reason(tmp_path):
+    # a watch writes 0 while the strap has no contact, 0xFF (invalid) when it has no value
+    df = pd.DataFrame({"time": np.arange(6.0), "hr": [90.0, 0.0, 0.0, np.nan, 95.0, 96.0]})
+    out = read_hr_fit(write_fit(df, tmp_path / "z.fit", start_time=START))
+    assert out.hr.isna().tolist() == [False, True, True, True, False, False]
+    assert not (out.hr == 0).any()
+    miss = out.attrs["missing"]["hr"]
+    assert miss["n"] == 3
+    assert "zero values (records 2, 3) read as missing" in miss["reason"]
+    assert "no valid value (record 4)" in miss["reason"]
+    assert out.attrs["conversions"] == ["hr: 2 zero values read as missing (records 2, 3)"]
+    # a clean file reports nothing
+    clean = read_hr_fit(write_fit(df.iloc[4:], tmp_path / "c.fit", start_time=START))
+    assert clean.attrs["missing"] == {} and clean.attrs["conversions"] == []
+
+
 # ---------------------------------------------------------------- bad input
 def test_bad_polar_empty(tmp_path):
     with pytest.raises(EmptyFileError, match=r"p\.csv: file is empty"):

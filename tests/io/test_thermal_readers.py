@@ -191,3 +191,22 @@ def test_check_frame_times_and_segments():
         {"first_frame": 0, "last_frame": 2, "n_frames": 3, "time_span_s": pytest.approx(0.2)},
         {"first_frame": 3, "last_frame": 4, "n_frames": 2, "time_span_s": pytest.approx(0.1)}]
     assert len(time_segments([0.0, 1.0])) == 1
+
+
+def test_stack_times_that_go_back_or_repeat_are_refused(tmp_path):
+    # the stack readers take their times from the file (npz ``time``) or time=, and hold them
+    # to the camera files' rule
+    from irtrepro.io.thermal import FrameTimeError
+
+    x = np.full((4, 3, 4), 31.5, np.float32)
+    np.savez(tmp_path / "cat.npz", frames=x, time=np.array([0.0, 0.5, 0.0, 0.5]))
+    with pytest.raises(FrameTimeError, match=r"cat\.npz: frame 2: time goes backwards "
+                                             r"\(0\.500 s at frame 1, then 0\.000 s\)") as exc:
+        read("thermal", tmp_path / "cat.npz")
+    assert exc.value.frame == 2
+    np.save(tmp_path / "d.npy", x)
+    with pytest.raises(FrameTimeError, match=r"d\.npy: frame 3: time repeats"):
+        read("thermal", tmp_path / "d.npy", time=[0.0, 0.5, 1.0, 1.0])
+    np.testing.assert_array_equal(  # a pause (forward jump) is kept as given
+        read("thermal", tmp_path / "d.npy", time=[0.0, 0.5, 9.0, 9.5])["time"].values,
+        [0.0, 0.5, 9.0, 9.5])

@@ -146,3 +146,20 @@ def test_wrong_dims_rejected(tmp_path):
     da = _frames(n=3).rename({"y": "row"})
     with pytest.raises(FrameError, match="dims"):
         write_frames(tmp_path / "w.zarr", da)
+
+
+def test_times_that_go_back_are_refused_and_nothing_written(tmp_path):
+    from irtrepro.io.thermal import FrameTimeError
+
+    good = _frames(n=6)
+    path = write_frames(tmp_path / "t.zarr", good)
+    joined = good.assign_coords(time=("frame", np.r_[good["time"].values[:3],
+                                                     good["time"].values[:3]]))
+    with pytest.raises(FrameTimeError, match=r"memory: frame 3: time goes backwards.*"
+                                             r"nothing written to .*t\.zarr") as exc:
+        write_frames(path, joined)
+    assert exc.value.frame == 3
+    np.testing.assert_array_equal(open_frames(path)["time"].values, good["time"].values)
+    with pytest.raises(FrameTimeError, match=r"frame 1: time repeats"):
+        write_frames(tmp_path / "r.zarr", good.assign_coords(time=("frame", np.zeros(6))))
+    assert not (tmp_path / "r.zarr").exists()
