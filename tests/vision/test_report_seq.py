@@ -63,3 +63,33 @@ def test_vision_part_reads_seq_entries_through_the_frames_cache(tmp_path, monkey
     again = run_for_report(m, tmp_path / "cache", model=model, n_workers=1, progress=False,
                            frames_cache=frames)
     assert int(again.study_vars.thermal_frames_read.sel(subject="S01", session="CON")) == 11
+
+
+@pytest.mark.slow
+def test_report_runs_on_a_seq_manifest(tmp_path):
+    """``make report`` on SEQ entries: no step fails, every stream's clock is in the Study."""
+    from irtrepro.report.run import run_report
+    from irtrepro.study import open_study
+    from irtrepro.synth.lab import LabConfig, generate_lab_study
+    from irtrepro.synth.physiology import SynthConfig
+    from tests.vision.tiny_model import train_tiny_model, write_session
+
+    model = tmp_path / "unet.pt"
+    train_tiny_model(model, {s: write_session(tmp_path / "train", s, seed=k)
+                             for k, s in enumerate(("L01", "L02"))})
+    cfg = LabConfig(physiology=SynthConfig(n_subjects=3, sessions=(("CON", "CON", 1),
+                                                                    ("SI", "SI", 2))),
+                    shape=(48, 64), frame_interval_s=30.0, duration_s=300.0, lead_s=60.0,
+                    annotated_per_subject=0)
+    mp = generate_lab_study(tmp_path / "lab", cfg, n_jobs=1)
+    run_report(mp, tmp_path / "out", cache_dir=tmp_path / "cache",
+               study_path=tmp_path / "study.nc", parts=("irtrepro.report.parts.vision",),
+               settings={"vision": {"model": str(model), "n_workers": 1}})
+    info = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert info["failures"] == []
+    st = open_study(tmp_path / "study.nc")
+    assert {r["stream"] for r in json.loads(st.attrs["clock"])} == {"cpet", "hr", "core",
+                                                                   "thermal"}
+    assert (st.thermal_clock_origin.values == "file timestamps").all()
+    assert (st.thermal_frames_read.values == 13).all()
+    assert (tmp_path / "out" / "tables" / "vision_clock_check.csv").is_file()
