@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,6 +92,20 @@ def test_manifest_offset_moves_the_metrics(extracted):
     tp = ts.variables["tp"].sel(side="both").values
     np.testing.assert_array_equal(np.flatnonzero(np.isfinite(tp)), np.arange(0, 241, 30))
     assert ts.clock["offset_s"] == -47.0 and ts.provenance["frames_outside_grid"] == 2
+
+
+def test_a_per_frame_file_is_placed_frame_by_frame(extracted, tmp_path):
+    mpath, _, fs, truth = extracted
+    masks = Path(mpath).parent / truth["sessions"][0]["masks"]
+    out = tmp_path / "sub-S01_ses-CON.nc"
+    assert main(["extract", str(fs.path), "--masks", str(masks), "--out", str(out),
+                 "--per-frame", "--subject", "S01", "--session", "CON"]) == 0
+    m = load_manifest(mpath)
+    ts = metrics_session(out, m, study_grid(m))
+    t_cam = np.asarray(truth["sessions"][0]["frame_time_camera_s"])
+    have = np.flatnonzero(np.isfinite(ts.variables["tp"].sel(side="both").values))
+    np.testing.assert_array_equal(have, np.floor(t_cam[t_cam >= 0]).astype(int))
+    assert ts.provenance["frames_read"] == 11 and ts.provenance["frames_outside_grid"] == 1
 
 
 def test_a_metrics_file_of_no_session_is_named(extracted, tmp_path):
