@@ -157,11 +157,17 @@ def frame_signal(recording: xr.DataArray, *, region: tuple[float, float, float, 
         raise OptionError(f"region={region!r}; expected fractions 0 <= y0 < y1 <= 1, "
                           "0 <= x0 < x1 <= 1")
     h, w = recording.shape[1:]
-    sl = recording.values[:, int(y0 * h):max(int(y1 * h), int(y0 * h) + 1),
-                          int(x0 * w):max(int(x1 * w), int(x0 * w) + 1)]
+    rows = slice(int(y0 * h), max(int(y1 * h), int(y0 * h) + 1))
+    cols = slice(int(x0 * w), max(int(x1 * w), int(x0 * w) + 1))
+    n = recording.shape[0]
+    out = np.full(n, np.nan)
+    step = 256  # frames read at a time: memory stays flat in the recording's length
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN frame -> NaN, on purpose
-        return np.nanmean(sl.reshape(sl.shape[0], -1).astype(float), axis=1)
+        for a in range(0, n, step):
+            sl = np.asarray(recording[a:a + step, rows, cols].values, float)
+            out[a:a + step] = np.nanmean(sl.reshape(sl.shape[0], -1), axis=1)
+    return out
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,21 @@ def validate_study(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+def merge_variables(study: xr.Dataset, extra: xr.Dataset) -> xr.Dataset:
+    """Add variables to the Study, aligned on its subject/session/time grid.
+
+    ``extra`` is reindexed on the Study's coordinates (what it has beyond them is dropped,
+    what it lacks is NaN). Clock provenance rows in ``extra.attrs["clock"]`` (a JSON list,
+    one row per subject, session and stream) are appended to the Study's.
+    """
+    aligned = extra.reindex({d: study[d] for d in REQUIRED_DIMS if d in extra.dims})
+    out = study.merge(aligned, compat="override", join="left")
+    if "clock" in extra.attrs:
+        rows = json.loads(study.attrs.get("clock", "[]")) + json.loads(extra.attrs["clock"])
+        out.attrs["clock"] = json.dumps(rows)
+    return out
+
+
 def git_commit(path: str | os.PathLike | None = None) -> str:
     """The git commit of the source tree (``"unknown"`` outside a git checkout)."""
     where = Path(path) if path else Path(__file__).resolve().parent

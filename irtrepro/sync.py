@@ -61,8 +61,22 @@ def study_grid(manifest: Manifest) -> np.ndarray:
     return np.arange(0.0, dur, manifest.grid_step)
 
 
-def clock_offset(df: pd.DataFrame, entry: FileEntry, session: SessionEntry) -> float:
-    """Seconds to add to a file's ``time`` to put it on the session clock."""
+def stream_clock(df: pd.DataFrame, entry: FileEntry, session: SessionEntry) -> dict:
+    """Where a tabular stream's time origin comes from, and the shift onto the session clock.
+
+    Returns
+    -------
+    dict
+        ``origin`` (``"file start time"``: the file's own start time against the session's,
+        plus ``offset_s`` if given; ``"offset_s"``: the manifest's offset alone), ``offset_s``
+        (s, 0 when not given), ``drift_ppm`` (always 0: tabular streams are only shifted),
+        ``file_start`` (ISO 8601 or None) and ``shift_s`` (s added to the file's ``time``).
+
+    Raises
+    ------
+    SyncError
+        ``drift_ppm`` given (thermal recordings only), or no start time and no ``offset_s``.
+    """
     if "drift_ppm" in entry.options:
         # a shift cannot undo a rate error; only thermal frames are re-timed (irtrepro.clock)
         raise SyncError(f"{entry.path}: 'drift_ppm' in {entry.where} is applied to thermal "
@@ -75,11 +89,18 @@ def clock_offset(df: pd.DataFrame, entry: FileEntry, session: SessionEntry) -> f
         a, b = start, session.start_time
         if (a.tzinfo is None) != (b.tzinfo is None):  # compare wall clocks
             a, b = a.replace(tzinfo=None), b.replace(tzinfo=None)
-        return (a - b).total_seconds() + offset
+        return {"origin": "file start time", "offset_s": offset, "drift_ppm": 0.0,
+                "file_start": start.isoformat(), "shift_s": (a - b).total_seconds() + offset}
     if "offset_s" not in entry.options:
         raise SyncError(f"{entry.path}: the file has no start time of its own; give "
                         f"'offset_s' (file start minus exercise start, s) in {entry.where}")
-    return offset
+    return {"origin": "offset_s", "offset_s": offset, "drift_ppm": 0.0, "file_start": None,
+            "shift_s": offset}
+
+
+def clock_offset(df: pd.DataFrame, entry: FileEntry, session: SessionEntry) -> float:
+    """Seconds to add to a file's ``time`` to put it on the session clock."""
+    return stream_clock(df, entry, session)["shift_s"]
 
 
 def _gap_mask(t_samples: np.ndarray, grid: np.ndarray, max_gap_s: float) -> np.ndarray:
@@ -130,9 +151,14 @@ def _read(entry: FileEntry):
     return read(entry.kind, entry.path, entry.format, **opts)
 
 
-def assemble_session(manifest: Manifest, session: SessionEntry,
-                     grid: np.ndarray) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Signals of one session on the grid, and the list of what was missing and why."""
+def assemble_session(manifest: Manifest, session: SessionEntry, grid: np.ndarray, *,
+                     clocks: list[dict] | None = None
+                     ) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Signals of one session on the grid, and the list of what was missing and why.
+
+    ``clocks``, when given, receives one row per stream read: subject, session, stream and
+    its clock (:func:`stream_clock`).
+    """
     sub = next(s for s in manifest.subjects if s.id == session.subject)
     proto = manifest.protocols[session.protocol]
     out: dict[str, np.ndarray] = {
@@ -148,12 +174,16 @@ def assemble_session(manifest: Manifest, session: SessionEntry,
             continue
         try:
             df = _read(entry)
-            shift = clock_offset(df, entry, session)
+            clock = stream_clock(df, entry, session)
+            shift = clock["shift_s"]
         except IrtreproError as exc:
             missing.append({"subject": session.subject, "session": session.session,
                             "kind": kind, "reason": str(exc), "failed": True})
             logger.warning("%s/%s: %s left out: %s", session.subject, session.session, kind, exc)
             continue
+        if clocks is not None:
+            clocks.append({"subject": session.subject, "session": session.session,
+                           "stream": kind, "file": str(entry.path), **clock})
         df = df.assign(time=df["time"].to_numpy(float) + shift)
         if method == "breaths":
             if "rer" not in df and {"vo2", "vco2"} <= set(df):
@@ -184,7 +214,9 @@ def build_study(manifest: Manifest, *, progress: bool | None = None,
     -------
     xarray.Dataset
         dims subject, session, time; ``attrs["missing"]`` is a JSON list of every
-        (subject, session, kind) left out and why. Missing values are NaN.
+        (subject, session, kind) left out and why; ``attrs["clock"]`` a JSON list of where
+        each stream's time origin came from (:func:`stream_clock`: subject, session, stream,
+        file, origin, offset_s, drift_ppm, file_start, shift_s). Missing values are NaN.
     """
     from irtrepro.study import provenance, validate_study
 
@@ -199,9 +231,10 @@ def build_study(manifest: Manifest, *, progress: bool | None = None,
     day = np.full((ns, nj), np.nan)
     start = np.full((ns, nj), "", dtype=object)
     missing: list[dict] = []
+    clocks: list[dict] = []
     for ses in progress_bar(manifest.sessions, progress, desc="build study"):
         i, j = subjects.index(ses.subject), sessions.index(ses.session)
-        sig, miss = assemble_session(manifest, ses, grid)
+        sig, miss = assemble_session(manifest, ses, grid, clocks=clocks)
         if strict and miss:
             raise SyncError("; ".join(f"{m['subject']}/{m['session']} {m['kind']}: "
                                       f"{m['reason']}" for m in miss))
@@ -245,6 +278,7 @@ def build_study(manifest: Manifest, *, progress: bool | None = None,
     ds.attrs.update(provenance(manifest.sha256, seeds, study=manifest.name,
                                manifest=str(manifest.path)))
     ds.attrs["missing"] = json.dumps(missing)
+    ds.attrs["clock"] = json.dumps(clocks)
     ds.attrs["resampling"] = json.dumps({k: {"method": m, "max_gap_s": g}
                                          for k, (m, g) in RESAMPLE.items()} |
                                         {"breath_window": 5, "grid_step_s": manifest.grid_step})

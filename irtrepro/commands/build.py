@@ -16,6 +16,10 @@ def add_arguments(parser) -> None:
                              "write the Study, then exit 1 listing the files that failed)")
     parser.add_argument("--keep-going", action="store_true",
                         help="exit 0 when files failed and were left out of the Study")
+    parser.add_argument("--metrics", nargs="+", default=[], metavar="FILE",
+                        help="`irtrepro extract` files (or folders of *.nc) to merge into the "
+                             "Study on the session clock: each file's recording start time "
+                             "plus its session's thermal offset_s/drift_ppm")
 
 
 def run(args) -> int:
@@ -27,6 +31,22 @@ def run(args) -> int:
 
     m = ensure_files(args.manifest)
     ds = build_study(m, strict=args.strict)
+    if args.metrics:
+        from pathlib import Path
+
+        from irtrepro.thermal_study import merge_thermal, metrics_session
+
+        files = [f for p in map(Path, args.metrics)
+                 for f in (sorted(p.glob("*.nc")) if p.is_dir() else [p])]
+        sessions = [metrics_session(f, m, ds["time"].values) for f in files]
+        ds = merge_thermal(ds, sessions)
+        for ts in sessions:
+            p_ = ts.provenance
+            print(f"  thermal {ts.subject}/{ts.session}: {p_.get('metrics_file')} "
+                  f"({ts.clock['origin']}, offset_s={ts.clock['offset_s']:g}, "
+                  f"drift_ppm={ts.clock['drift_ppm']:g}); frames read "
+                  f"{p_.get('frames_read')}, placed {p_.get('frames_placed')}, outside the "
+                  f"grid {p_.get('frames_outside_grid')}")
     path = save_study(ds, args.out)
     missing = json.loads(ds.attrs["missing"])
     print(f"wrote {path}: {ds.sizes['subject']} subjects x {ds.sizes['session']} sessions x "

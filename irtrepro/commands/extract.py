@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-frames", type=int, default=256)
     parser.add_argument("--bin-width", type=float, default=0.1, help="entropy bin (degC)")
     parser.add_argument("--per-frame", action="store_true", help="no per-second medians")
+    parser.add_argument("--subject", default=None,
+                        help="subject id kept in the file (for `irtrepro build --metrics`; "
+                             "default: found from a sub-ID_ses-ID file name there)")
+    parser.add_argument("--session", default=None, help="session id kept in the file")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +48,13 @@ def run(args: argparse.Namespace) -> int:
     ds = extract_store(args.store, mask_store=args.masks, scheduler=args.scheduler,
                        chunk_frames=args.chunk_frames, bin_width=args.bin_width,
                        per_frame=args.per_frame)
+    if args.model is not None:
+        from irtrepro.manifest import sha256_path
+
+        ds.attrs.update(model=str(args.model), model_sha256=sha256_path(args.model))
+    for key in ("subject", "session"):
+        if getattr(args, key) is not None:
+            ds.attrs[key] = str(getattr(args, key))
     with atomic_path(args.out) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
     print(f"{args.out}: {len(ds.data_vars)} variables, {ds.sizes['time']} time points")

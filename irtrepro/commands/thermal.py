@@ -43,10 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conv.add_argument("--unit", choices=("degC", "K", "degF"))
 
 
-def _open(args, **extra):
-    from irtrepro.io import detect, read
-
-    fmt = args.format or detect(args.file, "thermal")
+def _options(args, **extra) -> dict:
+    """Reader options from the command line."""
     opts = dict(extra)
     for name, key in (("emissivity", "emissivity"),
                       ("reflected_temperature", "reflected_temperature"),
@@ -55,7 +53,14 @@ def _open(args, **extra):
         val = getattr(args, name, None)
         if val is not None:
             opts[key] = val
-    return fmt, read("thermal", args.file, fmt, **opts)
+    return opts
+
+
+def _open(args, **extra):
+    from irtrepro.io import detect, read
+
+    fmt = args.format or detect(args.file, "thermal")
+    return fmt, read("thermal", args.file, fmt, **_options(args, **extra))
 
 
 def summarize(path: Path, fmt: str, da, time_error: str | None = None) -> dict:
@@ -115,9 +120,10 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     print(f"{k:<{width}}  {v}")
         return 0
-    from irtrepro.io.thermal import write_frames
+    from irtrepro.io.convert import convert_recording
+    from irtrepro.io.thermal import open_frames
 
-    fmt, da = _open(args)
-    out = write_frames(args.out, da, chunk_frames=args.chunk_frames, progress=None)
-    print(f"{args.file} ({fmt}, {da.sizes['frame']} frames) -> {out}")
+    fmt, out = convert_recording(args.file, args.out, fmt=args.format,
+                                 chunk_frames=args.chunk_frames, **_options(args))
+    print(f"{args.file} ({fmt}, {open_frames(out).sizes['frame']} frames) -> {out}")
     return 0

@@ -51,8 +51,12 @@ def run(args: argparse.Namespace) -> int:
         from irtrepro.errors import OptionError
 
         raise OptionError("train-seg needs a manifest or --annotations/--recording pairs")
+    from irtrepro.recordings import frame_store
+
     man = load_manifest(args.manifest)
-    sessions = [Session(e.subject, e.session, e.files["thermal"].path,
+    # a camera file is converted once into the manifest's derivatives/frames (by sha256)
+    cache = Path(man.path).resolve().parent / "derivatives" / "frames"
+    sessions = [Session(e.subject, e.session, frame_store(e.files["thermal"], cache).path,
                         e.files["thermal_masks"].path)
                 for e in man.sessions if {"thermal", "thermal_masks"} <= set(e.files)]
     F, R, V, S = training_arrays(sessions, args.max_frames, None)

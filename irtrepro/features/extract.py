@@ -24,7 +24,8 @@ from irtrepro.errors import OptionError
 from irtrepro.features.core import SIDES
 from irtrepro.features.registry import FEATURES, compute_features
 
-__all__ = ["STUDY_VARS", "extract_session", "extract_store", "to_study_vars", "per_second"]
+__all__ = ["STUDY_VARS", "extract_session", "extract_store", "per_second", "place_on_clock",
+           "recording_attrs", "to_study_vars"]
 
 #: Study variable -> (feature, units, long_name)
 STUDY_VARS = {
@@ -115,6 +116,62 @@ def per_second(feats: xr.Dataset, grid: np.ndarray | None = None,
     if "side" in feats.coords:
         coords["side"] = feats["side"].values
     return xr.Dataset(out, coords=coords)
+
+
+def place_on_clock(metrics: xr.Dataset, times: np.ndarray, grid: np.ndarray) -> xr.Dataset:
+    """Metrics of one recording on the Study grid, from their times on the session clock.
+
+    Parameters
+    ----------
+    metrics : Dataset on (time[, side])
+        Per-frame features (:func:`extract_session` with ``per_frame=True``; ``valid`` marks
+        the frames used) or per-second medians on the recording's own clock (with
+        ``n_frames``, as ``irtrepro extract`` writes them).
+    times : ndarray, (time,)
+        Session-clock time (s since exercise start) of every row of ``metrics``: of each frame,
+        or of the middle of each second of the recording's clock.
+    grid : ndarray
+        The Study's time grid (s, regular 1 s).
+
+    Returns
+    -------
+    Dataset on the grid
+        Median per grid second ``[t, t+1)`` (:func:`per_second`); ``n_frames`` counts the
+        frames behind each second. ``attrs``: ``frames_read`` (frames in ``metrics``),
+        ``frames_placed``, ``frames_outside_grid`` (before exercise start or after the grid)
+        and ``frames_invalid`` (failed the quality checks, or seconds with no frame).
+
+    Notes
+    -----
+    Per-second input is re-binned: a second's median lands in the grid second holding its
+    middle on the session clock, so a frame can move by up to 1 s against its own time;
+    per-frame input is placed exactly.
+    """
+    # 1 us: a frame stamped on a whole second stays in it whatever the float error of the
+    # clock arithmetic (camera stamps are ms)
+    times = np.round(np.asarray(times, float), 6)
+    if times.shape != (metrics.sizes["time"],):
+        raise OptionError(f"place_on_clock: {times.size} times for {metrics.sizes['time']} rows "
+                          "of metrics")
+    grid = np.asarray(grid, float)
+    per_sec = "n_frames" in metrics
+    weight = (metrics["n_frames"].values.astype(float) if per_sec
+              else np.ones(times.size))
+    valid = (weight > 0) if per_sec else (metrics["valid"].values.astype(bool)
+                                          if "valid" in metrics else np.ones(times.size, bool))
+    feats = metrics.drop_vars("n_frames") if per_sec else metrics
+    out = per_second(feats.assign_coords(time=("time", times)), grid, valid=valid)
+    sec = np.floor(times)
+    pos = np.searchsorted(grid, sec)
+    inside = (pos < grid.size) & (grid[np.minimum(pos, grid.size - 1)] == sec)
+    n = np.zeros(grid.size)
+    np.add.at(n, pos[inside & valid], weight[inside & valid])
+    out["n_frames"] = (("time",), n, {"units": "1", "long_name": "valid frames per second"})
+    total = float(weight.sum()) if per_sec else float(times.size)
+    out.attrs.update({"frames_read": int(total), "frames_placed": int(n.sum()),
+                      "frames_outside_grid": int(weight[~inside].sum()),
+                      "frames_invalid": int(weight[inside & ~valid].sum())})
+    return out
 
 
 def _client(scheduler: Any):
@@ -242,8 +299,18 @@ def extract_store(path: str | os.PathLike, *, mask_store: str | os.PathLike | No
     """:func:`extract_session` of a zarr frame store (masks in it or in ``mask_store``).
 
     With a dask scheduler the workers read their own chunks from the store (nothing large
-    travels through the client).
+    travels through the client). The result's ``attrs`` keep the recording's start time and
+    provenance (:func:`recording_attrs`), so that ``irtrepro build --metrics`` can place it on
+    the session clock.
     """
+    from irtrepro.io.thermal import open_frame_store
+
+    out = _extract_store(path, mask_store=mask_store, **kwargs)
+    out.attrs.update(recording_attrs(open_frame_store(path)["frames"]))
+    return out
+
+
+def _extract_store(path, *, mask_store=None, **kwargs) -> xr.Dataset:
     from irtrepro.io.thermal import open_frame_store
 
     ds = open_frame_store(path)
@@ -274,6 +341,30 @@ def extract_store(path: str | os.PathLike, *, mask_store: str | os.PathLike | No
     parts = me._run_chunks(tasks, None, submit, scheduler, None, kwargs.get("progress"))
     feats = xr.concat(parts, dim="time")
     return feats if kwargs.get("per_frame") else per_second(feats, kwargs.get("grid"))
+
+
+def recording_attrs(frames: xr.DataArray) -> dict[str, Any]:
+    """What an extracted metrics file keeps of its recording (netCDF-safe attribute values).
+
+    ``start_time`` (the first frame's absolute time, ISO 8601, ``""`` when the file has none),
+    ``time_origin``, ``source``, ``source_sha256``, ``source_format``, ``store``,
+    ``frames_read``, ``frames_damaged`` and ``damaged_reasons`` (JSON ``{frame: reason}``).
+    """
+    a = frames.attrs
+    damaged = [int(v) for v in (a.get("damaged_frames") or [])]
+    reasons = list(a.get("damaged_reasons") or [""] * len(damaged))
+    return {
+        "start_time": str(a.get("start_time") or ""),
+        "time_origin": "time: s since the first frame, whose absolute time is start_time",
+        "source": str(a.get("source") or a.get("store") or ""),
+        "source_sha256": str(a.get("source_sha256") or ""),
+        "source_format": str(a.get("source_format") or a.get("format") or ""),
+        "store": str(a.get("store") or ""),
+        "frames_read": int(frames.shape[0]),
+        "frames_damaged": len(damaged),
+        "damaged_reasons": json.dumps({str(k): str(r) for k, r in
+                                       zip(damaged, reasons, strict=False)}),
+    }
 
 
 def to_study_vars(per_sec: xr.Dataset) -> xr.Dataset:

@@ -15,6 +15,9 @@ Reader registered here: kind ``thermal`` format ``zarr`` (:func:`read_zarr`).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -111,10 +114,54 @@ def _check_mask_values(name: str, arr: np.ndarray, path, first_frame: int) -> np
     return arr.astype(np.uint8)
 
 
+@contextlib.contextmanager
+def _resumable(path: Path, ident: str):
+    """Like :func:`atomic_path` for a folder, but an interrupted write is kept to resume.
+
+    Yields ``(tmp, state)``: ``tmp`` is ``.<name>.resume`` beside ``path``; ``state`` is
+    ``{"ident", "next", "found"}`` from its ``progress.json`` when that names the same
+    ``ident`` (same frames, same encoding), else fresh (and ``tmp`` emptied). On success
+    ``progress.json`` is removed and ``tmp`` renamed onto ``path``; on an exception ``tmp`` is
+    left for the next call.
+    """
+    tmp = path.parent / f".{path.name}.resume"
+    state = {"ident": ident, "next": 0, "found": {}}
+    prog = tmp / "progress.json"
+    if prog.is_file():
+        try:
+            old = json.loads(prog.read_text())
+        except ValueError:  # cut while writing it: start again
+            old = {}
+        if old.get("ident") == ident:
+            state = old
+    if state["next"] == 0 and tmp.exists():
+        shutil.rmtree(tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    yield tmp, state
+    prog.unlink(missing_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _atomic_store(path: Path):
+    """:func:`atomic_path` for a store, yielding ``(tmp, state)`` as :func:`_resumable`."""
+    with atomic_path(path, is_dir=True) as tmp:
+        yield tmp, {"next": 0, "found": {}}
+
+
+def _save_progress(tmp: Path, state: dict) -> None:
+    part = tmp / "progress.json.part"
+    part.write_text(json.dumps(state))
+    os.replace(part, tmp / "progress.json")
+
+
 def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
                  masks: Mapping[str, xr.DataArray | np.ndarray] | None = None,
                  scale_factor: float = SCALE_FACTOR, add_offset: float = ADD_OFFSET,
-                 chunk_frames: int = 64, progress: bool | None = None) -> Path:
+                 chunk_frames: int = 64, progress: bool | None = None,
+                 resume: bool = False) -> Path:
     """Write a session's frames (and masks) to a zarr frame store, atomically.
 
     The store holds ``frames`` (uint16 on disk, CF ``scale_factor``/``add_offset``,
@@ -139,6 +186,10 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
         Frames per zarr chunk (and per write).
     progress : bool or None
         Progress bar (``None``: when the irtrepro logger shows INFO).
+    resume : bool
+        Keep an interrupted write (in ``.<name>.resume`` beside ``path``, with the chunks
+        done) and continue it on the next call with the same frames and encoding, instead of
+        starting again. The store still only appears under ``path`` once complete.
 
     Returns
     -------
@@ -203,16 +254,25 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
                         attrs={"irtrepro_store": "thermal-frames", "quantisation_bound_degC":
                                quantisation_bound(scale_factor)})
     encoding["time"] = {"dtype": "float64", "chunks": (max(n, 1),)}
-    with atomic_path(path, is_dir=True) as tmp:
-        ds_tpl.to_zarr(tmp, mode="w", encoding=encoding, compute=False, consolidated=False,
-                       zarr_format=3)
+    if resume:
+        h = hashlib.sha256(time.tobytes())
+        h.update(json.dumps([n, ny, nx, chunk_frames, scale_factor, add_offset, sorted(mask_das),
+                             source]).encode())
+        ctx = _resumable(path, h.hexdigest())
+    else:
+        ctx = _atomic_store(path)
+    with ctx as (tmp, state):
+        if state["next"] == 0:
+            ds_tpl.to_zarr(tmp, mode="w", encoding=encoding, compute=False,
+                           consolidated=False, zarr_format=3)
         import zarr
 
         arrays = {name: zarr.open_array(str(tmp / name), mode="r+")
                   for name in ("frames", *mask_das)}
-        starts = range(0, n, chunk_frames)
+        starts = range(state["next"], n, chunk_frames)
         caught: list[warnings.WarningMessage] = []
-        found: dict[int, str] = {}  # frames found damaged while decoding (lazy readers)
+        # frames found damaged while decoding (lazy readers), also in a resumed write's part
+        found: dict[int, str] = {int(k): v for k, v in state["found"].items()}
         for s in progress_bar(starts, progress, desc=f"writing {path.name}",
                               total=len(starts)):
             sl = slice(s, min(s + chunk_frames, n))
@@ -242,6 +302,9 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
             del block
             for name, m in mask_das.items():
                 arrays[name][sl] = _check_mask_values(name, np.asarray(m.data[sl]), path, s)
+            if resume:
+                state.update(next=sl.stop, found={str(k): v for k, v in found.items()})
+                _save_progress(tmp, state)
         if found:
             arrays["frames"].attrs.update(_merge_damaged(attrs, found))
     seen = set()

@@ -6,7 +6,9 @@ Steps (each timed for the provenance block):
 2. **study**: readers + sync -> the Study (cached by the manifest's sha256 and the code).
 3. **models**: each model part (:mod:`irtrepro.report.parts`: ``vision``, ``breathing``,
    ``keypoints``) trains or reuses its models, evaluates them on held-out subjects and
-   returns Study variables (thermal metrics, camera respiratory rate, cadence). A part's result
+   returns Study variables (thermal metrics on the session clock, camera respiratory rate,
+   cadence); the vision part converts camera files once into ``cache/frames/``
+   (:mod:`irtrepro.recordings`). A part's result
    is cached (:mod:`irtrepro.report.cache`) by the manifest's sha256, the package's source
    code, the seed and its settings. A segmentation model file (``settings={"vision": {"model":
    PATH}}``, ``irtrepro report --model``, or the manifest's ``models.segmentation``) replaces
@@ -81,10 +83,10 @@ def load_analysis(name: str, analyses_dir: Path):
 
 
 def merge_study(study: xr.Dataset, extra: xr.Dataset) -> xr.Dataset:
-    """Add a part's variables to the Study, aligned on its subject/session/time grid."""
-    extra = extra.reindex({d: study[d] for d in ("subject", "session", "time")
-                           if d in extra.dims})
-    return study.merge(extra, compat="override", join="left")
+    """Add a part's variables to the Study (:func:`irtrepro.study.merge_variables`)."""
+    from irtrepro.study import merge_variables
+
+    return merge_variables(study, extra)
 
 
 VISION = "irtrepro.report.parts.vision"
@@ -116,9 +118,12 @@ def _segmentation_model(m, settings: dict, parts: tuple[str, ...]) -> dict | Non
 
 
 def _compute_part(name: str, manifest, models_dir: Path, seed: int, progress,
-                  settings: dict) -> ReportPart:
-    """Run one model part's ``run_for_report`` (its models are cached in ``models_dir``)."""
+                  settings: dict, frames_cache: Path | None = None) -> ReportPart:
+    """Run one model part's ``run_for_report`` (its models are cached in ``models_dir``;
+    the vision part converts camera files into ``frames_cache``)."""
     fn = importlib.import_module(name).run_for_report
+    if name == VISION and frames_cache is not None:
+        settings = {**settings, "frames_cache": frames_cache}
     return fn(manifest, models_dir, seed=seed, progress=progress, **settings)
 
 
@@ -226,7 +231,8 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
         with _timer(timings, f"models: {short}"):
             try:
                 part, _ = store.get(f"part-{short}", key, functools.partial(
-                    _compute_part, name, m, cache / "models" / short, seed, progress, kwargs))
+                    _compute_part, name, m, cache / "models" / short, seed, progress, kwargs,
+                    cache / "frames"))
             except Exception as exc:  # a failing part must not take the report down
                 logger.error("report: %s failed:\n%s", short, traceback.format_exc())
                 failed[short] = f"{type(exc).__name__}: {exc}"

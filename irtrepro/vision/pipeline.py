@@ -22,12 +22,18 @@ __all__ = ["SegmentedSessions", "Session", "load_session", "segment_sessions", "
 
 @dataclass(frozen=True)
 class Session:
-    """One thermal session: where its frames are and, if any, its ground-truth masks."""
+    """One thermal session: where its frames are and, if any, its ground-truth masks.
+
+    ``clock``, when given, is the session-clock time (s since exercise start) of every frame
+    (:func:`irtrepro.clock.camera_times`); without it the frames are placed by time since the
+    first frame.
+    """
 
     subject: str
     session: str
     frames: Path
     masks: Path | None = None
+    clock: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def load_session(frames: str | Path, masks: str | Path) -> tuple[xr.DataArray, ...]:
@@ -170,6 +176,9 @@ class SegmentedSessions:
         first held-out session's middle frame.
     notes : list of str
         Sessions that failed and why.
+    frame_counts : dict
+        ``{(subject, session): {frames_read, frames_placed, frames_outside_grid,
+        frames_invalid}}`` of the sessions placed on their clock.
     """
 
     features: dict = field(default_factory=dict)
@@ -179,11 +188,12 @@ class SegmentedSessions:
     held_stores: list = field(default_factory=list)
     example: tuple | None = None
     notes: list = field(default_factory=list)
+    frame_counts: dict = field(default_factory=dict)
 
 
 def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Sequence[str],
-                     models=None, n_workers: int = 1, progress: bool | None = None
-                     ) -> SegmentedSessions:
+                     models=None, n_workers: int = 1, progress: bool | None = None,
+                     grid: np.ndarray | None = None) -> SegmentedSessions:
     """Segment every session, extract its features, score the held-out subjects' masks.
 
     Parameters
@@ -198,6 +208,9 @@ def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Seque
         Processes that segment sessions in parallel (see :func:`segmented`).
     progress : bool or None
         Progress bar; ``False`` logs every quarter instead.
+    grid : ndarray, optional
+        The Study's time grid (s): sessions with a ``clock`` are placed on it
+        (:func:`irtrepro.features.extract.place_on_clock`).
 
     Returns
     -------
@@ -205,10 +218,14 @@ def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Seque
         A session that fails is listed in ``notes``, never raised.
     """
     from irtrepro.features import compute_features
-    from irtrepro.features.extract import extract_session, to_study_vars
+    from irtrepro.features.extract import extract_session, place_on_clock, to_study_vars
     from irtrepro.io.thermal import open_frame_store
     from irtrepro.vision.evaluate import metric_errors
 
+    if grid is None and any(e.clock is not None for e in sessions):
+        from irtrepro.errors import OptionError
+
+        raise OptionError("segment_sessions: sessions with a clock need the Study's grid=")
     if models is None:
         import torch
 
@@ -232,7 +249,12 @@ def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Seque
                 raise RuntimeError(err)
             fr = open_frame_store(e.frames)["frames"]
             f = fr.values
-            sec = extract_session(f, pr, pv, time=fr["time"].values)
+            if e.clock is not None:
+                per_frame = extract_session(f, pr, pv, time=fr["time"].values, per_frame=True)
+                sec = place_on_clock(per_frame, e.clock, grid)
+                out.frame_counts[(e.subject, e.session)] = dict(sec.attrs)
+            else:
+                sec = extract_session(f, pr, pv, time=fr["time"].values)
             out.features[(e.subject, e.session)] = to_study_vars(sec)
             if e.subject in held and e.masks is not None:
                 _, gr, gv = load_session(e.frames, e.masks)

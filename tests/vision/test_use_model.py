@@ -83,15 +83,20 @@ def test_extract_refuses_a_model_of_other_classes_by_name(tiny, tmp_path, capsys
 
 
 def _manifest(tiny, sessions=None):
-    """What the vision part reads of a manifest: sessions with thermal (and mask) files."""
+    """What the vision part reads of a manifest: sessions with thermal (and mask) files, the
+    thermal entry's clock (the stores have no absolute time: ``offset_s``), the grid."""
     def entry(subject, s):
-        files = {"thermal": SimpleNamespace(path=s["frames"])}
+        files = {"thermal": SimpleNamespace(path=s["frames"], format="zarr", sha256=None,
+                                            options={"offset_s": 0.0}, where=subject)}
         if s["masks"] is not None:
             files["thermal_masks"] = SimpleNamespace(path=s["masks"])
-        return SimpleNamespace(subject=subject, session="CON", files=files)
+        return SimpleNamespace(subject=subject, session="CON", files=files, start_time=None,
+                               protocol="CON")
 
     sessions = tiny.study if sessions is None else sessions
-    return SimpleNamespace(sessions=[entry(k, s) for k, s in sessions.items()])
+    return SimpleNamespace(sessions=[entry(k, s) for k, s in sessions.items()],
+                           subjects=[SimpleNamespace(id=k) for k in sessions],
+                           protocols={"CON": SimpleNamespace(duration_s=3600.0)}, grid_step=1.0)
 
 
 def test_report_vision_part_with_a_model_trains_nothing_and_scores_every_truth_subject(
@@ -127,6 +132,18 @@ def test_report_vision_part_with_a_model_trains_nothing_and_scores_every_truth_s
     assert set(sv.subject.values) == {"S01", "S02", "S03"} and "tnv" in sv
     assert not any("failed" in n for n in part.notes)
     assert json.loads(sv.attrs["vision_models"])["model"] == "lab_unet.pt"
+    # per session: the model file and its hash, the source and the clock it was placed by
+    one = sv.sel(subject="S03", session="CON")
+    assert str(one.thermal_model.values) == str(tiny.model)
+    assert str(one.thermal_model_sha256.values) == sha256_path(tiny.model)
+    assert str(one.thermal_sha256.values) == sha256_path(tiny.study["S03"]["frames"])
+    assert str(one.thermal_clock_origin.values) == "offset_s"
+    assert float(one.thermal_frames_read) == tiny.study["S03"]["truth"].sizes["frame"]
+    rows = {(r["subject"], r["stream"]) for r in json.loads(sv.attrs["clock"])}
+    assert rows == {("S01", "thermal"), ("S02", "thermal"), ("S03", "thermal")}
+    # the clock check: a row per session, here with nothing to check against
+    check = part.tables["clock_check"][0]
+    assert len(check) == 3 and set(check.reason) == {"no hr file to check against"}
 
 
 def _tiny_manifest(tmp_path, models: str = "") -> str:

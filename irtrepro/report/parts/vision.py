@@ -32,15 +32,44 @@ def model_key(frames, roi, vessels, *, seed: int, settings: dict) -> str:
                      data=(frames, roi, vessels), source=MODEL_SOURCE)
 
 
-def _sessions(manifest):
+def _sessions(manifest, frames_dir: Path, progress=None):
+    """Sessions with a frame store on the session clock, their provenance, and notes.
+
+    Every thermal entry goes through :func:`irtrepro.recordings.frame_store` (a camera file
+    is converted once, cached by its sha256 in ``frames_dir``; a zarr store is its own);
+    its frames are timed by :func:`irtrepro.clock.camera_times`. A session whose recording
+    cannot be read or timed is left out, with the reason in the notes.
+    """
+    from irtrepro.clock import camera_times
+    from irtrepro.errors import IrtreproError
+    from irtrepro.io.zarr_store import open_frames
+    from irtrepro.recordings import frame_store
     from irtrepro.vision.pipeline import Session
 
-    out = []
+    out, info, notes = [], {}, []
     for e in manifest.sessions:
-        if "thermal" in e.files:
-            masks = e.files["thermal_masks"].path if "thermal_masks" in e.files else None
-            out.append(Session(e.subject, e.session, e.files["thermal"].path, masks))
-    return out
+        if "thermal" not in e.files:
+            continue
+        entry = e.files["thermal"]
+        try:
+            fs = frame_store(entry, frames_dir, progress=progress)
+            rec = open_frames(fs.path)
+            clock = camera_times(rec, entry, e)
+        except IrtreproError as exc:
+            notes.append(f"{e.subject}/{e.session}: thermal recording left out: {exc}")
+            continue
+        masks = e.files["thermal_masks"].path if "thermal_masks" in e.files else None
+        out.append(Session(e.subject, e.session, fs.path, masks, clock=clock.time))
+        damaged = [int(v) for v in (rec.attrs.get("damaged_frames") or [])]
+        reasons = list(rec.attrs.get("damaged_reasons") or [""] * len(damaged))
+        info[(e.subject, e.session)] = {
+            "store": fs, "clock": clock.to_dict(),
+            "provenance": {"source": str(fs.source), "sha256": fs.sha256,
+                           "source_format": fs.format, "frames_read": int(rec.shape[0]),
+                           "frames_damaged": len(damaged),
+                           "damaged_reasons": {str(k): str(r) for k, r in
+                                               zip(damaged, reasons, strict=False)}}}
+    return out, info, notes
 
 
 def _checkpoint_io(task: str):
@@ -73,10 +102,51 @@ def _given_model(path: str | os.PathLike, study_subjects: list[str]):
     return m.roi, m.vessels, named, notes
 
 
+def _clock_table(part: ReportPart, manifest, info: dict) -> None:
+    """The camera clock cross-check table of the part, and a note per disagreement."""
+    from irtrepro.thermal_study import check_clocks
+
+    # the page's notes carry the warning (a Python warning would end the part where
+    # warnings are errors)
+    tab = check_clocks(manifest, {k: v["store"].path for k, v in info.items()}, warn=False)
+    if not len(tab):
+        return
+    part.tables["clock_check"] = (
+        tab, "Camera clock cross-check per session: lag (s) of the calf temperature (mean of "
+        "the frames' central region) against heart rate, by cross-correlation of first "
+        "differences, on the session clock (origin: where the frames' time origin came from; "
+        "offset_s, drift_ppm: the manifest's corrections). 0 when the clocks agree; agrees: "
+        "|lag_s| <= tolerance_s. The lag is a guard against gross clock errors, not a 1 s "
+        "measurement (irtrepro.clock).")
+    for row in tab.itertuples():
+        if row.agrees is not None and not row.agrees:
+            part.notes.append(f"{row.subject}/{row.session}: camera clock disagrees with heart "
+                              f"rate by {row.lag_s:+.1f} s (r={row.r:.2f}; tolerance "
+                              f"{row.tolerance_s:g} s): check the thermal entry's offset_s "
+                              "(table clock_check)")
+
+
+def _study_vars(manifest, seg, info: dict, model):
+    """The segmented sessions' Study variables with provenance (one road with `build`)."""
+    from irtrepro.manifest import sha256_path
+    from irtrepro.thermal_study import ThermalSession, thermal_study_vars
+
+    model_prov = ({"model": str(model), "model_sha256": sha256_path(model)}
+                  if model is not None else {})
+    sessions = []
+    for key, variables in seg.features.items():
+        prov = {**info[key]["provenance"], **model_prov, **seg.frame_counts.get(key, {})}
+        prov["frames_read"] = info[key]["provenance"]["frames_read"]
+        sessions.append(ThermalSession(key[0], key[1], variables, info[key]["clock"], prov))
+    return thermal_study_vars(sessions, [s.id for s in manifest.subjects],
+                              list(dict.fromkeys(s.session for s in manifest.sessions)))
+
+
 def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                    max_train_frames: int = 2400, n_heldout: int = 3,
                    settings: dict | None = None, n_workers: int | None = None,
-                   model: str | os.PathLike | None = None) -> ReportPart:
+                   model: str | os.PathLike | None = None,
+                   frames_cache: str | os.PathLike | None = None) -> ReportPart:
     """Train-or-reuse the ROI and vessel models (or take a model file), segment every
     session, extract features.
 
@@ -103,13 +173,18 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         train-seg --annotations``). Nothing is trained and the model cache is not used; every
         subject with ground-truth masks is held out, and the captions and notes name the file.
         ``max_train_frames``, ``n_heldout`` and ``settings`` are then unused.
+    frames_cache : path-like, optional
+        Where camera files are converted to zarr frame stores, once each, cached by their
+        sha256 (default ``cache_dir/frames``; the report passes its ``cache/frames``).
 
     Returns
     -------
     ReportPart
         The quality table (per class on held-out subjects), the metric-error table
-        (segmented vs ground-truth masks), the robustness table, an example figure and
-        ``study_vars`` on (subject, session, time, side).
+        (segmented vs ground-truth masks), the robustness table, the camera clock check
+        table (:func:`irtrepro.thermal_study.check_clocks`), an example figure and
+        ``study_vars`` on (subject, session, time, side), placed on the session clock, with
+        per-session provenance (:func:`irtrepro.thermal_study.thermal_study_vars`).
     """
     import torch
 
@@ -117,6 +192,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     from irtrepro.io.thermal import open_frame_store
     from irtrepro.plots.segmentation import robustness_figure, segmentation_example
     from irtrepro.splits import subject_split
+    from irtrepro.sync import study_grid
     from irtrepro.vision.evaluate import (
         ATTENUATION_WARN,
         ROI_LABELS,
@@ -128,7 +204,6 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     from irtrepro.vision.infer import device, predict_masks
     from irtrepro.vision.pipeline import (
         segment_sessions,
-        study_variables,
         train_models,
         training_arrays,
     )
@@ -136,7 +211,12 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     t_start = time.perf_counter()
     cache = Cache(Path(cache_dir) / "vision")
     part = ReportPart(name="vision", title="Thermal segmentation and skin-temperature metrics")
-    sessions = _sessions(manifest)
+    t0 = time.perf_counter()
+    frames_dir = Path(frames_cache) if frames_cache is not None else Path(cache_dir) / "frames"
+    sessions, info, notes = _sessions(manifest, frames_dir, progress)
+    part.notes += notes
+    part.timings["frame_stores"] = time.perf_counter() - t0
+    _clock_table(part, manifest, info)
     with_truth = [e for e in sessions if e.masks is not None]
     named = None  # caption phrase of a given model file
     if model is not None:
@@ -173,7 +253,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         n_workers = 1 if dev.type == "cuda" else parallelism()
     t0 = time.perf_counter()
     seg = segment_sessions(sessions, roi_ck, ves_ck, held=held, models=models,
-                           n_workers=n_workers, progress=progress)
+                           n_workers=n_workers, progress=progress, grid=study_grid(manifest))
     part.notes += seg.notes
     part.timings["segment_extract"] = time.perf_counter() - t0
     if seg.truth:
@@ -229,7 +309,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
             segmentation_example(f, gr, gv, pr, pv, title=f"{subject}/{session} frame"),
             "Example held-out frame: ground-truth and predicted calf (colour) and vessel masks.")
     if seg.features:
-        sv = study_variables(seg.features, [e.session for e in sessions])
+        sv = _study_vars(manifest, seg, info, model)
         which = {"roi": roi_ck.data_hash[:16], "vessels": ves_ck.data_hash[:16],
                  "held_out": held}
         if model is not None:
