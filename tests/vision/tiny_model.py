@@ -34,8 +34,9 @@ def write_session(root: Path, subject: str, *, masks: bool = True, seed: int = 0
     return out
 
 
-def train_tiny_model(path: Path, sessions: dict):
-    """Train both networks for 3 steps on ``{subject: write_session(...)}``; save a model file.
+def train_tiny_model(path: Path, sessions: dict, *, steps: int = 3):
+    """Train both networks for ``steps`` steps on ``{subject: write_session(...)}``; save a
+    model file (3 steps: a poor model, for tests of what is done with a file).
 
     Returns
     -------
@@ -49,7 +50,8 @@ def train_tiny_model(path: Path, sessions: dict):
     R = np.concatenate([s["truth"].roi.values for s in sessions.values()]).astype(np.uint8)
     V = np.concatenate([s["truth"].vessels.values for s in sessions.values()]).astype(np.uint8)
     S = [k for k, s in sessions.items() for _ in range(s["truth"].sizes["frame"])]
-    cks = {task: train_segmenter(F, R, V, S, task=task, max_steps=3, eval_every=3,
+    cks = {task: train_segmenter(F, R, V, S, task=task, max_steps=steps,
+                                 eval_every=steps,
                                  batch_size=2, decoder_channels=(8, 8, 4), seed=0, threads=1)
            for task in ("roi", "vessels")}
     card = {"in_channels": 1, "data_hash": cks["roi"].data_hash,
