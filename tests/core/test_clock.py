@@ -136,3 +136,16 @@ def test_drift_on_a_tabular_stream_is_refused(lab):
     df = pd.DataFrame({"time": [0.0, 1.0]})
     with pytest.raises(SyncError, match="drift_ppm.*thermal recordings only"):
         clock_offset(df, _with(s.files["hr"], offset_s=0.0, drift_ppm=30.0), s)
+
+
+def test_check_clock_claims_nothing_when_the_signals_do_not_identify_the_lag(lab, recwarn):
+    """Camera signal unrelated to the reference: a peak exists, but r is low, so no verdict."""
+    s, _, _ = lab
+    da, (tb, b) = _recording(47.0, s.start_time)
+    rng = np.random.default_rng(5)
+    unrelated = np.cumsum(rng.normal(0, 0.1, tb.size))
+    n = len(recwarn)
+    out = check_clock(da, s.files["thermal"], s, (tb, unrelated), smooth_s=0)
+    assert np.isfinite(out["lag_s"]) and out["r"] < 0.5
+    assert out["agrees"] is None and "min_r" in out["reason"]
+    assert len(recwarn) == n   # no clock warning on a lag the data cannot give

@@ -116,7 +116,8 @@ def _clock_table(part: ReportPart, manifest, info: dict) -> None:
         "the frames' central region) against heart rate, by cross-correlation of first "
         "differences, on the session clock (origin: where the frames' time origin came from; "
         "offset_s, drift_ppm: the manifest's corrections). 0 when the clocks agree; agrees: "
-        "|lag_s| <= tolerance_s. The lag is a guard against gross clock errors, not a 1 s "
+        "|lag_s| <= tolerance_s, empty when the peak correlation r is below min_r (the lag is "
+        "then not identified; reason). A guard against gross clock errors, not a 1 s "
         "measurement (irtrepro.clock).")
     for row in tab.itertuples():
         if row.agrees is not None and not row.agrees:
