@@ -82,7 +82,7 @@ def test_tp_tracks_hr_through_the_unet(unet_study):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "known limitation, measured 2026-11-25: through the default U-Nets the warm-up TP entropy "
+    "known limitation: through the default U-Nets the warm-up TP entropy "
     "-TCORE coupling is attenuated (this study r_within 0.43; demo report rmcorr 0.02) because "
     "perforator mask errors move the per-frame entropy of a ~35-pixel region by ~0.2 bit, "
     "against a planted warm-up change of ~0.37 bit; with ground-truth masks it is recovered "
