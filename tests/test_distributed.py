@@ -183,3 +183,22 @@ def test_report_sessions_on_two_workers_equal_serial(tmp_path, session, cluster)
         assert np.array_equal(r0, r1) and np.array_equal(v0, v1)
     # a session that fails on a worker is reported as on a process here, not raised
     assert serial[2][2] is not None and par[2][2] == serial[2][2]
+
+
+def test_extract_command_on_a_scheduler_address_equals_serial(tmp_path, session, cluster):
+    from irtrepro.cli import main
+    from irtrepro.io.thermal import write_frames
+
+    store = write_frames(tmp_path / "t.zarr", session["frames"], chunk_frames=4,
+                         masks={"roi": session["roi"], "vessels": session["vessels"]})
+    assert main(["-q", "extract", str(store), "--out", str(tmp_path / "a.nc"),
+                 "--chunk-frames", "8"]) == 0
+    assert main(["-q", "extract", str(store), "--out", str(tmp_path / "b.nc"),
+                 "--chunk-frames", "8", "--scheduler", cluster.scheduler_address,
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    a, b = (xr.load_dataset(tmp_path / f"{k}.nc") for k in "ab")
+    xr.testing.assert_identical(a, b)
+    # every chunk was kept for a rerun: 46 frames in chunks of 8
+    assert len(list((tmp_path / "cache").rglob("chunk_*.nc"))) == 6
+    assert main(["-q", "extract", str(store), "--out", str(tmp_path / "c.nc"),
+                 "--scheduler", "local:0"]) == 2

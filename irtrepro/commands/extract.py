@@ -36,21 +36,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irtrepro._atomic import atomic_path
+    from irtrepro.distributed import open_client
     from irtrepro.errors import OptionError
+
+    if args.model is not None and args.masks is not None:
+        raise OptionError(f"--masks {args.masks} and --model {args.model}: give one; "
+                          "--model writes its masks into the store")
+    # one client for both steps: a LocalCluster starts once
+    with open_client(args.scheduler) as client:
+        return _run(args, client)
+
+
+def _run(args: argparse.Namespace, scheduler) -> int:
+    from irtrepro._atomic import atomic_path
     from irtrepro.features.extract import extract_store
 
     if args.model is not None:
-        if args.masks is not None:
-            raise OptionError(f"--masks {args.masks} and --model {args.model}: give one; "
-                              "--model writes its masks into the store")
         from irtrepro.vision.infer import segment_store
         from irtrepro.vision.models import load_models
 
         roi, ves = load_models(args.model)
-        segment_store(args.store, roi, ves, scheduler=args.scheduler)
+        segment_store(args.store, roi, ves, scheduler=scheduler)
         print(f"{args.store}: masks written (model {args.model})")
-    ds = extract_store(args.store, mask_store=args.masks, scheduler=args.scheduler,
+    ds = extract_store(args.store, mask_store=args.masks, scheduler=scheduler,
                        cache_dir=args.cache_dir, chunk_frames=args.chunk_frames,
                        bin_width=args.bin_width,
                        per_frame=args.per_frame)
