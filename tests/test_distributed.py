@@ -76,6 +76,16 @@ def test_segment_and_extract_on_two_workers_equal_serial(tmp_path, session, clus
     assert {1, 2} <= set(np.unique(r0)) and (v0 > 0).any()
     assert np.array_equal(r0, r1) and np.array_equal(v0, v1)
     assert not (tmp_path / ".b.zarr.segment.part").exists()
+
+    # each worker built the networks once for its chunks (4 chunks of 12 frames, two workers)
+    def built():
+        from irtrepro.distributed import _WORKER_CACHE
+
+        return sorted(k.split(":")[0] for k in _WORKER_CACHE)
+
+    with distributed.Client(cluster) as c:
+        per_worker = c.run(built)
+    assert len(per_worker) == 2 and all(v in ([], ["segment"]) for v in per_worker.values())
     # the untrained networks' masks fail the quality checks (every second NaN), so the metrics
     # are compared on the ground-truth masks: 6 chunks of 8 frames over the two workers
     from irtrepro.io.thermal import write_frames
