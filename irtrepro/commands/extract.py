@@ -19,8 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "`irtrepro segment --model` does, then extract")
     parser.add_argument("--masks", type=Path,
                         help="separate mask store (default: the store; not with --model)")
-    parser.add_argument("--scheduler", default=None,
-                        help="'local' (LocalCluster, 2 workers) or a dask.distributed address")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run the chunks on dask.distributed: 'local' or 'local:N' (a "
+                             "LocalCluster of N workers, default 2), tcp://HOST:PORT, or a "
+                             "scheduler file (*.json); default serial (docs/cluster.md)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="keep each finished chunk here; a rerun after an interruption "
+                             "computes only the chunks missing")
     parser.add_argument("--chunk-frames", type=int, default=256)
     parser.add_argument("--bin-width", type=float, default=0.1, help="entropy bin (degC)")
     parser.add_argument("--per-frame", action="store_true", help="no per-second medians")
@@ -31,22 +36,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irtrepro._atomic import atomic_path
+    from irtrepro.distributed import open_client
     from irtrepro.errors import OptionError
+
+    if args.model is not None and args.masks is not None:
+        raise OptionError(f"--masks {args.masks} and --model {args.model}: give one; "
+                          "--model writes its masks into the store")
+    # one client for both steps: a LocalCluster starts once
+    with open_client(args.scheduler) as client:
+        return _run(args, client)
+
+
+def _run(args: argparse.Namespace, scheduler) -> int:
+    from irtrepro._atomic import atomic_path
     from irtrepro.features.extract import extract_store
 
     if args.model is not None:
-        if args.masks is not None:
-            raise OptionError(f"--masks {args.masks} and --model {args.model}: give one; "
-                              "--model writes its masks into the store")
         from irtrepro.vision.infer import segment_store
         from irtrepro.vision.models import load_models
 
         roi, ves = load_models(args.model)
-        segment_store(args.store, roi, ves)
+        segment_store(args.store, roi, ves, scheduler=scheduler)
         print(f"{args.store}: masks written (model {args.model})")
-    ds = extract_store(args.store, mask_store=args.masks, scheduler=args.scheduler,
-                       chunk_frames=args.chunk_frames, bin_width=args.bin_width,
+    ds = extract_store(args.store, mask_store=args.masks, scheduler=scheduler,
+                       cache_dir=args.cache_dir, chunk_frames=args.chunk_frames,
+                       bin_width=args.bin_width,
                        per_frame=args.per_frame)
     if args.model is not None:
         from irtrepro.manifest import sha256_path

@@ -21,7 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--roi-model", type=Path, default=None)
     parser.add_argument("--vessel-model", type=Path, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (on a cluster: per task, default 1)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="segment the chunks on dask.distributed: 'local' or 'local:N' "
+                             "(a LocalCluster of N workers, default 2), tcp://HOST:PORT, or a "
+                             "scheduler file (*.json); default serial (docs/cluster.md)")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="frames per work unit (rounded up to whole batches and zarr "
+                             "chunks; default the smallest such)")
     ev = parser.add_argument_group(
         "segment evaluate MODEL MASKS RECORDING [MASKS RECORDING ...]",
         "per-class Dice/IoU/precision/recall/F1, metric errors and robustness of MODEL on "
@@ -75,11 +83,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if str(args.stores[0]) == "evaluate" and not args.stores[0].exists():
         return _evaluate(args)
+    from irtrepro.distributed import open_client
     from irtrepro.vision.infer import segment_store
     from irtrepro.vision.models import load_models
 
     roi, ves = load_models(args.model, roi=args.roi_model, vessels=args.vessel_model)
-    for p in args.stores:
-        segment_store(p, roi, ves, batch_size=args.batch_size, threads=args.threads)
-        print(f"{p}: masks written")
+    # one client for all the stores: a LocalCluster starts once, not once per store
+    with open_client(args.scheduler) as client:
+        for p in args.stores:
+            segment_store(p, roi, ves, batch_size=args.batch_size, threads=args.threads,
+                          chunk=args.chunk, scheduler=client)
+            print(f"{p}: masks written")
     return 0

@@ -32,6 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conv = sub.add_parser("convert", help="convert a recording to the project's zarr frame store")
     conv.add_argument("file", type=Path)
     conv.add_argument("out", type=Path, help="target store, e.g. session.zarr (replaced)")
+    conv.add_argument("more", type=Path, nargs="*", metavar="FILE OUT",
+                      help="further recordings and their stores (with --scheduler: converted "
+                           "side by side, one recording per worker)")
+    conv.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                      help="dask.distributed: 'local' or 'local:N' (a LocalCluster of N "
+                           "workers, default 2), tcp://HOST:PORT or a scheduler file (*.json); "
+                           "default serial (docs/cluster.md)")
+    conv.add_argument("--resume", action="store_true",
+                      help="continue an interrupted conversion of the same recording where it "
+                           "stopped, instead of starting again")
     conv.add_argument("--format", help="reader format (default: detected)")
     conv.add_argument("--chunk-frames", type=int, default=64, help="frames per zarr chunk")
     conv.add_argument("--emissivity", type=float, help="override (FLIR)")
@@ -120,10 +130,16 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     print(f"{k:<{width}}  {v}")
         return 0
-    from irtrepro.io.convert import convert_recording
+    from irtrepro.errors import OptionError
+    from irtrepro.io.convert import convert_recordings
     from irtrepro.io.thermal import open_frames
 
-    fmt, out = convert_recording(args.file, args.out, fmt=args.format,
-                                 chunk_frames=args.chunk_frames, **_options(args))
-    print(f"{args.file} ({fmt}, {open_frames(out).sizes['frame']} frames) -> {out}")
+    if len(args.more) % 2:
+        raise OptionError(f"thermal convert takes FILE OUT pairs; {args.more[-1]} has no OUT")
+    pairs = [(args.file, args.out), *zip(args.more[0::2], args.more[1::2], strict=True)]
+    done = convert_recordings(pairs, scheduler=args.scheduler, fmt=args.format,
+                              chunk_frames=args.chunk_frames, resume=args.resume,
+                              **_options(args))
+    for (src, _), (fmt, out) in zip(pairs, done, strict=True):
+        print(f"{src} ({fmt}, {open_frames(out).sizes['frame']} frames) -> {out}")
     return 0

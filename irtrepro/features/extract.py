@@ -20,6 +20,7 @@ import xarray as xr
 
 from irtrepro._atomic import atomic_path
 from irtrepro._logging import logger, progress_bar
+from irtrepro.distributed import open_client, parse_scheduler
 from irtrepro.errors import OptionError
 from irtrepro.features.core import SIDES
 from irtrepro.features.registry import FEATURES, compute_features
@@ -174,26 +175,20 @@ def place_on_clock(metrics: xr.Dataset, times: np.ndarray, grid: np.ndarray) -> 
     return out
 
 
-def _client(scheduler: Any):
-    """(client, owned) for a scheduler spec: address str, Client, LocalCluster, or 'local'."""
-    from distributed import Client, LocalCluster
-
-    if isinstance(scheduler, Client):
-        return scheduler, False
-    if isinstance(scheduler, LocalCluster):
-        return Client(scheduler), True
-    if scheduler == "local":
-        return Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)), True
-    if isinstance(scheduler, str):
-        return Client(scheduler), True
-    raise OptionError(f"scheduler={scheduler!r}; expected None, 'local', a dask.distributed "
-                      "address ('tcp://host:port'), a Client or a LocalCluster")
-
-
 def _cache_key(n: int, shape, chunk: int, features, bin_width, ident: str) -> str:
     return hashlib.sha256(json.dumps([n, list(shape), chunk, features, bin_width, ident])
                           .encode()).hexdigest()[:16]
+
+
+def _chunk_cache(cache_dir, frames, time, shape, chunk_frames, features, bin_width):
+    """The folder of one extraction's finished chunks (``None``: no cache)."""
+    if cache_dir is None:
+        return None
+    n = shape[0]
+    ident = f"{getattr(frames, 'attrs', {}).get('store', '')}{float(time[0]) if n else 0}"
+    out = Path(cache_dir) / _cache_key(n, shape, chunk_frames, features, bin_width, ident)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _run_chunks(tasks: list[tuple[int, int]], compute_one, submit_one, scheduler, cache_dir,
@@ -215,25 +210,21 @@ def _run_chunks(tasks: list[tuple[int, int]], compute_one, submit_one, scheduler
             with atomic_path(f) as tmp:
                 ds.to_netcdf(tmp, engine="h5netcdf")
 
-    if scheduler is None:
+    if parse_scheduler(scheduler)[0] == "serial":
         for a, b, f in progress_bar(todo, progress, desc="features"):
             keep(a, f, compute_one(a, b))
-    else:
+    elif todo:
         from distributed import as_completed
 
-        client, owned = _client(scheduler)
-        try:
+        with open_client(scheduler) as client:
             futs = {submit_one(client, a, b): (a, f) for a, b, f in todo}
-            for fut in progress_bar(as_completed(futs), progress, desc="features",
-                                    total=len(futs)):
-                a, f = futs[fut]
-                keep(a, f, fut.result())
-        finally:
-            if owned:
-                cluster = client.cluster
-                client.close()
-                if scheduler == "local" and cluster is not None:
-                    cluster.close()
+            try:
+                for fut in progress_bar(as_completed(futs), progress, desc="features",
+                                        total=len(futs)):
+                    a, f = futs[fut]
+                    keep(a, f, fut.result())
+            finally:
+                client.cancel(list(futs))
     return [results[a] for a, _ in tasks]
 
 
@@ -275,11 +266,8 @@ def extract_session(frames, roi, vessels, *, time=None, grid=None, features=None
     roi_a = getattr(roi, "data", roi)
     ves_a = getattr(vessels, "data", vessels)
     tasks = [(a, min(n, a + chunk_frames)) for a in range(0, n, chunk_frames)]
-    if cache_dir is not None:
-        ident = f"{getattr(frames, 'attrs', {}).get('store', '')}{float(time[0]) if n else 0}"
-        cache_dir = Path(cache_dir) / _cache_key(n, fr.shape, chunk_frames, features, bin_width,
-                                                 ident)
-        cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = _chunk_cache(cache_dir, frames, time, fr.shape, chunk_frames, features,
+                             bin_width)
 
     def compute_one(a, b):
         return _chunk_features(fr[a:b], roi_a[a:b], ves_a[a:b], time[a:b], features, bin_width)
@@ -321,10 +309,13 @@ def _extract_store(path, *, mask_store=None, **kwargs) -> xr.Dataset:
                               "`irtrepro segment` first, or give `irtrepro extract` a "
                               "segmentation model (--model MODEL.pt)")
     scheduler = kwargs.get("scheduler")
-    if scheduler is None:
+    if parse_scheduler(scheduler)[0] == "serial":
         return extract_session(ds["frames"], mds["roi"], mds["vessels"], **kwargs)
     features = kwargs.get("features")
     features = list(FEATURES) if features is None else list(features)
+    if "valid" not in features:  # as extract_session: the quality checks always run
+        features = [*features, *[k for k in FEATURES if FEATURES[k][0] == "quality"
+                                 and k not in features]]
     kwargs["features"] = features
 
     def submit(client, a, b, _f=None):
@@ -338,7 +329,9 @@ def _extract_store(path, *, mask_store=None, **kwargs) -> xr.Dataset:
     n = ds["frames"].shape[0]
     chunk = kwargs.get("chunk_frames", 256)
     tasks = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
-    parts = me._run_chunks(tasks, None, submit, scheduler, None, kwargs.get("progress"))
+    cache = _chunk_cache(kwargs.get("cache_dir"), ds["frames"], ds["time"].values,
+                         ds["frames"].shape, chunk, features, kwargs.get("bin_width", 0.1))
+    parts = me._run_chunks(tasks, None, submit, scheduler, cache, kwargs.get("progress"))
     feats = xr.concat(parts, dim="time")
     return feats if kwargs.get("per_frame") else per_second(feats, kwargs.get("grid"))
 

@@ -7,10 +7,11 @@ entries), so that a store converted by hand and one converted by the report are 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["convert_recording"]
+__all__ = ["convert_recording", "convert_recordings"]
 
 
 def convert_recording(source: str | os.PathLike, out: str | os.PathLike, *,
@@ -54,3 +55,61 @@ def convert_recording(source: str | os.PathLike, out: str | os.PathLike, *,
         da = da.assign_attrs(**attrs)
     return fmt, write_frames(out, da, chunk_frames=chunk_frames, progress=progress,
                              resume=resume)
+
+
+def _convert_one(source: str, out: str, kwargs: dict) -> tuple[str, Path]:
+    """One recording on a worker (module level, so that it pickles by reference)."""
+    return convert_recording(source, out, **kwargs)
+
+
+def convert_recordings(pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]], *,
+                       scheduler: Any = None, **kwargs) -> list[tuple[str, Path]]:
+    """:func:`convert_recording` of several recordings, on dask.distributed workers if asked.
+
+    Parameters
+    ----------
+    pairs : sequence of (source, out)
+        Recordings and their target stores.
+    scheduler : None, str, Client or cluster
+        ``None``: one after the other, here. Otherwise one task per recording
+        (:func:`irtrepro.distributed.open_client`): a camera file is decoded in order from its
+        start (its frames are found by walking the file), so the unit of parallel work is the
+        recording, and each worker streams its recording through in bounded memory, one zarr
+        chunk at a time. Sources and targets must be on storage every worker sees.
+    **kwargs
+        Of :func:`convert_recording` (``fmt``, ``chunk_frames``, ``resume``, reader options);
+        the same for every recording.
+
+    Returns
+    -------
+    list of (fmt, Path)
+        In the order of ``pairs``.
+
+    Raises
+    ------
+    Exception
+        The first recording's error (in the order of ``pairs``) after every other recording
+        was converted; the others are logged. With ``resume=True`` a rerun continues each
+        unfinished store where it stopped.
+    """
+    from irtrepro._logging import logger
+    from irtrepro.distributed import open_client, parse_scheduler
+
+    pairs = [(str(a), str(b)) for a, b in pairs]
+    if parse_scheduler(scheduler)[0] == "serial":
+        return [convert_recording(a, b, **kwargs) for a, b in pairs]
+    kwargs = {**kwargs, "progress": False}  # bars of several workers would interleave
+    results: list = [None] * len(pairs)
+    errors: list = [None] * len(pairs)
+    with open_client(scheduler) as client:
+        futs = [client.submit(_convert_one, a, b, kwargs, pure=False) for a, b in pairs]
+        for i, fut in enumerate(futs):
+            try:
+                results[i] = fut.result()
+            except Exception as exc:  # the others still finish; the first error is raised
+                errors[i] = exc
+                logger.error("%s: conversion failed: %s", pairs[i][0], exc)
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
+    return results

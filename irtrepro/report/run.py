@@ -220,11 +220,12 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             failures.append(f"{short}: part not available (no module {name})")
             continue
         kwargs = dict(settings.get(short, {}))
-        keyed = kwargs
+        # where the work runs does not change its result (tests/test_distributed.py)
+        keyed = {k: v for k, v in kwargs.items() if k != "scheduler"}
         if name == VISION and seg_model is not None:
             kwargs["model"] = seg_model["path"]
             # the file's content, not only its path, decides the part's result
-            keyed = {**kwargs, "model_sha256": seg_model["sha256"]}
+            keyed = {**keyed, "model": seg_model["path"], "model_sha256": seg_model["sha256"]}
         todo.append((name, short, kwargs, part_key(m.sha256, name, seed, keyed)))
     failed: dict[str, str] = {}
     for name, short, kwargs, key in todo:

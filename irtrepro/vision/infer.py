@@ -255,7 +255,8 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
                   vessel_ck: Checkpoint | str | os.PathLike, *, batch_size: int = 32,
                   threads: int | None = None, progress: bool | None = None,
                   chunk: int | None = None, resume: bool = True, margin: int = 4,
-                  max_pixels: int | None = MAX_BATCH_PIXELS, dev=None) -> Path:
+                  max_pixels: int | None = MAX_BATCH_PIXELS, dev=None,
+                  scheduler=None) -> Path:
     """Segment every frame of a zarr frame store, chunk by chunk, and write ``roi``/``vessels``.
 
     Frames are read, segmented (:func:`predict_masks`: calf box first, then the vessel model on
@@ -294,27 +295,49 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
         Pixels per forward pass at most (:func:`effective_batch`); bounds the activation memory
         at camera resolution. ``None``: ``batch_size`` frames whatever their size.
     dev : torch.device, optional
-        Default: :func:`device` (CUDA when present).
+        Default: :func:`device` (CUDA when present; on a cluster, each worker's own).
+    scheduler : None, str, Client or cluster
+        ``None``: segment here. Otherwise the chunks are segmented on dask.distributed
+        workers (:func:`irtrepro.distributed.open_client`: ``"local"``, ``"local:N"``, an
+        address, a scheduler file, a Client or a cluster object). Each worker reads its chunk
+        from the store and writes its masks into the half-done mask store itself, so the store
+        must be on storage every worker sees; the two networks travel to each worker once and
+        are built there once. The chunks are the serial run's, so the masks are the same
+        (on the same kind of device: ``dev="cpu"`` forces it on every worker). Torch runs
+        ``threads`` threads per task there (default 1). A worker that dies loses only its
+        chunk: the scheduler runs it again elsewhere, and a rerun after the whole run stopped
+        resumes from the chunks recorded as done.
 
     Returns
     -------
     Path
         ``path``.
+
+    Notes
+    -----
+    Resuming: ``state.json`` in the part folder lists the chunks whose masks are on disk; it
+    is rewritten (atomically) after each one. A chunk being written when the run stopped is
+    not listed, and is segmented again.
     """
     import torch
 
+    from irtrepro.distributed import parse_scheduler
     from irtrepro.io.thermal import open_frame_store
     from irtrepro.io.zarr_store import _check_mask_values
 
     path = Path(path)
-    torch_threads(threads)
+    distributed = parse_scheduler(scheduler)[0] != "serial"
+    if not distributed:
+        torch_threads(threads)
     if not isinstance(roi_ck, Checkpoint):
         roi_ck = Checkpoint.load(roi_ck, task="roi")
     if not isinstance(vessel_ck, Checkpoint):
         vessel_ck = Checkpoint.load(vessel_ck, task="vessels")
     check_checkpoint(roi_ck, "roi")
     check_checkpoint(vessel_ck, "vessels")
-    dev = dev or device()
+    worker_dev = None if dev is None else str(dev)
+    # on a cluster the networks are built here only for the run's fingerprint (on the CPU)
+    dev = torch.device("cpu") if distributed else dev or device()
     models = tuple(ck.build().to(dev, memory_format=torch.channels_last)
                    for ck in (roi_ck, vessel_ck))
     ds = open_frame_store(path)
@@ -329,8 +352,10 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     step = unit * max(1, -(-int(chunk) // unit)) if chunk is not None else unit
     zarr_format = 3 if (path / "zarr.json").is_file() else 2
     part = path.parent / f".{path.name}.segment.part"
+    # a cluster's workers pick their own device unless told: not the same run as a serial one
+    run_dev = (worker_dev or "each worker's default") if distributed else str(dev)
     fp = _fingerprint(path, models, {"batch": b, "step": step, "zchunk": zchunk, "shape": [n, ny, nx],
-                                     "margin": int(margin), "device": str(dev)})
+                                     "margin": int(margin), "device": run_dev})
     arrays, done = _open_part(part, fp, (n, ny, nx), zchunk, zarr_format, path, resume)
     if done:
         logger.info("%s: resuming, %d of %d chunks already segmented", path, len(done),
@@ -338,6 +363,11 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     t0 = time.perf_counter()
     t_read = t_seg = t_write = 0.0
     starts = [s for s in range(0, n, step) if s not in done]
+    if distributed:
+        _segment_on_cluster(scheduler, path, part, fp, done, starts, step, (roi_ck, vessel_ck),
+                            b, margin, worker_dev, threads, progress)
+        starts_run = starts
+        starts = []
     for s in progress_bar(starts, progress, desc=f"segmenting {path.name}", total=len(starts)):
         ta = time.perf_counter()
         block = np.asarray(frames[s:s + step], dtype=np.float32)
@@ -365,7 +395,70 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
         import zarr
 
         zarr.consolidate_metadata(str(path))
-    logger.info("%s: %d frames segmented in %.1f s (read %.1f s, networks %.1f s, write %.1f s)",
-                path, sum(min(step, n - s) for s in starts), time.perf_counter() - t0, t_read,
-                t_seg, t_write)
+    if distributed:
+        logger.info("%s: %d frames segmented on the cluster in %.1f s", path,
+                    sum(min(step, n - s) for s in starts_run), time.perf_counter() - t0)
+    else:
+        logger.info("%s: %d frames segmented in %.1f s (read %.1f s, networks %.1f s, write "
+                    "%.1f s)", path, sum(min(step, n - s) for s in starts),
+                    time.perf_counter() - t0, t_read, t_seg, t_write)
     return path
+
+
+def _segment_chunk(path: str, part_store: str, s: int, step: int, cks, key: str, batch: int,
+                   margin: int, dev_name: str | None, threads: int | None) -> int:
+    """Segment frames ``s:s+step`` of a store and write their masks (runs on a worker).
+
+    The networks are built once per worker process and weights (``key``); the masks go into
+    the half-done mask store directly, one write per array covering whole zarr chunks, so two
+    workers never write the same zarr chunk.
+    """
+    import torch
+    import zarr
+
+    from irtrepro.distributed import worker_cache
+    from irtrepro.io.thermal import open_frame_store
+    from irtrepro.io.zarr_store import _check_mask_values
+
+    torch_threads(threads if threads is not None else 1)
+    dev = device(dev_name)
+    roi_ck, vessel_ck = cks
+    models = worker_cache(f"segment:{key}:{dev}", lambda: tuple(
+        ck.build().to(dev, memory_format=torch.channels_last) for ck in (roi_ck, vessel_ck)))
+    block = np.asarray(open_frame_store(path)["frames"].data[s:s + step], dtype=np.float32)
+    bad = ~np.isfinite(block.reshape(len(block), -1)).all(1)
+    if bad.any():
+        logger.warning("%s: frame %d has NaN/inf pixels; they are segmented as 0 degC after "
+                       "normalisation", path, s + int(np.argmax(bad)))
+    r, v = predict_masks(block, roi_ck, vessel_ck, batch_size=batch, models=models, dev=dev,
+                         margin=margin, max_pixels=None)
+    del block
+    for name, m in (("roi", r), ("vessels", v)):
+        arr = zarr.open_array(str(Path(part_store) / name), mode="r+")
+        arr[s:s + len(m)] = _check_mask_values(name, m, path, s)
+    return s
+
+
+def _segment_on_cluster(scheduler, path: Path, part: Path, fp: str, done: set, starts: list,
+                        step: int, cks, batch: int, margin: int, dev_name: str | None,
+                        threads: int | None, progress) -> None:
+    """Run :func:`_segment_chunk` for every start on the cluster; record each one done."""
+    from distributed import as_completed
+
+    from irtrepro.distributed import open_client
+
+    if not starts:
+        return
+    with open_client(scheduler) as client:
+        # the checkpoints travel once per worker, not once per chunk
+        cks_f = client.scatter(list(cks), broadcast=True)
+        futs = [client.submit(_segment_chunk, str(path), str(part / "store.zarr"), s, step,
+                              cks_f, fp, batch, int(margin), dev_name, threads, pure=False)
+                for s in starts]
+        try:
+            for fut in progress_bar(as_completed(futs), progress,
+                                    desc=f"segmenting {path.name}", total=len(futs)):
+                done.add(int(fut.result()))
+                _write_json(part / "state.json", {"fingerprint": fp, "done": sorted(done)})
+        finally:
+            client.cancel(futs)

@@ -137,14 +137,60 @@ def _segment_path(path: str):
         return None, None, f"{type(exc).__name__}: {exc}"
 
 
-def segmented(paths, roi_ck, ves_ck, models, n_workers: int):
+def _segment_path_on_worker(path: str, cks, key: str):
+    """:func:`_segment_path` on a dask worker: the two networks built once per worker."""
+    import torch
+
+    from irtrepro._threads import torch_threads
+    from irtrepro.distributed import worker_cache
+    from irtrepro.io.thermal import open_frame_store
+    from irtrepro.vision.infer import device, predict_masks
+
+    try:
+        torch_threads(1)
+        dev = device()
+        models = worker_cache(f"sessions:{key}:{dev}", lambda: tuple(
+            ck.build().to(dev, memory_format=torch.channels_last) for ck in cks))
+        f = open_frame_store(path)["frames"].values
+        return (*predict_masks(f, *cks, models=models, dev=dev), None)
+    except Exception as exc:  # reported per session by the caller
+        return None, None, f"{type(exc).__name__}: {exc}"
+
+
+def segmented(paths, roi_ck, ves_ck, models, n_workers: int, scheduler=None):
     """(roi, vessels, error) per store path, in order; ``n_workers`` processes on CPU.
 
     On a CPU the sessions are spread over single-threaded processes, which segment faster
     than one process with as many threads, and the caller extracts features while the workers
     segment. The caller re-reads each session's frames from its store: cheaper than sending
     them back from the worker.
+
+    With a dask ``scheduler`` (:func:`irtrepro.distributed.open_client`) the sessions are
+    tasks on its workers instead (``n_workers`` is then unused): each worker builds the two
+    networks once (on its own device) and segments whole sessions, as a process here does,
+    so the masks are the same as here on the same kind of device.
     """
+    from irtrepro.distributed import parse_scheduler
+
+    if parse_scheduler(scheduler)[0] != "serial":
+        import hashlib
+
+        from irtrepro.distributed import open_client
+
+        key = hashlib.sha256(b"".join(
+            v.detach().cpu().contiguous().numpy().tobytes()
+            for ck in (roi_ck, ves_ck) for v in ck.state_dict.values())).hexdigest()
+        with open_client(scheduler) as client:
+            cks = client.scatter([roi_ck, ves_ck], broadcast=True)
+            futs = [client.submit(_segment_path_on_worker, p, cks, key, pure=False)
+                    for p in paths]
+            try:
+                for fut in futs:  # in order: the caller pairs them with its sessions
+                    yield fut.result()
+                    fut.release()
+            finally:
+                client.cancel(futs)
+        return
     if n_workers <= 1:
         _WORKER["cks"], _WORKER["models"] = (roi_ck, ves_ck), models
         for p in paths:
@@ -193,7 +239,7 @@ class SegmentedSessions:
 
 def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Sequence[str],
                      models=None, n_workers: int = 1, progress: bool | None = None,
-                     grid: np.ndarray | None = None) -> SegmentedSessions:
+                     grid: np.ndarray | None = None, scheduler=None) -> SegmentedSessions:
     """Segment every session, extract its features, score the held-out subjects' masks.
 
     Parameters
@@ -211,6 +257,9 @@ def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Seque
     grid : ndarray, optional
         The Study's time grid (s): sessions with a ``clock`` are placed on it
         (:func:`irtrepro.features.extract.place_on_clock`).
+    scheduler : None, str, Client or cluster
+        Segment the sessions on dask.distributed workers instead of ``n_workers`` processes
+        (see :func:`segmented`); the features are extracted here, as they arrive.
 
     Returns
     -------
@@ -236,7 +285,8 @@ def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Seque
                        for ck in (roi_ck, ves_ck))
     out = SegmentedSessions()
     t0 = time.perf_counter()
-    masks = segmented([str(e.frames) for e in sessions], roi_ck, ves_ck, models, n_workers)
+    masks = segmented([str(e.frames) for e in sessions], roi_ck, ves_ck, models, n_workers,
+                      scheduler=scheduler)
     quarter = max(1, len(sessions) // 4)
     for i, (e, (pr, pv, err)) in enumerate(progress_bar(
             zip(sessions, masks, strict=True), progress, desc="segmenting sessions",

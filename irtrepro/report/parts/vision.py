@@ -147,7 +147,8 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                    max_train_frames: int = 2400, n_heldout: int = 3,
                    settings: dict | None = None, n_workers: int | None = None,
                    model: str | os.PathLike | None = None,
-                   frames_cache: str | os.PathLike | None = None) -> ReportPart:
+                   frames_cache: str | os.PathLike | None = None,
+                   scheduler: str | None = None) -> ReportPart:
     """Train-or-reuse the ROI and vessel models (or take a model file), segment every
     session, extract features.
 
@@ -177,6 +178,11 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     frames_cache : path-like, optional
         Where camera files are converted to zarr frame stores, once each, cached by their
         sha256 (default ``cache_dir/frames``; the report passes its ``cache/frames``).
+    scheduler : str, optional
+        Segment the sessions on dask.distributed workers (``vision: {scheduler: ADDRESS}`` in
+        the report's settings file; :func:`irtrepro.distributed.open_client`): one task per
+        session, the masks equal to a run here on the same kind of device. Not part of the
+        part's cache key, for that reason. ``n_workers`` is then unused.
 
     Returns
     -------
@@ -254,7 +260,8 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         n_workers = 1 if dev.type == "cuda" else parallelism()
     t0 = time.perf_counter()
     seg = segment_sessions(sessions, roi_ck, ves_ck, held=held, models=models,
-                           n_workers=n_workers, progress=progress, grid=study_grid(manifest))
+                           n_workers=n_workers, progress=progress, grid=study_grid(manifest),
+                           scheduler=scheduler)
     part.notes += seg.notes
     part.timings["segment_extract"] = time.perf_counter() - t0
     if seg.truth:
