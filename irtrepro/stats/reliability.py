@@ -6,6 +6,7 @@ One variance decomposition per call, vectorised over every metric of the input (
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -249,7 +250,17 @@ def _text_column(values: list[str], codes: np.ndarray):
     The dtype is inferred once on the few distinct strings; inferring it on every row (a
     text column of the whole table) is what made the table construction slow.
     """
-    return pd.Series(values).array.take(codes)
+    return _text_array(tuple(values)).take(codes)
+
+
+@functools.lru_cache(maxsize=256)
+def _text_array(values: tuple[str, ...]):
+    """The pandas array of a few distinct strings; ``take`` copies, so it is never modified.
+
+    The labels (forms, statistics, methods) are the same on every call: inferring their dtype
+    again each time was a sizeable part of a call on a few hundred metrics.
+    """
+    return pd.Series(list(values)).array
 
 
 def _icc_frame(cube: Cube, comps: Components, ci: float, good: np.ndarray, missing: str):
@@ -601,8 +612,16 @@ def reliability(
     nb = len(keys)
 
     def stacked(get) -> np.ndarray:
-        """(blocks, M) array of one column, ``get(cols)`` giving a block's values."""
-        return np.stack([np.broadcast_to(get(block[key]), (m,)) for key in keys])
+        """(blocks, M) array of one column, ``get(cols)`` giving a block's values.
+
+        The dtype is that ``np.stack`` gives; rows filled by assignment, which broadcasts
+        scalars without a ``broadcast_to`` view per block.
+        """
+        vals = [get(block[key]) for key in keys]
+        out = np.empty((nb, m), np.result_type(*vals))
+        for i, v in enumerate(vals):
+            out[i] = v
+        return out
 
     block_of_row = np.repeat(np.arange(nb), m)
     est = {col: np.where(good, stacked(lambda c, col=col: c[col]), np.nan)
@@ -614,8 +633,13 @@ def reliability(
     # rows block by block, then stably ordered by metric: one block of rows per metric
     metric_of_row = np.tile(np.arange(m), nb)
     order = {lab: i for i, lab in enumerate(labels)}
-    rank = np.array([order[lab] for lab in labels])
-    perm = np.argsort(rank[metric_of_row], kind="stable")
+    unique = len(order) == m
+    if unique:
+        # each label its own rank: the stable sort by metric is metric-major, block-minor
+        perm = (np.arange(m)[:, None] + m * np.arange(nb)[None, :]).reshape(-1)
+    else:
+        rank = np.array([order[lab] for lab in labels])
+        perm = np.argsort(rank[metric_of_row], kind="stable")
     rows = metric_of_row[perm]
     columns = _metric_columns(cube.metrics, rows)
     block_of_row = block_of_row[perm]
@@ -637,8 +661,11 @@ def reliability(
         for j, col in enumerate(("boot_ci_low", "boot_ci_high", "boot_n")):
             columns[col] = np.stack([g[j] for g in got]).reshape(-1)[perm]
     table = pd.DataFrame(columns)
-    good_of = dict(zip(labels, good, strict=True))
-    good_rows = np.array([good_of[lab] for lab in labels], bool)[rows]
+    if unique:
+        good_rows = good[rows]
+    else:
+        good_of = dict(zip(labels, good, strict=True))
+        good_rows = np.array([good_of[lab] for lab in labels], bool)[rows]
     # the log CV has its own warning (non-positive values)
     crit = np.array([key != ("cv_percent", "100*(exp(TE of ln values)-1)") for key in keys])
     crit = crit[block_of_row]
