@@ -130,7 +130,7 @@ def _validate(cube: Cube, comps: Components, missing: str, errors: str) -> np.nd
             problems[labels[i]] = "no residual degrees of freedom"
     good = np.array([lab not in problems for lab in labels])
     raise_or_warn(problems, errors, "the ICC")
-    if missing == "listwise":
+    if missing == "listwise" and not np.isfinite(cube.values).all():
         dropped = (~complete_subjects(cube.values)) & np.isfinite(cube.values).any(axis=2)
         notes = {}
         for i in np.flatnonzero(good & dropped.any(axis=1)):
