@@ -108,9 +108,12 @@ def _components(cube: np.ndarray, missing: str) -> Components:
     return comps
 
 
-def _validate(cube: Cube, comps: Components, missing: str, errors: str) -> np.ndarray:
-    """Per-metric checks; returns the mask of metrics that can be computed."""
-    labels = cube.labels
+def _validate(cube: Cube, comps: Components, missing: str, errors: str,
+              labels: list[str]) -> np.ndarray:
+    """Per-metric checks; returns the mask of metrics that can be computed.
+
+    ``labels`` is ``cube.labels``, built once by the caller.
+    """
     problems: dict[str, str] = {}
     n = comps.n
     # the three checks as masks over all metrics (each metric gets the first that fails);
@@ -128,7 +131,8 @@ def _validate(cube: Cube, comps: Components, missing: str, errors: str) -> np.nd
             problems[labels[i]] = "constant values (zero variance): the ICC is 0/0"
         else:
             problems[labels[i]] = "no residual degrees of freedom"
-    good = np.array([lab not in problems for lab in labels])
+    good = (np.ones(len(labels), bool) if not problems
+            else np.array([lab not in problems for lab in labels]))
     raise_or_warn(problems, errors, "the ICC")
     if missing == "listwise" and not np.isfinite(cube.values).all():
         dropped = (~complete_subjects(cube.values)) & np.isfinite(cube.values).any(axis=2)
@@ -263,7 +267,8 @@ def _text_array(values: tuple[str, ...]):
     return pd.Series(list(values)).array
 
 
-def _icc_frame(cube: Cube, comps: Components, ci: float, good: np.ndarray, missing: str):
+def _icc_frame(cube: Cube, comps: Components, ci: float, good: np.ndarray, missing: str,
+               labels: list[str]):
     arrs = _icc_arrays(comps, ci)
     m = len(cube.metrics)
     forms = list(FORMS)
@@ -284,7 +289,7 @@ def _icc_frame(cube: Cube, comps: Components, ci: float, good: np.ndarray, missi
     columns["n_obs"] = np.repeat(comps.n_obs, 6).astype(int)
     columns["missing"] = _text_column([missing], same)
     table = pd.DataFrame(columns)
-    _nan_guard(np.asarray(cube.labels, object)[rep],
+    _nan_guard(np.asarray(labels, object)[rep],
                {key: columns[key] for key in ("icc", "f", P, CI_LOW, CI_HIGH)},
                np.repeat(good, 6), "ICC")
     return table
@@ -385,8 +390,9 @@ def icc(
     """
     ci, cube = _prepare(data, subject, session, value, ci, missing, errors)
     comps = _components(cube.values, missing)
-    good = _validate(cube, comps, missing, errors)
-    return _icc_frame(cube, comps, ci, good, missing)
+    labels = cube.labels
+    good = _validate(cube, comps, missing, errors, labels)
+    return _icc_frame(cube, comps, ci, good, missing, labels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,12 +497,15 @@ def _change_in_mean(cube: Cube, ci: float) -> dict[tuple[str, str], dict]:
     out = {}
     a = 1.0 - ci
     sess = [str(s) for s in cube.sessions]
+    # complete data: nansum is sum (it sums a NaN-free copy) and every subject counts
+    complete = bool(np.isfinite(cube.values).all())
+    total = np.sum if complete else np.nansum
     for j in range(1, len(sess)):
         d = cube.values[:, :, j] - cube.values[:, :, j - 1]
-        n = np.isfinite(d).sum(1)
+        n = np.full(d.shape[0], d.shape[1]) if complete else np.isfinite(d).sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n > 0, np.nansum(d, 1) / n, np.nan)
-            sd = np.sqrt(np.nansum((d - mean[:, None]) ** 2, 1) / (n - 1))
+            mean = np.where(n > 0, total(d, 1) / n, np.nan)
+            sd = np.sqrt(total((d - mean[:, None]) ** 2, 1) / (n - 1))
             se = sd / np.sqrt(n)
             t = t_ppf(1 - a / 2, n - 1)
             tstat = mean / se
@@ -591,8 +600,8 @@ def reliability(
     ci, cube = _prepare(data, subject, session, value, ci, missing, errors)
     check_option("sem_form", sem_form, tuple(FORMS))
     comps = _components(cube.values, missing)
-    good = _validate(cube, comps, missing, errors)
     labels = cube.labels
+    good = _validate(cube, comps, missing, errors, labels)
     with np.errstate(invalid="ignore", divide="ignore"):
         block = _stat_block(comps, ci, sem_form)
     block[("cv_percent", "100*(exp(TE of ln values)-1)")] = _cv_log(
