@@ -66,9 +66,12 @@ def _sum_sessions(y: np.ndarray) -> np.ndarray:
 
 
 def _sum_subjects(y: np.ndarray) -> np.ndarray:
-    """``y.sum(-2)``, bit for bit: numpy accumulates a non-innermost axis in order."""
+    """``y.sum(-2)``, bit for bit: numpy accumulates a non-innermost axis in order.
+
+    With one session the subject axis is the innermost one, which numpy sums pairwise.
+    """
     s = y.shape[-2]
-    if s < 2 or not y.flags.c_contiguous:
+    if s < 2 or y.shape[-1] < 2 or not y.flags.c_contiguous:
         return y.sum(-2)
     out = y[..., 0, :] + y[..., 1, :]
     for i in range(2, s):

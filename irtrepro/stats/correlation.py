@@ -146,6 +146,11 @@ def _rm_stats(xa: np.ndarray, ya: np.ndarray, onehot: np.ndarray, codes: np.ndar
     mask = np.isfinite(xa) & np.isfinite(ya)
     if mask.all():
         return _rm_stats_complete(xa, ya, onehot, codes)
+    return _rm_stats_masked(xa, ya, onehot, mask)
+
+
+def _rm_stats_masked(xa: np.ndarray, ya: np.ndarray, onehot: np.ndarray, mask: np.ndarray):
+    """:func:`_rm_stats` with missing values: each pair's mask applied to sums and counts."""
     w = mask.astype(float)
     x0 = np.where(mask, xa, 0.0)
     y0 = np.where(mask, ya, 0.0)
