@@ -182,6 +182,9 @@ def _product_columns(levels: list[np.ndarray], names: list[str]) -> tuple[dict, 
         frame = pd.MultiIndex.from_product(levels, names=names).to_frame(index=False)
         return ({d: frame[d] for d in names},
                 [frame[d].astype(str).tolist() for d in names])
+    if len(levels) == 1:
+        # one extra dim: the combinations are its values in order
+        return ({names[0]: pd.Index(levels[0])}, [[str(v) for v in levels[0].tolist()]])
     sizes = [len(lev) for lev in levels]
     where = np.unravel_index(np.arange(int(np.prod(sizes))), sizes)
     columns, parts = {}, []
@@ -190,6 +193,13 @@ def _product_columns(levels: list[np.ndarray], names: list[str]) -> tuple[dict, 
         text = [str(v) for v in lev.tolist()]
         parts.append([text[i] for i in idx.tolist()])
     return columns, parts
+
+
+def _coord_values(da: Any, dim: str) -> np.ndarray:
+    """``da[dim].values``: the coordinate's values, ``arange`` for a dim without one."""
+    if dim in da.coords:
+        return da.coords.variables[dim].values
+    return np.arange(da.sizes[dim])
 
 
 def _cube_from_xarray(data: Any, subject: str, session: str, value: Any) -> Cube:
@@ -236,18 +246,21 @@ def _cube_from_xarray(data: Any, subject: str, session: str, value: Any) -> Cube
         if not _is_numeric(da.dtype):
             raise StatsError(f"variable {name!r} is not numeric (dtype {da.dtype})")
         extra = [d for d in da.dims if d not in (subject, session)]
-        da = da.transpose(subject, session, *extra)
+        # numpy's transpose of the values rather than DataArray.transpose, and coordinate
+        # values from the variables rather than through a DataArray per dim: the same arrays
+        # without the xarray objects, which cost more than the statistics of a few hundred
+        # metrics
+        arr = np.asarray(da.values, dtype=float).transpose(
+            [da.dims.index(d) for d in (subject, session, *extra)])
         if subjects is None:
-            subjects = pd.Index(da[subject].values, name=subject)
-            sessions = pd.Index(da[session].values, name=session)
-        arr = np.asarray(da.values, dtype=float).reshape(da.shape[0], da.shape[1], -1)
+            subjects = pd.Index(_coord_values(da, subject), name=subject)
+            sessions = pd.Index(_coord_values(da, session), name=session)
+        arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
         blocks.append(np.moveaxis(arr, 2, 0))
         if extra:
-            combos, parts = _product_columns(
-                [da[d].values if d in da.coords else np.arange(da.sizes[d]) for d in extra],
-                extra,
-            )
-            labels = ["/".join(row) for row in zip(*parts, strict=True)]
+            combos, parts = _product_columns([_coord_values(da, d) for d in extra], extra)
+            labels = (list(parts[0]) if len(parts) == 1
+                      else ["/".join(row) for row in zip(*parts, strict=True)])
         else:
             combos, labels = {}, [""]
         columns: dict[str, Any] = {}
@@ -264,7 +277,8 @@ def _cube_from_xarray(data: Any, subject: str, session: str, value: Any) -> Cube
         rows.append(pd.DataFrame(columns, index=pd.RangeIndex(len(labels))))
     values = np.concatenate(blocks, axis=0)
     metrics = rows[0] if len(rows) == 1 else pd.concat(rows, ignore_index=True)
-    _check_finite(values, metrics[METRIC].tolist(), "value")
+    if np.isinf(values).any():  # the labels only for the message
+        _check_finite(values, metrics[METRIC].tolist(), "value")
     return Cube(values, metrics, subjects, sessions)
 
 

@@ -24,6 +24,18 @@ def _constant(a: np.ndarray) -> bool:
 def _ppf(fn, q, lower: float, *df):
     q = np.asarray(q, float)
     df = [np.asarray(d, float) for d in df]
+    if q.ndim == 0 and 0.0 < q < 1.0 and all(d.size and _constant(d) for d in df):
+        # one level and the same df for every metric (complete data): one scalar call and a
+        # filled array, what the general path below gives for these arguments
+        first = [d.flat[0] for d in df]
+        shape = np.broadcast_shapes(*(d.shape for d in df))
+        if all(v > 0 for v in first):
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                value = fn(q, *first) + 0.0
+        else:
+            value = np.nan
+        out = np.full(shape, value)
+        return out[()] if out.ndim == 0 else out
     ok = np.ones(np.broadcast_shapes(q.shape, *(d.shape for d in df)), bool)
     for d in df:
         ok &= d > 0

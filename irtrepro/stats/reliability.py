@@ -6,6 +6,7 @@ One variance decomposition per call, vectorised over every metric of the input (
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -107,9 +108,12 @@ def _components(cube: np.ndarray, missing: str) -> Components:
     return comps
 
 
-def _validate(cube: Cube, comps: Components, missing: str, errors: str) -> np.ndarray:
-    """Per-metric checks; returns the mask of metrics that can be computed."""
-    labels = cube.labels
+def _validate(cube: Cube, comps: Components, missing: str, errors: str,
+              labels: list[str]) -> np.ndarray:
+    """Per-metric checks; returns the mask of metrics that can be computed.
+
+    ``labels`` is ``cube.labels``, built once by the caller.
+    """
     problems: dict[str, str] = {}
     n = comps.n
     # the three checks as masks over all metrics (each metric gets the first that fails);
@@ -127,9 +131,10 @@ def _validate(cube: Cube, comps: Components, missing: str, errors: str) -> np.nd
             problems[labels[i]] = "constant values (zero variance): the ICC is 0/0"
         else:
             problems[labels[i]] = "no residual degrees of freedom"
-    good = np.array([lab not in problems for lab in labels])
+    good = (np.ones(len(labels), bool) if not problems
+            else np.array([lab not in problems for lab in labels]))
     raise_or_warn(problems, errors, "the ICC")
-    if missing == "listwise":
+    if missing == "listwise" and not np.isfinite(cube.values).all():
         dropped = (~complete_subjects(cube.values)) & np.isfinite(cube.values).any(axis=2)
         notes = {}
         for i in np.flatnonzero(good & dropped.any(axis=1)):
@@ -249,10 +254,21 @@ def _text_column(values: list[str], codes: np.ndarray):
     The dtype is inferred once on the few distinct strings; inferring it on every row (a
     text column of the whole table) is what made the table construction slow.
     """
-    return pd.Series(values).array.take(codes)
+    return _text_array(tuple(values)).take(codes)
 
 
-def _icc_frame(cube: Cube, comps: Components, ci: float, good: np.ndarray, missing: str):
+@functools.lru_cache(maxsize=256)
+def _text_array(values: tuple[str, ...]):
+    """The pandas array of a few distinct strings; ``take`` copies, so it is never modified.
+
+    The labels (forms, statistics, methods) are the same on every call: inferring their dtype
+    again each time was a sizeable part of a call on a few hundred metrics.
+    """
+    return pd.Series(list(values)).array
+
+
+def _icc_frame(cube: Cube, comps: Components, ci: float, good: np.ndarray, missing: str,
+               labels: list[str]):
     arrs = _icc_arrays(comps, ci)
     m = len(cube.metrics)
     forms = list(FORMS)
@@ -273,7 +289,7 @@ def _icc_frame(cube: Cube, comps: Components, ci: float, good: np.ndarray, missi
     columns["n_obs"] = np.repeat(comps.n_obs, 6).astype(int)
     columns["missing"] = _text_column([missing], same)
     table = pd.DataFrame(columns)
-    _nan_guard(np.asarray(cube.labels, object)[rep],
+    _nan_guard(np.asarray(labels, object)[rep],
                {key: columns[key] for key in ("icc", "f", P, CI_LOW, CI_HIGH)},
                np.repeat(good, 6), "ICC")
     return table
@@ -374,8 +390,9 @@ def icc(
     """
     ci, cube = _prepare(data, subject, session, value, ci, missing, errors)
     comps = _components(cube.values, missing)
-    good = _validate(cube, comps, missing, errors)
-    return _icc_frame(cube, comps, ci, good, missing)
+    labels = cube.labels
+    good = _validate(cube, comps, missing, errors, labels)
+    return _icc_frame(cube, comps, ci, good, missing, labels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,12 +497,15 @@ def _change_in_mean(cube: Cube, ci: float) -> dict[tuple[str, str], dict]:
     out = {}
     a = 1.0 - ci
     sess = [str(s) for s in cube.sessions]
+    # complete data: nansum is sum (it sums a NaN-free copy) and every subject counts
+    complete = bool(np.isfinite(cube.values).all())
+    total = np.sum if complete else np.nansum
     for j in range(1, len(sess)):
         d = cube.values[:, :, j] - cube.values[:, :, j - 1]
-        n = np.isfinite(d).sum(1)
+        n = np.full(d.shape[0], d.shape[1]) if complete else np.isfinite(d).sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n > 0, np.nansum(d, 1) / n, np.nan)
-            sd = np.sqrt(np.nansum((d - mean[:, None]) ** 2, 1) / (n - 1))
+            mean = np.where(n > 0, total(d, 1) / n, np.nan)
+            sd = np.sqrt(total((d - mean[:, None]) ** 2, 1) / (n - 1))
             se = sd / np.sqrt(n)
             t = t_ppf(1 - a / 2, n - 1)
             tstat = mean / se
@@ -580,8 +600,8 @@ def reliability(
     ci, cube = _prepare(data, subject, session, value, ci, missing, errors)
     check_option("sem_form", sem_form, tuple(FORMS))
     comps = _components(cube.values, missing)
-    good = _validate(cube, comps, missing, errors)
     labels = cube.labels
+    good = _validate(cube, comps, missing, errors, labels)
     with np.errstate(invalid="ignore", divide="ignore"):
         block = _stat_block(comps, ci, sem_form)
     block[("cv_percent", "100*(exp(TE of ln values)-1)")] = _cv_log(
@@ -601,8 +621,16 @@ def reliability(
     nb = len(keys)
 
     def stacked(get) -> np.ndarray:
-        """(blocks, M) array of one column, ``get(cols)`` giving a block's values."""
-        return np.stack([np.broadcast_to(get(block[key]), (m,)) for key in keys])
+        """(blocks, M) array of one column, ``get(cols)`` giving a block's values.
+
+        The dtype is that ``np.stack`` gives; rows filled by assignment, which broadcasts
+        scalars without a ``broadcast_to`` view per block.
+        """
+        vals = [get(block[key]) for key in keys]
+        out = np.empty((nb, m), np.result_type(*vals))
+        for i, v in enumerate(vals):
+            out[i] = v
+        return out
 
     block_of_row = np.repeat(np.arange(nb), m)
     est = {col: np.where(good, stacked(lambda c, col=col: c[col]), np.nan)
@@ -614,8 +642,13 @@ def reliability(
     # rows block by block, then stably ordered by metric: one block of rows per metric
     metric_of_row = np.tile(np.arange(m), nb)
     order = {lab: i for i, lab in enumerate(labels)}
-    rank = np.array([order[lab] for lab in labels])
-    perm = np.argsort(rank[metric_of_row], kind="stable")
+    unique = len(order) == m
+    if unique:
+        # each label its own rank: the stable sort by metric is metric-major, block-minor
+        perm = (np.arange(m)[:, None] + m * np.arange(nb)[None, :]).reshape(-1)
+    else:
+        rank = np.array([order[lab] for lab in labels])
+        perm = np.argsort(rank[metric_of_row], kind="stable")
     rows = metric_of_row[perm]
     columns = _metric_columns(cube.metrics, rows)
     block_of_row = block_of_row[perm]
@@ -637,8 +670,11 @@ def reliability(
         for j, col in enumerate(("boot_ci_low", "boot_ci_high", "boot_n")):
             columns[col] = np.stack([g[j] for g in got]).reshape(-1)[perm]
     table = pd.DataFrame(columns)
-    good_of = dict(zip(labels, good, strict=True))
-    good_rows = np.array([good_of[lab] for lab in labels], bool)[rows]
+    if unique:
+        good_rows = good[rows]
+    else:
+        good_of = dict(zip(labels, good, strict=True))
+        good_rows = np.array([good_of[lab] for lab in labels], bool)[rows]
     # the log CV has its own warning (non-positive values)
     crit = np.array([key != ("cv_percent", "100*(exp(TE of ln values)-1)") for key in keys])
     crit = crit[block_of_row]

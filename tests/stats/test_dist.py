@@ -52,8 +52,8 @@ def test_norm_ppf():
 
 def test_ppf_constant_df_same_as_elementwise():
     # the scalar shortcut for equal df must give what the elementwise call gives
-    for df in (np.full(5, 10.0), np.full(5, 0.0), np.full(5, np.inf), np.array([]),
-               np.array([3.0, 3.0, np.nan])):
+    for df in (np.full(5, 10.0), np.full(5, 0.0), np.full(5, -1.0), np.full(5, np.inf),
+               np.array([]), np.array([3.0, 3.0, np.nan]), np.float64(7.0), np.full((2, 3), 0.3)):
         _same(_dist.f_ppf(0.975, df, 2 * df), st.f.ppf(0.975, df, 2 * df))
         _same(_dist.chi2_ppf(0.025, df), st.chi2.ppf(0.025, df))
         _same(_dist.t_ppf(0.975, df), st.t.ppf(0.975, df))
