@@ -106,3 +106,32 @@ def test_report_runs_on_a_seq_manifest(tmp_path):
     # vessels; the tiny model finds calves, not the few-pixel perforators that TP needs)
     tnv = st["tnv"].transpose("subject", "session", ...).values.reshape(placed.size, -1)
     assert np.isfinite(tnv).any(axis=1).all()
+
+
+def test_vision_part_on_two_workers_equals_serial(tmp_path, monkeypatch):
+    """``vision: {scheduler: local:2}``: the same Study variables and tables as a serial run."""
+    import pandas as pd
+    import xarray as xr
+
+    import irtrepro.vision.evaluate as ev
+    from irtrepro.manifest import load_manifest
+    from irtrepro.report.parts.vision import run_for_report
+    from irtrepro.synth.lab import LabConfig, generate_lab_study
+    from irtrepro.synth.physiology import SynthConfig
+    from tests.vision.tiny_model import train_tiny_model, write_session
+
+    monkeypatch.setattr(ev, "robustness_table", lambda *a, **k: pd.DataFrame())
+    model = tmp_path / "unet.pt"
+    train_tiny_model(model, {s: write_session(tmp_path / "train", s, seed=k)
+                             for k, s in enumerate(("L01", "L02"))}, steps=STEPS)
+    cfg = LabConfig(physiology=SynthConfig(n_subjects=2, sessions=(("CON", "CON", 1),)),
+                    shape=(48, 64), frame_interval_s=30.0, duration_s=240.0, lead_s=60.0,
+                    annotated_per_subject=0, kinds=("hr",))
+    m = load_manifest(generate_lab_study(tmp_path / "lab", cfg, n_jobs=1))
+    runs = {s: run_for_report(m, tmp_path / f"cache-{k}", model=model, n_workers=1,
+                              progress=False, frames_cache=tmp_path / "frames", scheduler=s)
+            for k, s in enumerate((None, "local:2"))}
+    serial, par = runs[None], runs["local:2"]
+    assert int(serial.study_vars.thermal_frames_placed.sum()) > 0
+    xr.testing.assert_identical(serial.study_vars, par.study_vars)
+    pd.testing.assert_frame_equal(serial.tables["clock_check"][0], par.tables["clock_check"][0])
