@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from irtrepro.commands import add_scheduler_argument
+
 NAME = "extract"
 HELP = "per-second TNV/TP/TV/calf metrics of segmented zarr frame stores (netCDF out)"
 
@@ -19,10 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "`irtrepro segment --model` does, then extract")
     parser.add_argument("--masks", type=Path,
                         help="separate mask store (default: the store; not with --model)")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="run the chunks on dask.distributed: 'local' or 'local:N' (a "
-                             "LocalCluster of N workers, default 2), tcp://HOST:PORT, or a "
-                             "scheduler file (*.json); default serial (docs/cluster.md)")
+    add_scheduler_argument(parser, "the chunks")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="keep each finished chunk here; a rerun after an interruption "
                              "computes only the chunks missing")

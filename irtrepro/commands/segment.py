@@ -7,6 +7,8 @@ import argparse
 import re
 from pathlib import Path
 
+from irtrepro.commands import add_scheduler_argument
+
 NAME = "segment"
 HELP = ("segment calf ROI and vessels in zarr frame stores (masks written into each store); "
         "'segment evaluate MODEL MASKS RECORDING...' scores a model against annotations")
@@ -23,10 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (on a cluster: per task, default 1)")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="segment the chunks on dask.distributed: 'local' or 'local:N' "
-                             "(a LocalCluster of N workers, default 2), tcp://HOST:PORT, or a "
-                             "scheduler file (*.json); default serial (docs/cluster.md)")
+    add_scheduler_argument(parser, "the chunks")
     parser.add_argument("--chunk", type=int, default=None,
                         help="frames per work unit (rounded up to whole batches and zarr "
                              "chunks; default the smallest such)")

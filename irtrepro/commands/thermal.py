@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from irtrepro.commands import add_scheduler_argument
+
 NAME = "thermal"
 HELP = "inspect a thermal recording or convert it to the zarr frame store"
 
@@ -35,10 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conv.add_argument("more", type=Path, nargs="*", metavar="FILE OUT",
                       help="further recordings and their stores (with --scheduler: converted "
                            "side by side, one recording per worker)")
-    conv.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                      help="dask.distributed: 'local' or 'local:N' (a LocalCluster of N "
-                           "workers, default 2), tcp://HOST:PORT or a scheduler file (*.json); "
-                           "default serial (docs/cluster.md)")
+    add_scheduler_argument(conv, "one recording per task")
     conv.add_argument("--resume", action="store_true",
                       help="continue an interrupted conversion of the same recording where it "
                            "stopped, instead of starting again")

@@ -505,14 +505,13 @@ def evaluate_by_activity(model, cs: CropSet, idx: np.ndarray, cfg: KeypointConfi
 CONSTANT_POSE = "constant pose (mean of the labelled training heatmaps)"
 
 
-def _constant_pose_ap(corpus: CropSet, lab: np.ndarray, test: np.ndarray,
+def _constant_pose_ap(targets: np.ndarray, corpus: CropSet, test: np.ndarray,
                       cfg: KeypointConfig) -> dict:
-    """AP of :class:`~irtrepro.keypoints.models.ConstantPose` fitted on the labelled frames."""
+    """AP of :class:`~irtrepro.keypoints.models.ConstantPose` of the labelled frames'
+    heatmap ``targets``."""
     from irtrepro.keypoints.models import ConstantPose
 
-    torch = _torch()
-    tg, _ = heatmap_targets(corpus, lab, cfg)
-    return evaluate_by_activity(ConstantPose(torch.from_numpy(tg)), corpus, test, cfg)
+    return evaluate_by_activity(ConstantPose(_torch().from_numpy(targets)), corpus, test, cfg)
 
 
 def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: KeypointConfig,
@@ -539,7 +538,7 @@ def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: Ke
     rows.append({"model": f"teacher ({cfg.teacher}, RGB frames)", **info, **ap,
                  "params": count_params(teacher),
                  "flops": count_flops(teacher, (1, 3, *cfg.crop_hw))})
-    rows.append({"model": CONSTANT_POSE, **info, **_constant_pose_ap(corpus, lab, test, cfg),
+    rows.append({"model": CONSTANT_POSE, **info, **_constant_pose_ap(tg, corpus, test, cfg),
                  "params": 0, "flops": 0})
     z_t, hm_t = teacher_outputs(teacher, corpus.rgb[train])
     flipped = teacher_outputs(teacher, corpus.rgb[train], flip=True) if cfg.flip_augment else None
@@ -569,8 +568,8 @@ def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: Ke
         brows.append({"beta": beta, **info, **evaluate_by_activity(st, corpus, test, cfg)})
     if baseline:
         t = time.perf_counter()
-        tgt, wt = heatmap_targets(corpus, lab, cfg)
-        bl, h = train_supervised("mobilenetv3", corpus.thermal[lab], tgt, wt, cfg, rgb=False,
+        # the teacher's targets: the same labelled frames (train_supervised copies before flipping)
+        bl, h = train_supervised("mobilenetv3", corpus.thermal[lab], tg, tw, cfg, rgb=False,
                                  lr=cfg.baseline_lr, epochs=cfg.teacher_epochs,
                                  seed=cfg.seed + fi, progress=progress, desc="baseline")
         timings[f"baseline f{fi}"] = time.perf_counter() - t

@@ -372,12 +372,7 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
         ta = time.perf_counter()
         block = np.asarray(frames[s:s + step], dtype=np.float32)
         tb = time.perf_counter()
-        bad = ~np.isfinite(block.reshape(len(block), -1)).all(1)
-        if bad.any():
-            logger.warning("%s: frame %d has NaN/inf pixels; they are segmented as 0 degC "
-                           "after normalisation", path, s + int(np.argmax(bad)))
-        r, v = predict_masks(block, roi_ck, vessel_ck, batch_size=b, models=models, dev=dev,
-                             margin=margin, max_pixels=None)
+        r, v = _segment_block(block, path, s, (roi_ck, vessel_ck), b, models, dev, margin)
         del block
         tc = time.perf_counter()
         for name, m in (("roi", r), ("vessels", v)):
@@ -405,6 +400,17 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     return path
 
 
+def _segment_block(block: np.ndarray, path, s: int, cks, batch: int, models, dev,
+                   margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of frames ``s..`` of a store (one work unit, serial or on a worker)."""
+    bad = ~np.isfinite(block.reshape(len(block), -1)).all(1)
+    if bad.any():
+        logger.warning("%s: frame %d has NaN/inf pixels; they are segmented as 0 degC after "
+                       "normalisation", path, s + int(np.argmax(bad)))
+    return predict_masks(block, *cks, batch_size=batch, models=models, dev=dev, margin=margin,
+                         max_pixels=None)
+
+
 def _segment_chunk(path: str, part_store: str, s: int, step: int, cks, key: str, batch: int,
                    margin: int, dev_name: str | None, threads: int | None) -> int:
     """Segment frames ``s:s+step`` of a store and write their masks (runs on a worker).
@@ -426,12 +432,7 @@ def _segment_chunk(path: str, part_store: str, s: int, step: int, cks, key: str,
     models = worker_cache(f"segment:{key}:{dev}", lambda: tuple(
         ck.build().to(dev, memory_format=torch.channels_last) for ck in (roi_ck, vessel_ck)))
     block = np.asarray(open_frame_store(path)["frames"].data[s:s + step], dtype=np.float32)
-    bad = ~np.isfinite(block.reshape(len(block), -1)).all(1)
-    if bad.any():
-        logger.warning("%s: frame %d has NaN/inf pixels; they are segmented as 0 degC after "
-                       "normalisation", path, s + int(np.argmax(bad)))
-    r, v = predict_masks(block, roi_ck, vessel_ck, batch_size=batch, models=models, dev=dev,
-                         margin=margin, max_pixels=None)
+    r, v = _segment_block(block, path, s, cks, batch, models, dev, margin)
     del block
     for name, m in (("roi", r), ("vessels", v)):
         arr = zarr.open_array(str(Path(part_store) / name), mode="r+")

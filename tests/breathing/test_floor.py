@@ -44,7 +44,8 @@ def study():
 
 
 def _floor(test: ImageSet, rendered) -> tuple[float, dict]:
-    """The better of the majority class and the signal baseline on the test frames, + MARGIN."""
+    """The better of the majority class and the signal baseline on the test frames, + MARGIN
+    (so a constant predictor, at most the majority class, is below it)."""
     y = test.labels[test.labels >= 0]
     majority = max(y.mean(), 1 - y.mean())
     frames, _ = signal_baseline(rendered)
@@ -71,6 +72,3 @@ def test_full_method_beats_the_signal_baseline_on_a_held_out_subject(study):
     acc = _accuracy(p, test.labels[keep])
     assert baselines["signal"] > baselines["majority"]  # the baseline itself works
     assert acc > floor, (acc, baselines)
-    # the floor rejects constant predictors (the majority class is below it by construction)
-    for const in (0.0, 1.0):
-        assert _accuracy(np.full(keep.sum(), const), test.labels[keep]) < floor
