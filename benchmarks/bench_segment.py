@@ -10,10 +10,14 @@ resident set (``getrusage(RUSAGE_SELF).ru_maxrss``), imports and models included
    box, vessel model on the boxes, masks written chunk by chunk) at 160x120, 640x480 and
    1024x768.
 2. Memory growth with session length: the same at 640x480 for a ``--short`` and a ``--long``
-   recording (both at least one 64-frame zarr chunk long, so both are segmented in equal steps); and the reference measured in the same run -- the eager, unchunked path (all
+   recording (both at least one 64-frame zarr chunk long, so both are segmented in equal
+   steps); and the reference measured in the same run -- the eager, unchunked path (all
    frames in memory, :func:`predict_masks` with ``batch_size`` frames per pass whatever their
    size, the masks written afterwards) on the short recording -- with the ratios against it.
-3. Where the time goes at 640x480: read, calf (ROI) network, vessel network on the boxes,
+3. The same two recordings through the report's session pass
+   (:func:`irtrepro.vision.pipeline.segment_sessions`: segment, extract every feature, score
+   against the store's masks, the clock check's camera signal), chunk by chunk.
+4. Where the time goes at 640x480: read, calf (ROI) network, vessel network on the boxes,
    mask write, per frame.
 
 Models: with ``--model``, a model file as ``irtrepro train-seg --annotations`` writes it (e.g.
@@ -146,6 +150,17 @@ def _child(mode: str, store: str, roi_p: str, ves_p: str, threads: int, batch: i
                              max_pixels=None)
         write_masks(store, roi=r, vessels=v, progress=False)
         out["batch"] = batch
+    elif mode == "session":
+        # the report's pass: segment, extract, score against the store's masks, clock signal
+        from irtrepro.vision.pipeline import Session, segment_sessions
+
+        masks = store if "roi" in ds else None
+        seg = segment_sessions([Session("B01", "A", Path(store), masks and Path(store))],
+                               roi_ck, ves_ck, held=["B01"], models=models, progress=False,
+                               signals=True)
+        if seg.notes:
+            raise RuntimeError(seg.notes)
+        out["scored"] = bool(seg.counts)
     elif mode == "profile":
         t = {"read": 0.0, "roi": 0.0, "vessels": 0.0, "write": 0.0}
         box = []
@@ -269,7 +284,16 @@ def main(argv=None) -> int:
     above = 100 * ((rl["peak_rss_mb"] - rl["rss_ready_mb"]) / (rs["peak_rss_mb"] - rs["rss_ready_mb"]) - 1)
     print(f"  peak RSS growth {short} -> {long} frames: {growth:+.1f} % "
           f"(above the ready process: {above:+.1f} %)")
-    print("\n3. 640x480: where the time goes (s per frame)")
+    print(f"\n3. 640x480: the report's session pass (segment, extract, score, clock signal; "
+          f"{short} vs {long} frames)")
+    ss = _run_child("session", s_store, models, a.threads, a.batch)
+    sl = _run_child("session", l_store, models, a.threads, a.batch)
+    for n_, r in ((short, ss), (long, sl)):
+        print(f"  {n_:>6} frames: {r['fps']:6.2f} frames/s  peak RSS {r['peak_rss_mb']:7.0f} MB"
+              f"  (scored against masks: {r['scored']})")
+    print(f"  peak RSS growth {short} -> {long} frames: "
+          f"{100 * (sl['peak_rss_mb'] / ss['peak_rss_mb'] - 1):+.1f} %")
+    print("\n4. 640x480: where the time goes (s per frame)")
     p = _run_child("profile", s_store, models, a.threads, a.batch)
     tot = sum(p["profile_s_per_frame"].values())
     for k, v in p["profile_s_per_frame"].items():

@@ -285,7 +285,8 @@ def estimate_lag(signal_a, times_a, signal_b, times_b, *, max_lag_s: float,
 
 def check_clock(recording: xr.DataArray, entry: FileEntry, session: SessionEntry, reference,
                 *, sign: int = -1, tolerance_s: float = 5.0, max_lag_s: float = 120.0,
-                smooth_s: float = 30.0, min_r: float = 0.5) -> dict:
+                smooth_s: float = 30.0, min_r: float = 0.5,
+                signal: np.ndarray | None = None) -> dict:
     """Cross-check the camera's session clock against a reference stream; warn on disagreement.
 
     The camera signal (:func:`frame_signal`, on :func:`camera_times`) is correlated with the
@@ -312,6 +313,9 @@ def check_clock(recording: xr.DataArray, entry: FileEntry, session: SessionEntry
         of seconds), so nothing is claimed: ``agrees`` is None, with the reason.
     max_lag_s, smooth_s : float
         Passed to :func:`estimate_lag`.
+    signal : ndarray (frame,), optional
+        :func:`frame_signal` of the recording, when the caller computed it while reading the
+        frames for something else (the recording is then not read here).
 
     Returns
     -------
@@ -321,7 +325,12 @@ def check_clock(recording: xr.DataArray, entry: FileEntry, session: SessionEntry
     """
     clock = camera_times(recording, entry, session)
     t_ref, y_ref = (np.asarray(v, float) for v in reference)
-    est = estimate_lag(frame_signal(recording), clock.time, y_ref, t_ref, max_lag_s=max_lag_s,
+    if signal is None:
+        signal = frame_signal(recording)
+    elif np.shape(signal) != (recording.shape[0],):
+        raise OptionError(f"signal has shape {np.shape(signal)}; expected one value per frame "
+                          f"({recording.shape[0]},)")
+    est = estimate_lag(signal, clock.time, y_ref, t_ref, max_lag_s=max_lag_s,
                        smooth_s=smooth_s, sign=sign)
     name = f"{session.subject}/{session.session}"
     reason = est.reason

@@ -267,7 +267,8 @@ def _reference_hr(session: SessionEntry) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_clocks(manifest: Manifest, stores: dict[tuple[str, str], str | os.PathLike], *,
-                 tolerance_s: float = 5.0, warn: bool = True) -> pd.DataFrame:
+                 tolerance_s: float = 5.0, warn: bool = True,
+                 signals: dict | None = None) -> pd.DataFrame:
     """The camera clock cross-check of every session with a frame store and heart rate.
 
     Parameters
@@ -280,6 +281,10 @@ def check_clocks(manifest: Manifest, stores: dict[tuple[str, str], str | os.Path
     warn : bool
         Issue :class:`irtrepro.clock.ClockWarning` per disagreeing session (False: only the
         ``irtrepro`` logger's warning and the table say it, e.g. for the report's notes).
+    signals : dict, optional
+        ``{(subject, session): ndarray}`` camera signals already computed
+        (:func:`irtrepro.clock.frame_signal`, e.g. in the report's segmentation pass): those
+        recordings are not read again.
 
     Returns
     -------
@@ -307,7 +312,8 @@ def check_clocks(manifest: Manifest, stores: dict[tuple[str, str], str | os.Path
                 if not warn:
                     warnings.simplefilter("ignore", ClockWarning)
                 out = check_clock(open_frames(stores[key]), ses.files["thermal"], ses,
-                                  _reference_hr(ses), tolerance_s=tolerance_s)
+                                  _reference_hr(ses), tolerance_s=tolerance_s,
+                                  signal=(signals or {}).get(key))
         except IrtreproError as exc:
             rows.append({**base, "reason": f"not checked: {exc}"})
             continue

@@ -24,6 +24,54 @@ ERROR_METRICS = {"calf_mean": "degC", "tnv_mean": "degC", "tp_mean": "degC", "tv
 ATTENUATION_WARN = 0.5
 
 
+def error_metric_values(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray, *,
+                        compute: Callable | None = None) -> dict[str, np.ndarray]:
+    """Per-frame values of the :data:`ERROR_METRICS` metrics under one pair of masks.
+
+    Parameters
+    ----------
+    frames : ndarray (frame, y, x)
+        Temperatures (degC).
+    roi, vessels : ndarray (frame, y, x)
+        Masks.
+    compute : callable, optional
+        :func:`irtrepro.features.compute_features` (the default) or a stand-in.
+
+    Returns
+    -------
+    dict
+        ``{metric: ndarray (frame, 2)}``, left and right calf, in the metric's units. Values
+        are per frame, so the values of a session's chunks, concatenated, are the session's.
+    """
+    if compute is None:
+        from irtrepro.features import compute_features as compute
+    names = list(ERROR_METRICS)
+    ds = compute(frames, roi, vessels, features=names)
+    return {n: ds[n].sel(side=["left", "right"]).values for n in names}
+
+
+def metric_errors_from_values(predicted: dict[str, np.ndarray],
+                              truth: dict[str, np.ndarray]) -> list[dict]:
+    """:func:`metric_errors` from per-frame values (:func:`error_metric_values`) of a session.
+
+    Parameters
+    ----------
+    predicted, truth : dict
+        ``{metric: ndarray (frame, 2)}`` under predicted and under ground-truth masks.
+    """
+    rows = []
+    for n in ERROR_METRICS:
+        gt = truth[n]
+        d = np.abs(predicted[n] - gt).ravel()
+        # a time-course correlation survives only if the segmentation error is small
+        # against the metric's own movement within the session
+        with warnings.catch_warnings():  # a calf without that region: NaN SD
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sd = np.nanstd(gt, axis=0, ddof=1) if len(gt) > 2 else np.full(2, np.nan)
+        rows.append({"metric": n, "errors": d[np.isfinite(d)], "sd": sd[np.isfinite(sd)]})
+    return rows
+
+
 def metric_errors(frames: np.ndarray, roi_pred: np.ndarray, vessels_pred: np.ndarray,
                   roi_true: np.ndarray, vessels_true: np.ndarray, *,
                   compute: Callable | None = None) -> list[dict]:
@@ -46,22 +94,9 @@ def metric_errors(frames: np.ndarray, roi_pred: np.ndarray, vessels_pred: np.nda
         calf under ground-truth masks: how much the metric itself moves within the session,
         the yardstick for the error), in the metric's units.
     """
-    if compute is None:
-        from irtrepro.features import compute_features as compute
-    names = list(ERROR_METRICS)
-    a = compute(frames, roi_pred, vessels_pred, features=names)
-    b = compute(frames, roi_true, vessels_true, features=names)
-    rows = []
-    for n in names:
-        gt = b[n].sel(side=["left", "right"]).values
-        d = np.abs(a[n].sel(side=["left", "right"]).values - gt).ravel()
-        # a time-course correlation survives only if the segmentation error is small
-        # against the metric's own movement within the session
-        with warnings.catch_warnings():  # a calf without that region: NaN SD
-            warnings.simplefilter("ignore", RuntimeWarning)
-            sd = np.nanstd(gt, axis=0, ddof=1) if len(gt) > 2 else np.full(2, np.nan)
-        rows.append({"metric": n, "errors": d[np.isfinite(d)], "sd": sd[np.isfinite(sd)]})
-    return rows
+    return metric_errors_from_values(
+        error_metric_values(frames, roi_pred, vessels_pred, compute=compute),
+        error_metric_values(frames, roi_true, vessels_true, compute=compute))
 
 
 def metric_error_table(err_rows: list[dict]) -> pd.DataFrame:
@@ -95,6 +130,53 @@ def metric_error_table(err_rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _labels(labels: dict[int, str] | Sequence[int]) -> dict[int, str]:
+    return labels if isinstance(labels, dict) else {int(k): str(k) for k in labels}
+
+
+def segmentation_counts(mask_true: np.ndarray, mask_pred: np.ndarray, *,
+                        labels: dict[int, str] | Sequence[int] = ROI_LABELS) -> np.ndarray:
+    """Pixel counts behind :func:`segmentation_scores`, to be summed over chunks of frames.
+
+    Parameters
+    ----------
+    mask_true, mask_pred : ndarray of int, same shape
+        Ground truth first, prediction second.
+    labels : dict or sequence
+        Label values counted.
+
+    Returns
+    -------
+    ndarray (label, 3) of int64
+        Per label: true positives, pixels in the truth, pixels in the prediction.
+    """
+    t = np.asarray(mask_true)
+    p = np.asarray(mask_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"mask_true {t.shape} and mask_pred {p.shape} differ in shape")
+    out = np.zeros((len(_labels(labels)), 3), np.int64)
+    for i, lab in enumerate(_labels(labels)):
+        tt, pp = t == lab, p == lab
+        out[i] = (tt & pp).sum(), tt.sum(), pp.sum()
+    return out
+
+
+def scores_from_counts(counts: np.ndarray, *,
+                       labels: dict[int, str] | Sequence[int] = ROI_LABELS) -> pd.DataFrame:
+    """:func:`segmentation_scores` from pixel counts (:func:`segmentation_counts`, summed)."""
+    rows = []
+    for (lab, name), (tp, nt, npred) in zip(_labels(labels).items(), np.asarray(counts, float),
+                                            strict=True):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prec = tp / npred if npred else np.nan
+            rec = tp / nt if nt else np.nan
+            dice = 2 * tp / (nt + npred) if (nt + npred) else np.nan
+            iou = tp / (nt + npred - tp) if (nt + npred) else np.nan
+        rows.append({"label": lab, "name": name, "dice": dice, "iou": iou, "precision": prec,
+                     "recall": rec, "f1": dice, "n_true": int(nt), "n_pred": int(npred)})
+    return pd.DataFrame(rows)
+
+
 def segmentation_scores(mask_true: np.ndarray, mask_pred: np.ndarray, *,
                         labels: dict[int, str] | Sequence[int] = ROI_LABELS) -> pd.DataFrame:
     """Per-class Dice, IoU, precision, recall and F1, pooled over all pixels given.
@@ -114,27 +196,12 @@ def segmentation_scores(mask_true: np.ndarray, mask_pred: np.ndarray, *,
 
     Notes
     -----
-    Dice equals F1 for a binary mask; both are given because readers look for either.
+    Dice equals F1 for a binary mask; both are given because readers look for either. The
+    scores of many chunks pooled are :func:`scores_from_counts` of their summed
+    :func:`segmentation_counts`.
     """
-    t = np.asarray(mask_true)
-    p = np.asarray(mask_pred)
-    if t.shape != p.shape:
-        raise ValueError(f"mask_true {t.shape} and mask_pred {p.shape} differ in shape")
-    if not isinstance(labels, dict):
-        labels = {int(k): str(k) for k in labels}
-    rows = []
-    for lab, name in labels.items():
-        tt, pp = t == lab, p == lab
-        tp = float((tt & pp).sum())
-        nt, npred = float(tt.sum()), float(pp.sum())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            prec = tp / npred if npred else np.nan
-            rec = tp / nt if nt else np.nan
-            dice = 2 * tp / (nt + npred) if (nt + npred) else np.nan
-            iou = tp / (nt + npred - tp) if (nt + npred) else np.nan
-        rows.append({"label": lab, "name": name, "dice": dice, "iou": iou, "precision": prec,
-                     "recall": rec, "f1": dice, "n_true": int(nt), "n_pred": int(npred)})
-    return pd.DataFrame(rows)
+    return scores_from_counts(segmentation_counts(mask_true, mask_pred, labels=labels),
+                              labels=labels)
 
 
 def _blur(f: np.ndarray, k: float) -> np.ndarray:

@@ -102,13 +102,18 @@ def _given_model(path: str | os.PathLike, study_subjects: list[str]):
     return m.roi, m.vessels, named, notes
 
 
-def _clock_table(part: ReportPart, manifest, info: dict) -> None:
-    """The camera clock cross-check table of the part, and a note per disagreement."""
+def _clock_table(part: ReportPart, manifest, info: dict, signals: dict) -> None:
+    """The camera clock cross-check table of the part, and a note per disagreement.
+
+    ``signals`` are the camera signals the segmentation pass computed while it read the
+    frames; a session without one (its pass failed) is read again here.
+    """
     from irtrepro.thermal_study import check_clocks
 
     # the page's notes carry the warning (a Python warning would end the part where
     # warnings are errors)
-    tab = check_clocks(manifest, {k: v["store"].path for k, v in info.items()}, warn=False)
+    tab = check_clocks(manifest, {k: v["store"].path for k, v in info.items()}, warn=False,
+                       signals=signals)
     if not len(tab):
         return
     part.tables["clock_check"] = (
@@ -196,7 +201,6 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     import torch
 
     from irtrepro._threads import parallelism, torch_threads
-    from irtrepro.io.thermal import open_frame_store
     from irtrepro.plots.segmentation import robustness_figure, segmentation_example
     from irtrepro.splits import subject_split
     from irtrepro.sync import study_grid
@@ -206,7 +210,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         VESSEL_LABELS,
         metric_error_table,
         robustness_table,
-        segmentation_scores,
+        scores_from_counts,
     )
     from irtrepro.vision.infer import device, predict_masks
     from irtrepro.vision.pipeline import (
@@ -223,7 +227,6 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     sessions, info, notes = _sessions(manifest, frames_dir, progress)
     part.notes += notes
     part.timings["frame_stores"] = time.perf_counter() - t0
-    _clock_table(part, manifest, info)
     with_truth = [e for e in sessions if e.masks is not None]
     named = None  # caption phrase of a given model file
     if model is not None:
@@ -261,17 +264,14 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     t0 = time.perf_counter()
     seg = segment_sessions(sessions, roi_ck, ves_ck, held=held, models=models,
                            n_workers=n_workers, progress=progress, grid=study_grid(manifest),
-                           scheduler=scheduler)
+                           scheduler=scheduler, signals=True)
     part.notes += seg.notes
     part.timings["segment_extract"] = time.perf_counter() - t0
-    if seg.truth:
-        tr = np.concatenate([t[0] for t in seg.truth])
-        tv = np.concatenate([t[1] for t in seg.truth])
-        prr = np.concatenate([p[0] for p in seg.predicted])
-        pvv = np.concatenate([p[1] for p in seg.predicted])
-        q = pd.concat([segmentation_scores(tr, prr, labels=ROI_LABELS).assign(model="roi"),
-                       segmentation_scores(tv, pvv, labels=VESSEL_LABELS).assign(model="vessels")],
-                      ignore_index=True)
+    _clock_table(part, manifest, info, seg.signals)
+    if seg.counts:
+        q = pd.concat([scores_from_counts(seg.counts["roi"], labels=ROI_LABELS).assign(model="roi"),
+                       scores_from_counts(seg.counts["vessels"], labels=VESSEL_LABELS).assign(
+                           model="vessels")], ignore_index=True)
         part.tables["segmentation_quality"] = (
             q, f"Per-class pixel scores pooled over all frames of the held-out subjects {held} "
                + (f"({named}); " if named else f"(models trained on {train_s}); ")
@@ -294,20 +294,14 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                     f"within a session under ground-truth masks ({row.within_session_sd:.3g} "
                     f"{row.units}); its correlations over time in this report are attenuated "
                     "by segmentation error (table metric_error)")
-        k = np.linspace(0, len(tr) - 1, min(48, len(tr))).astype(int)
-        # read only the 48 frames scored, store by store (a session can be 10^5 frames)
-        stores = [open_frame_store(p)["frames"] for p in seg.held_stores]
-        first = np.cumsum([0] + [a.shape[0] for a in stores])
-        fa = np.concatenate([np.asarray(stores[j][k[(k >= first[j]) & (k < first[j + 1])]
-                                                  - first[j]].values, np.float32)
-                             for j in range(len(stores))])
-        rob = robustness_table(fa, tr[k], tv[k], lambda x: predict_masks(
+        fa, tr, tv = seg.picked if seg.picked is not None else (np.zeros((0, 1, 1)),) * 3
+        rob = robustness_table(np.asarray(fa, np.float32), tr, tv, lambda x: predict_masks(
             x, roi_ck, ves_ck, models=models, dev=dev), seed=seed)
-        part.tables["robustness"] = (rob, "Dice etc. per class on 48 held-out frames under "
+        part.tables["robustness"] = (rob, f"Dice etc. per class on {len(fa)} held-out frames under "
                                      f"perturbations of the input (masks scaled alike){by}.")
         if len(rob):
             part.figures["segmentation_robustness"] = (
-                robustness_figure(rob), "Dice per class on 48 held-out frames under each "
+                robustness_figure(rob), f"Dice per class on {len(fa)} held-out frames under each "
                 "perturbation of the input (table robustness): added noise, whole-frame offset "
                 "and contrast (emissivity / reflected-temperature errors), background offset, "
                 f"blur, zoom{by}.")
