@@ -178,21 +178,26 @@ def test_convert_several_recordings_on_two_workers_equals_serial(tmp_path, clust
 
 
 def test_report_sessions_on_two_workers_equal_serial(tmp_path, session, cluster):
-    from irtrepro.vision.pipeline import segmented
+    from irtrepro.io.thermal import write_masks
+    from irtrepro.vision.pipeline import SessionJob, session_results
     from tests.vision.test_infer_chunked import _checkpoints
+    from tests.vision.test_vision import _assert_same_result
 
     cks = _checkpoints(0)
     paths = [str(_store(tmp_path, session, f"s{k}.zarr")) for k in range(2)]
-    paths.append(str(tmp_path / "missing.zarr"))
+    write_masks(paths[1], roi=session["roi"], vessels=session["vessels"], progress=False)
+    jobs = [SessionJob(paths[0], signal=True, chunk=12),
+            SessionJob(paths[1], masks=paths[1], picks=(1, 30), example=True, chunk=12),
+            SessionJob(str(tmp_path / "missing.zarr"))]
     models = tuple(ck.build() for ck in cks)
-    serial = list(segmented(paths, *cks, models, 1))
-    par = list(segmented(paths, *cks, models, 1, scheduler=cluster))
+    serial = list(session_results(jobs, *cks, models, 1))
+    par = list(session_results(jobs, *cks, models, 1, scheduler=cluster))
     assert len(par) == 3
-    for (r0, v0, e0), (r1, v1, e1) in zip(serial[:2], par[:2], strict=True):
-        assert e0 is None and e1 is None and (r0 > 0).any()
-        assert np.array_equal(r0, r1) and np.array_equal(v0, v1)
+    assert serial[1].counts and serial[1].metric_errors
+    for r0, r1 in zip(serial[:2], par[:2], strict=True):
+        _assert_same_result(r0, r1)
     # a session that fails on a worker is reported as on a process here, not raised
-    assert serial[2][2] is not None and par[2][2] == serial[2][2]
+    assert serial[2].error is not None and par[2].error == serial[2].error
 
 
 def test_extract_command_on_a_scheduler_address_equals_serial(tmp_path, session, cluster):

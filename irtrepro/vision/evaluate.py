@@ -41,7 +41,8 @@ def error_metric_values(frames: np.ndarray, roi: np.ndarray, vessels: np.ndarray
     -------
     dict
         ``{metric: ndarray (frame, 2)}``, left and right calf, in the metric's units. Values
-        are per frame, so the values of a session's chunks, concatenated, are the session's.
+        are per frame, so the values of a session's chunks, concatenated, are the session's
+        (to float rounding: region sums run over the crop box of the frames passed).
     """
     if compute is None:
         from irtrepro.features import compute_features as compute

@@ -196,7 +196,9 @@ def process_session(job: SessionJob, roi_ck, ves_ck, models, dev=None) -> Sessio
     Each chunk of ``job.chunk`` frames (rounded to whole inference batches, so the masks are
     those of segmenting the whole session at once) is read, segmented, measured and dropped:
     memory is one chunk's frames and masks plus per-frame features, flat in the session's
-    length. Per-frame features and per-frame metric values do not depend on the chunking.
+    length. Masks and Study variables do not depend on the chunking; the per-frame metric
+    values behind the metric errors agree with a whole-session pass to float rounding (their
+    region sums run over a crop box of the frames in the call).
 
     Parameters
     ----------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 
 from irtrepro.errors import ModelError
 from irtrepro.vision.evaluate import segmentation_scores
@@ -200,32 +202,113 @@ def test_model_cache_key_follows_defaults_and_settings(monkeypatch):
     assert model_key(f, r, r, seed=0, settings={}) != k0
 
 
-def test_sessions_segmented_in_worker_processes_match_in_process(tmp_path):
-    from irtrepro.io.thermal import write_frames
+def _session_stores(tmp_path, n_seconds=24, subjects=("S01", "S02", "S03")):
+    from irtrepro.io.thermal import write_frames, write_masks
     from irtrepro.synth.thermogram import render_session
-    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
-    from irtrepro.vision.pipeline import segmented
     from tests.synth.test_thermogram import make_truth
 
     paths = []
-    for k, s in enumerate(("S01", "S02", "S03")):
-        ds = render_session(make_truth(12, s), shape=(48, 64), seed=k, frame_interval_s=2)
-        paths.append(str(write_frames(tmp_path / f"{s}.zarr", ds["frames"], progress=False)))
+    for k, s in enumerate(subjects):
+        ds = render_session(make_truth(n_seconds, s), shape=(48, 64), seed=k,
+                            frame_interval_s=2)
+        p = write_frames(tmp_path / f"{s}.zarr", ds["frames"], progress=False)
+        write_masks(p, roi=ds["roi"], vessels=ds["vessels"], progress=False)
+        paths.append(str(p))
+    return paths
+
+
+def _untrained_checkpoints():
+    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
+
     torch.manual_seed(0)
     cks = []
     for task in ("roi", "vessels"):
         ck = Checkpoint(task=task, classes=TASK_CLASSES[task], decoder_channels=(8, 8, 4))
         ck.state_dict = ck.build().state_dict()
         cks.append(ck)
+    return cks
+
+
+def _assert_same_result(a, b, rtol=0.0):
+    assert a.error is None and b.error is None
+    xr.testing.assert_identical(a.features, b.features)
+    assert a.frame_counts == b.frame_counts
+    assert a.counts.keys() == b.counts.keys()
+    for k in a.counts:
+        np.testing.assert_array_equal(a.counts[k], b.counts[k])
+    assert len(a.metric_errors) == len(b.metric_errors)
+    for ra, rb in zip(a.metric_errors, b.metric_errors, strict=True):
+        assert ra["metric"] == rb["metric"]
+        np.testing.assert_allclose(ra["errors"], rb["errors"], rtol=rtol, atol=0)
+        np.testing.assert_allclose(ra["sd"], rb["sd"], rtol=rtol, atol=0)
+    for xa, xb in ((a.picked, b.picked), (a.example, b.example)):
+        assert (xa is None) == (xb is None)
+        for u, v in zip(xa or (), xb or (), strict=True):
+            np.testing.assert_array_equal(u, v)
+    assert (a.signal is None) == (b.signal is None)
+    if a.signal is not None:
+        np.testing.assert_array_equal(a.signal, b.signal)
+
+
+def test_sessions_processed_in_worker_processes_match_in_process(tmp_path):
+    from irtrepro.vision.pipeline import SessionJob, session_results
+
+    paths = _session_stores(tmp_path)
+    cks = _untrained_checkpoints()
     models = tuple(ck.build() for ck in cks)
-    one = list(segmented(paths, *cks, models, 1))
-    two = list(segmented(paths, *cks, models, 2))
-    assert [e for _, _, e in one] == [None] * 3
-    for (r1, v1, _), (r2, v2, _) in zip(one, two, strict=True):
-        np.testing.assert_array_equal(r1, r2)
-        np.testing.assert_array_equal(v1, v2)
-    bad = list(segmented([str(tmp_path / "missing.zarr")], *cks, models, 1))
-    assert bad[0][0] is None and "missing.zarr" in bad[0][2]
+    jobs = [SessionJob(paths[0]), SessionJob(paths[1], masks=paths[1], picks=(0, 5, 11),
+                                             example=True, signal=True),
+            SessionJob(paths[2], signal=True)]
+    one = list(session_results(jobs, *cks, models, 1))
+    two = list(session_results(jobs, *cks, models, 2))
+    assert [r.error for r in one] == [None] * 3
+    assert one[1].counts and one[1].metric_errors and one[1].picked[0].shape[0] == 3
+    assert one[0].signal is None and one[2].signal.shape == (12,)
+    for r1, r2 in zip(one, two, strict=True):
+        _assert_same_result(r1, r2)
+    bad = list(session_results([SessionJob(str(tmp_path / "missing.zarr"))], *cks, models, 1))
+    assert bad[0].features is None and "missing.zarr" in bad[0].error
+
+
+def test_session_pass_does_not_depend_on_its_chunk_length(tmp_path):
+    # chunks of one inference batch (32 frames at 48x64) against the whole session at once:
+    # masks, pooled counts, Study variables, picks and signal agree exactly; the region means
+    # behind the metric errors are summed over a crop box that depends on the frames in the
+    # call, so they agree to float rounding (~1e-14 degC), not bit for bit
+    from irtrepro.io.thermal import open_frame_store
+    from irtrepro.vision.evaluate import (
+        ROI_LABELS,
+        VESSEL_LABELS,
+        metric_errors,
+        scores_from_counts,
+        segmentation_scores,
+    )
+    from irtrepro.vision.infer import predict_masks
+    from irtrepro.vision.pipeline import SessionJob, process_session
+
+    (path,) = _session_stores(tmp_path, n_seconds=140, subjects=("S01",))
+    cks = _untrained_checkpoints()
+    models = tuple(ck.build() for ck in cks)
+    job = dict(masks=path, picks=(3, 40, 69), example=True, signal=True)
+    small = process_session(SessionJob(path, chunk=1, **job), *cks, models)
+    whole = process_session(SessionJob(path, chunk=10_000, **job), *cks, models)
+    _assert_same_result(small, whole, rtol=1e-12)
+    # and equal to scoring the whole session's arrays at once
+    ds = open_frame_store(path)
+    f, gr, gv = ds["frames"].values, ds["roi"].values, ds["vessels"].values
+    pr, pv = predict_masks(f, *cks, models=models)
+    pd.testing.assert_frame_equal(
+        scores_from_counts(small.counts["roi"], labels=ROI_LABELS),
+        segmentation_scores(gr, pr, labels=ROI_LABELS))
+    pd.testing.assert_frame_equal(
+        scores_from_counts(small.counts["vessels"], labels=VESSEL_LABELS),
+        segmentation_scores(np.where(gr > 0, gv, 0), pv, labels=VESSEL_LABELS))
+    ref = metric_errors(f, pr, pv, gr, gv)
+    assert [r["metric"] for r in ref] == [r["metric"] for r in small.metric_errors]
+    for r, s in zip(ref, small.metric_errors, strict=True):
+        np.testing.assert_allclose(r["errors"], s["errors"], rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(small.picked[0], f[[3, 40, 69]])
+    np.testing.assert_array_equal(small.example[0], f[35])
 
 
 def test_metric_error_table_compares_error_with_within_session_variation():
