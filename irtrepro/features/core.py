@@ -54,7 +54,7 @@ def crop_to_calves(f: np.ndarray, r: np.ndarray, v: np.ndarray, margin: int = 2)
         return f, r, v
     y0, y1 = max(0, rows[0] - margin), min(f.shape[1], rows[-1] + 1 + margin)
     x0, x1 = max(0, cols[0] - margin), min(f.shape[2], cols[-1] + 1 + margin)
-    return f[:, y0:y1, x0:x1], r[:, y0:y1, x0:x1], v[:, y0:y1, x0:x1]
+    return tuple(np.ascontiguousarray(a[:, y0:y1, x0:x1]) for a in (f, r, v))
 
 
 def _as_arrays(frames, roi, vessels, source: str = "<array>"):
@@ -314,6 +314,37 @@ def _side_runs(roi: np.ndarray) -> tuple[Runs, Runs]:
     return label_runs(roi == 1), label_runs(roi == 2)
 
 
+
+_QUALITY_BLOCK = 32  # frames per pass: the temporaries of a block stay in cache
+
+
+def _range_and_sharpness(f: np.ndarray, calf: np.ndarray, plausible: tuple[float, float]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: any calf pixel outside ``plausible`` (or non-finite), and the sharpness.
+
+    Frames are independent, so they are taken a block at a time with the temporaries reused
+    (the per-frame sums are the same whatever the block).
+    """
+    n, h, w = f.shape
+    lo, hi = plausible
+    flag_range = np.zeros(n, bool)
+    sharp = np.zeros(n, np.float64)
+    for a in range(0, n, _QUALITY_BLOCK):
+        fb, cb = f[a:a + _QUALITY_BLOCK], calf[a:a + _QUALITY_BLOCK]
+        m = fb.shape[0]
+        inside = fb >= lo
+        inside &= fb <= hi                       # NaN compares False: flagged
+        flag_range[a:a + m] = (cb > inside).reshape(m, h * w).any(1)
+        same = cb[:, :, 1:] == cb[:, :, :-1]
+        step = np.diff(fb, axis=2)
+        np.abs(step, out=step)
+        np.copyto(step, 0, where=same)          # only steps across the calf border count
+        edges = (w - 1) * h - np.count_nonzero(same.reshape(m, -1), axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sharp[a:a + m] = step.sum((1, 2), dtype=np.float64) / edges
+    return flag_range, sharp
+
+
 def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
                   ) -> dict[str, np.ndarray]:
     """Per-frame quality flags (bool, frame) and the sharpness score.
@@ -339,17 +370,7 @@ def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
     calf = ctx.cache.get("calf")
     if calf is None:
         calf = ctx.cache["calf"] = roi > 0
-    lo, hi = st.plausible_range
-    inside = f >= lo
-    inside &= f <= hi                       # NaN compares False: flagged
-    px = f.shape[1] * f.shape[2]
-    flag_range = (calf > inside).reshape(n, px).any(1)
-    edge = calf[:, :, 1:] != calf[:, :, :-1]
-    step = np.diff(f, axis=2)
-    np.abs(step, out=step)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sharp = (np.where(edge, step, 0).sum((1, 2), dtype=np.float64)
-                 / np.count_nonzero(edge.reshape(n, px - f.shape[1]), axis=1))
+    flag_range, sharp = _range_and_sharpness(f, calf, st.plausible_range)
     ref = 1.0
     if st.relative_sharpness:
         ref = np.nanmedian(sharp) if np.isfinite(sharp).any() else np.nan
