@@ -5,8 +5,8 @@ pixels or regions. Region statistics come from one pass over each block into fix
 histograms per (frame, side, vessel label) (:mod:`irtrepro.features.histstats`), or, exactly,
 from ONE sort of the skin pixels per block (each pixel offset by ``group_id * 1000`` degC, so
 one float64 sort orders the groups and the values within them). Connected components of
-veins and perforators come from one :func:`scipy.ndimage.label` call over the stack with an
-in-plane structuring element.
+veins, perforators and each calf come from the row runs of the whole stack
+(:func:`irtrepro.features.runlabel.label_runs`, 8-connected within a frame).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
-from scipy import ndimage
 
 from irtrepro.errors import OptionError, ReaderError
 from irtrepro.features.histstats import hist_region_stats
+from irtrepro.features.runlabel import Runs, label_runs
 
 __all__ = [
     "REGIONS", "SIDES", "STATS", "PERCENTILES", "FeatureContext", "region_stats",
@@ -47,13 +47,14 @@ def crop_to_calves(f: np.ndarray, r: np.ndarray, v: np.ndarray, margin: int = 2)
     sharpness looks one pixel across the border), so the rest of the frame is dead weight:
     cutting it first halves the work of the whole-frame steps (labelling, differences).
     """
-    calf = r > 0
-    rows, cols = np.flatnonzero(calf.any((0, 2))), np.flatnonzero(calf.any((0, 1)))
+    # the frame-wise maximum first: one contiguous pass, then only a (y, x) image to scan
+    calf = (r.max(0) > 0) if r.shape[0] else np.zeros(r.shape[1:], bool)
+    rows, cols = np.flatnonzero(calf.any(1)), np.flatnonzero(calf.any(0))
     if rows.size == 0:
         return f, r, v
     y0, y1 = max(0, rows[0] - margin), min(f.shape[1], rows[-1] + 1 + margin)
     x0, x1 = max(0, cols[0] - margin), min(f.shape[2], cols[-1] + 1 + margin)
-    return f[:, y0:y1, x0:x1], r[:, y0:y1, x0:x1], v[:, y0:y1, x0:x1]
+    return tuple(np.ascontiguousarray(a[:, y0:y1, x0:x1]) for a in (f, r, v))
 
 
 def _as_arrays(frames, roi, vessels, source: str = "<array>"):
@@ -68,7 +69,7 @@ def _as_arrays(frames, roi, vessels, source: str = "<array>"):
         raise MaskMismatchError(f"{source}: masks roi {r.shape} / vessels {v.shape} do not match "
                                 f"frames {f.shape}")
     for name, m, hi in (("roi", r, 2), ("vessels", v, 2)):
-        if m.size and (m.min() < 0 or m.max() > hi):
+        if m.size and ((m.dtype.kind != "u" and m.min() < 0) or m.max() > hi):
             bad = int(np.argmax((m.reshape(m.shape[0], -1) > hi).any(1)
                                 | (m.reshape(m.shape[0], -1) < 0).any(1)))
             raise MaskMismatchError(f"{source}: {name} has labels outside 0..{hi} "
@@ -234,23 +235,31 @@ def component_stats(ctx: FeatureContext) -> dict[str, np.ndarray]:
     if "component_stats" in ctx.cache:
         return ctx.cache["component_stats"]
     n = ctx.n_frames
-    structure = np.zeros((3, 3, 3), bool)
-    structure[1] = True  # in-plane 8-connectivity only: components never span frames
+    calf = ctx.cache.get("calf")
+    if calf is None:
+        calf = ctx.cache["calf"] = ctx.roi > 0
     out = {}
     for lab, name in ((1, "vein"), (2, "perforator")):
-        mask = (ctx.vessels == lab) & (ctx.roi > 0)
-        comp, ncomp = ndimage.label(mask, structure=structure)
-        cid = comp[mask]
-        area = np.bincount(cid, minlength=ncomp + 1)[1:].astype(np.float64)
+        mask = ctx.vessels == lab
+        mask &= calf
+        runs = label_runs(mask)
+        ncomp = runs.n_components
+        # pixels in C order, each with its component: the order of a boolean gather
+        cid = np.repeat(runs.label, runs.length)
+        area = np.bincount(runs.label, runs.length, minlength=ncomp)
         tv = ctx.frames[mask].astype(np.float64)
         ok = np.isfinite(tv)
-        tsum = np.bincount(cid[ok], tv[ok], minlength=ncomp + 1)[1:]
-        tcnt = np.bincount(cid[ok], minlength=ncomp + 1)[1:]
+        if not ok.all():
+            cid_ok, tv = cid[ok], tv[ok]
+        else:
+            cid_ok = cid
+        tsum = np.bincount(cid_ok, tv, minlength=ncomp)
+        tcnt = np.bincount(cid_ok, minlength=ncomp)
         with np.errstate(invalid="ignore", divide="ignore"):
             ctemp = tsum / tcnt
-        # frame (from the label numbering) and majority side of each component
-        cframe = np.searchsorted(_label_tops(comp, n), np.arange(1, ncomp + 1), side="left")
-        right = np.bincount(cid, ctx.roi[mask] == 2, minlength=ncomp + 1)[1:]
+        # frame and majority side of each component
+        cframe = runs.frame[runs.first]
+        right = np.bincount(cid, ctx.roi[mask] == 2, minlength=ncomp)
         cside = (right * 2 > area).astype(np.int64)
         res = {k: np.zeros((n, 3)) for k in ("count", "area_total", "tsum", "tcnt")}
         for s_idx, sel in ((0, cside == 0), (1, cside == 1), (2, np.ones(ncomp, bool))):
@@ -298,26 +307,42 @@ class QualitySettings:
     relative_sharpness: bool = True
 
 
-def _label_tops(comp: np.ndarray, n: int) -> np.ndarray:
-    """Highest label up to each frame of an in-plane labelling of a (frame, y, x) stack.
+def _side_runs(roi: np.ndarray) -> tuple[Runs, Runs]:
+    """Row runs and in-plane components of each calf (roi labels 1 and 2)."""
+    # one labelling per side: cheaper than labelling roi > 0 once and sorting out which
+    # components touch both calves (that bookkeeping reads every calf pixel again)
+    return label_runs(roi == 1), label_runs(roi == 2)
 
-    Labels are numbered in scan order and never span frames, so the labels of frame k are
-    those above the top of frame k-1 up to the top of frame k.
+
+
+_QUALITY_BLOCK = 32  # frames per pass: the temporaries of a block stay in cache
+
+
+def _range_and_sharpness(f: np.ndarray, calf: np.ndarray, plausible: tuple[float, float]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: any calf pixel outside ``plausible`` (or non-finite), and the sharpness.
+
+    Frames are independent, so they are taken a block at a time with the temporaries reused
+    (the per-frame sums are the same whatever the block).
     """
-    top = np.maximum.accumulate(comp.reshape(n, -1).max(1)) if n else np.zeros(0, int)
-    return top
-
-
-def _side_component_counts(roi: np.ndarray, structure: np.ndarray) -> np.ndarray:
-    """Number of in-plane components of each calf, (frame, 2) for roi labels 1 and 2."""
-    n = roi.shape[0]
-    ncomp = np.zeros((n, 2), np.int64)
-    for s in (1, 2):
-        # one labelling per side: cheaper than labelling roi > 0 once and sorting out which
-        # components touch both calves (that bookkeeping reads every calf pixel again)
-        comp, _ = ndimage.label(roi == s, structure=structure)
-        ncomp[:, s - 1] = np.diff(np.r_[0, _label_tops(comp, n)])
-    return ncomp
+    n, h, w = f.shape
+    lo, hi = plausible
+    flag_range = np.zeros(n, bool)
+    sharp = np.zeros(n, np.float64)
+    for a in range(0, n, _QUALITY_BLOCK):
+        fb, cb = f[a:a + _QUALITY_BLOCK], calf[a:a + _QUALITY_BLOCK]
+        m = fb.shape[0]
+        inside = fb >= lo
+        inside &= fb <= hi                       # NaN compares False: flagged
+        flag_range[a:a + m] = (cb > inside).reshape(m, h * w).any(1)
+        same = cb[:, :, 1:] == cb[:, :, :-1]
+        step = np.diff(fb, axis=2)
+        np.abs(step, out=step)
+        np.copyto(step, 0, where=same)          # only steps across the calf border count
+        edges = (w - 1) * h - np.count_nonzero(same.reshape(m, -1), axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sharp[a:a + m] = step.sum((1, 2), dtype=np.float64) / edges
+    return flag_range, sharp
 
 
 def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
@@ -334,21 +359,18 @@ def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
     """
     st = settings or ctx.cache.get("quality_settings") or QualitySettings()
     f, roi = ctx.frames, ctx.roi
+    n = ctx.n_frames
     h, w = ctx.frame_shape
-    areas = np.stack([(roi == 1).sum((1, 2)), (roi == 2).sum((1, 2))], 1) / (h * w)
+    sides = _side_runs(roi)
+    # pixels and components per frame of each calf, from its runs (integers, exact)
+    areas = np.stack([np.bincount(r.frame, r.length, minlength=n) for r in sides], 1) / (h * w)
     flag_area = ((areas < st.min_area_fraction) | (areas > st.max_area_fraction)).any(1)
-    structure = np.zeros((3, 3, 3), bool)
-    structure[1] = True
-    ncomp = _side_component_counts(roi, structure)
+    ncomp = np.stack([np.bincount(r.frame[r.first], minlength=n) for r in sides], 1)
     flag_shape = (ncomp > st.max_components).any(1)
-    calf = roi > 0
-    lo, hi = st.plausible_range
-    bad = calf & ~((f >= lo) & (f <= hi))   # NaN compares False: flagged
-    flag_range = bad.any((1, 2))
-    edge = calf[:, :, 1:] != calf[:, :, :-1]
-    step = np.abs(np.diff(f, axis=2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sharp = np.where(edge, step, 0).sum((1, 2), dtype=np.float64) / edge.sum((1, 2))
+    calf = ctx.cache.get("calf")
+    if calf is None:
+        calf = ctx.cache["calf"] = roi > 0
+    flag_range, sharp = _range_and_sharpness(f, calf, st.plausible_range)
     ref = 1.0
     if st.relative_sharpness:
         ref = np.nanmedian(sharp) if np.isfinite(sharp).any() else np.nan
