@@ -49,7 +49,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile $(if $(LOCK),--constraint $(LOCK)) -e '.[dev]'
+	$(PY) -m pip install --quiet --no-compile $(if $(LOCK),--constraint $(LOCK)) -e '.[dev,cluster]'
 	touch $(STAMP)
 
 # The lock is what `make install` installs: pip constraints of every package in the venv.

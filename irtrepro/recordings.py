@@ -13,7 +13,9 @@ and an unchanged file is never decoded twice. An interrupted conversion leaves n
 the final name: its chunks so far are kept in a hidden ``.<name>.resume`` folder beside it, and
 the next call continues from the first chunk not written
 (:func:`irtrepro.io.thermal.write_frames` with ``resume=True``); a store under the final name
-is complete.
+is complete. The folder's ``progress.json`` records the source's resolved path and sha256: a
+conversion resumes only chunks of the same sha256, and once the file has changed the folders
+of its earlier versions are removed (:func:`remove_stale_resumes`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from irtrepro._logging import logger
 from irtrepro.errors import FormatError
 from irtrepro.manifest import SYNC_OPTIONS, FileEntry, sha256_path
 
-__all__ = ["FrameStore", "frame_store"]
+__all__ = ["FrameStore", "frame_store", "remove_stale_resumes"]
 
 #: modules whose code decides a converted store's content (besides the reader's own)
 _STORE_CODE = ("irtrepro.io.frames", "irtrepro.io.zarr_store", "irtrepro.io.convert")
@@ -91,6 +93,37 @@ def _conversion_key(fmt: str, options: dict, chunk_frames: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
+def remove_stale_resumes(cache_dir: str | os.PathLike, source: str | os.PathLike,
+                         sha256: str) -> list[Path]:
+    """Remove the interrupted conversions (``.<name>.resume`` folders) of an earlier version of
+    ``source`` from ``cache_dir``.
+
+    A folder is removed when its ``progress.json`` names the same resolved source path and
+    another ``source_sha256``: the file changed since, so those chunks can never be resumed
+    (the store's name holds the sha256). Folders of other sources, of the same version, or
+    without a readable record are left alone.
+
+    Returns
+    -------
+    list of Path
+        The folders removed.
+    """
+    import shutil
+
+    from irtrepro.io.zarr_store import read_progress
+
+    cache_dir, src = Path(cache_dir), str(Path(source).resolve())
+    removed = []
+    for folder in sorted(cache_dir.glob(".*.resume")) if cache_dir.is_dir() else ():
+        prog = read_progress(folder)
+        if prog.get("source") == src and prog.get("source_sha256") not in (None, sha256):
+            logger.info("%s: removing %s, an interrupted conversion of an earlier version "
+                        "(sha256 %s)", source, folder, prog["source_sha256"])
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def frame_store(entry: FileEntry, cache_dir: str | os.PathLike, *, chunk_frames: int = 64,
                 progress: bool | None = None) -> FrameStore:
     """The zarr frame store of a thermal entry, converting (once) where needed.
@@ -128,6 +161,7 @@ def frame_store(entry: FileEntry, cache_dir: str | os.PathLike, *, chunk_frames:
         open_frame_store(src)  # a folder that is no frame store is refused here, by name
         return FrameStore(src, src, "zarr", entry.sha256 or sha256_path(src), False)
     sha = sha256_path(src)
+    remove_stale_resumes(cache_dir, src, sha)
     options = _reader_options(entry)
     stem = src.name.split(".")[0] or "recording"
     target = (Path(cache_dir) / f"{stem}-{sha[:16]}-{_conversion_key(fmt, options, chunk_frames)}"

@@ -49,22 +49,22 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, scheduler) -> int:
     from irtrepro._atomic import atomic_path
     from irtrepro.features.extract import extract_store
+    from irtrepro.vision.infer import model_provenance
 
+    given = model_provenance(args.model) if args.model is not None else None
     if args.model is not None:
         from irtrepro.vision.infer import segment_store
         from irtrepro.vision.models import load_models
 
         roi, ves = load_models(args.model)
-        segment_store(args.store, roi, ves, scheduler=scheduler)
+        segment_store(args.store, roi, ves, scheduler=scheduler, provenance=given)
         print(f"{args.store}: masks written (model {args.model})")
+    prov = masks_model(args.masks or args.store, given)
     ds = extract_store(args.store, mask_store=args.masks, scheduler=scheduler,
                        cache_dir=args.cache_dir, chunk_frames=args.chunk_frames,
                        bin_width=args.bin_width,
                        per_frame=args.per_frame)
-    if args.model is not None:
-        from irtrepro.manifest import sha256_path
-
-        ds.attrs.update(model=str(args.model), model_sha256=sha256_path(args.model))
+    ds.attrs.update(prov)
     for key in ("subject", "session"):
         if getattr(args, key) is not None:
             ds.attrs[key] = str(getattr(args, key))
@@ -72,3 +72,25 @@ def _run(args: argparse.Namespace, scheduler) -> int:
         ds.to_netcdf(tmp, engine="h5netcdf")
     print(f"{args.out}: {len(ds.data_vars)} variables, {ds.sizes['time']} time points")
     return 0
+
+
+def masks_model(mask_store: Path, given: dict[str, str] | None) -> dict[str, str]:
+    """The ``model``/``model_sha256`` attributes of the netCDF: the model file given to
+    extract, else the one the mask store records (:func:`irtrepro.vision.infer.mask_provenance`).
+
+    Raises
+    ------
+    ModelError
+        Both known and their sha256 differ: the masks were not written by the given model.
+    """
+    from irtrepro.errors import ModelError
+    from irtrepro.vision.infer import mask_provenance
+
+    recorded = mask_provenance(mask_store)
+    if given is None:
+        return recorded
+    if recorded and recorded["model_sha256"] != given["model_sha256"]:
+        raise ModelError(f"{mask_store}: masks written by model {recorded['model']} "
+                         f"(sha256 {recorded['model_sha256']}), but --model {given['model']} "
+                         f"has sha256 {given['model_sha256']}")
+    return given

@@ -83,14 +83,16 @@ def run(args: argparse.Namespace) -> int:
     if str(args.stores[0]) == "evaluate" and not args.stores[0].exists():
         return _evaluate(args)
     from irtrepro.distributed import open_client
-    from irtrepro.vision.infer import segment_store
+    from irtrepro.vision.infer import model_provenance, segment_store
     from irtrepro.vision.models import load_models
 
     roi, ves = load_models(args.model, roi=args.roi_model, vessels=args.vessel_model)
+    # the masks name the model file, so `extract` and `build --metrics` can report it
+    prov = model_provenance(args.model) if args.model is not None else None
     # one client for all the stores: a LocalCluster starts once, not once per store
     with open_client(args.scheduler) as client:
         for p in args.stores:
             segment_store(p, roi, ves, batch_size=args.batch_size, threads=args.threads,
-                          chunk=args.chunk, scheduler=client)
+                          chunk=args.chunk, scheduler=client, provenance=prov)
             print(f"{p}: masks written")
     return 0

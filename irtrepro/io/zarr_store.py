@@ -115,30 +115,27 @@ def _check_mask_values(name: str, arr: np.ndarray, path, first_frame: int) -> np
 
 
 @contextlib.contextmanager
-def _resumable(path: Path, ident: str):
+def _resumable(path: Path, ident: str, source: Mapping[str, str | None] | None = None):
     """Like :func:`atomic_path` for a folder, but an interrupted write is kept to resume.
 
     Yields ``(tmp, state)``: ``tmp`` is ``.<name>.resume`` beside ``path``; ``state`` is
-    ``{"ident", "next", "found"}`` from its ``progress.json`` when that names the same
-    ``ident`` (same frames, same encoding), else fresh (and ``tmp`` emptied). On success
-    ``progress.json`` is removed and ``tmp`` renamed onto ``path``; on an exception ``tmp`` is
-    left for the next call.
+    ``{"ident", "source", "source_sha256", "next", "found"}`` from its ``progress.json`` when
+    that names the same ``ident`` (same frames, same encoding) and the same ``source`` values
+    (:func:`read_progress`), else fresh (and ``tmp`` emptied). On success ``progress.json`` is
+    removed and ``tmp`` renamed onto ``path``; on an exception ``tmp`` is left for the next
+    call.
     """
     tmp = path.parent / f".{path.name}.resume"
-    state = {"ident": ident, "next": 0, "found": {}}
-    prog = tmp / "progress.json"
-    if prog.is_file():
-        try:
-            old = json.loads(prog.read_text())
-        except ValueError:  # cut while writing it: start again
-            old = {}
-        if old.get("ident") == ident:
-            state = old
+    meta = {"source": None, "source_sha256": None, **(source or {})}
+    state = {"ident": ident, **meta, "next": 0, "found": {}}
+    old = read_progress(tmp)
+    if old.get("ident") == ident and all(old.get(k) == v for k, v in meta.items()):
+        state = old
     if state["next"] == 0 and tmp.exists():
         shutil.rmtree(tmp)
     path.parent.mkdir(parents=True, exist_ok=True)
     yield tmp, state
-    prog.unlink(missing_ok=True)
+    (tmp / "progress.json").unlink(missing_ok=True)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     os.replace(tmp, path)
@@ -149,6 +146,28 @@ def _atomic_store(path: Path):
     """:func:`atomic_path` for a store, yielding ``(tmp, state)`` as :func:`_resumable`."""
     with atomic_path(path, is_dir=True) as tmp:
         yield tmp, {"next": 0, "found": {}}
+
+
+def read_progress(resume_dir: str | os.PathLike) -> dict:
+    """The ``progress.json`` of a ``.<name>.resume`` folder; ``{}`` if absent or unreadable.
+
+    Keys: ``ident`` (the frames and encoding), ``source`` (the recording's resolved path, or
+    ``None``), ``source_sha256`` (its sha256 when the caller gave one, else ``None``), ``next``
+    (first frame not yet written) and ``found`` (frames found damaged so far).
+    """
+    prog = Path(resume_dir) / "progress.json"
+    try:
+        return json.loads(prog.read_text())
+    except (OSError, ValueError):  # absent, or cut while writing it: start again
+        return {}
+
+
+def _source_record(attrs: Mapping[str, Any]) -> dict[str, str | None]:
+    """Resolved ``source`` path and ``source_sha256`` of a recording's attrs, for progress.json."""
+    src, sha = attrs.get("source"), attrs.get("source_sha256")
+    if src and Path(str(src)).exists():
+        src = Path(str(src)).resolve()
+    return {"source": str(src) if src else None, "source_sha256": str(sha) if sha else None}
 
 
 def _save_progress(tmp: Path, state: dict) -> None:
@@ -258,13 +277,15 @@ def write_frames(path: str | os.PathLike, frames: xr.DataArray, *,
         h = hashlib.sha256(time.tobytes())
         h.update(json.dumps([n, ny, nx, chunk_frames, scale_factor, add_offset, sorted(mask_das),
                              source]).encode())
-        ctx = _resumable(path, h.hexdigest())
+        ctx = _resumable(path, h.hexdigest(), _source_record(frames.attrs))
     else:
         ctx = _atomic_store(path)
     with ctx as (tmp, state):
         if state["next"] == 0:
             ds_tpl.to_zarr(tmp, mode="w", encoding=encoding, compute=False,
                            consolidated=False, zarr_format=3)
+            if resume:  # the folder names its source from the start (frame_store's clean-up)
+                _save_progress(tmp, state)
         import zarr
 
         arrays = {name: zarr.open_array(str(tmp / name), mode="r+")

@@ -256,7 +256,7 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
                   threads: int | None = None, progress: bool | None = None,
                   chunk: int | None = None, resume: bool = True, margin: int = 4,
                   max_pixels: int | None = MAX_BATCH_PIXELS, dev=None,
-                  scheduler=None) -> Path:
+                  scheduler=None, provenance: dict[str, str] | None = None) -> Path:
     """Segment every frame of a zarr frame store, chunk by chunk, and write ``roi``/``vessels``.
 
     Frames are read, segmented (:func:`predict_masks`: calf box first, then the vessel model on
@@ -307,6 +307,10 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
         ``threads`` threads per task there (default 1). A worker that dies loses only its
         chunk: the scheduler runs it again elsewhere, and a rerun after the whole run stopped
         resumes from the chunks recorded as done.
+    provenance : dict of str, optional
+        Attributes written on both mask arrays before they are renamed into the store, e.g.
+        ``{"model": path, "model_sha256": hex}`` (:func:`model_provenance`); read back by
+        :func:`mask_provenance`. A mask written without them carries none.
 
     Returns
     -------
@@ -381,6 +385,8 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
         _write_json(part / "state.json", {"fingerprint": fp, "done": sorted(done)})
         t_read, t_seg, t_write = t_read + tb - ta, t_seg + tc - tb, t_write + time.perf_counter() - tc
     for name in ("roi", "vessels"):  # as write_masks: old mask aside, new one renamed in
+        if provenance:  # before the rename: a reader never sees masks without their model
+            arrays[name].attrs.update({k: str(v) for k, v in provenance.items()})
         target = path / name
         if target.exists():
             os.replace(target, part / f"old-{name}")
@@ -398,6 +404,34 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
                     "%.1f s)", path, sum(min(step, n - s) for s in starts),
                     time.perf_counter() - t0, t_read, t_seg, t_write)
     return path
+
+
+def model_provenance(model: str | os.PathLike) -> dict[str, str]:
+    """``{"model": path as given, "model_sha256": sha256 of the file}`` of a model file."""
+    from irtrepro.manifest import sha256_path
+
+    return {"model": str(model), "model_sha256": sha256_path(model)}
+
+
+def mask_provenance(path: str | os.PathLike) -> dict[str, str]:
+    """The model that wrote a store's ``roi`` and ``vessels`` masks, as :func:`segment_store`
+    recorded it: ``{"model": ..., "model_sha256": ...}``.
+
+    Empty when either mask is missing or carries no record, or when the two masks name
+    different models (one of them was rewritten since): then the masks' model is unknown.
+    """
+    from irtrepro.io.thermal import open_frame_store
+
+    ds = open_frame_store(path)
+    found = []
+    for name in ("roi", "vessels"):
+        if name not in ds:
+            return {}
+        attrs = ds[name].attrs
+        found.append({k: str(attrs[k]) for k in ("model", "model_sha256") if k in attrs})
+    if not found[0].get("model_sha256") or found[0] != found[1]:
+        return {}
+    return found[0]
 
 
 def _segment_block(block: np.ndarray, path, s: int, cks, batch: int, models, dev,

@@ -4,6 +4,7 @@ code of ``thermal convert``), cached by sha256, never a partial store taken as d
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from irtrepro.cli import main
 from irtrepro.errors import FormatError
 from irtrepro.io import read
 from irtrepro.io.zarr_store import open_frames, quantisation_bound
-from irtrepro.manifest import load_manifest
+from irtrepro.manifest import load_manifest, sha256_path
 from irtrepro.recordings import frame_store
 from irtrepro.synth.lab import LabConfig, generate_lab_study
 from irtrepro.synth.physiology import SynthConfig
@@ -107,3 +108,71 @@ def test_missing_recording_is_named(lab, tmp_path):
     entry = dataclasses.replace(lab.files["thermal"], path=tmp_path / "gone.seq")
     with pytest.raises(FormatError, match="gone.seq: thermal recording not found"):
         frame_store(entry, tmp_path)
+
+
+def test_a_changed_source_never_resumes_and_its_stale_folder_goes(lab, tmp_path, monkeypatch):
+    other_lab = generate_lab_study(
+        tmp_path / "other", dataclasses.replace(
+            CFG, physiology=dataclasses.replace(CFG.physiology, seed=7)), n_jobs=1)
+    entry = lab.files["thermal"]
+    changed = load_manifest(other_lab).sessions[0].files["thermal"]
+    rec = tmp_path / "src" / "rec.seq"
+    rec.parent.mkdir()
+    shutil.copyfile(entry.path, rec)
+    mine = dataclasses.replace(entry, path=rec, sha256=None)
+    cache = tmp_path / "cache"
+    real, calls = zs._encode, []
+
+    def interrupted(block, *a):
+        calls.append(block.shape[0])
+        if len(calls) % 3 == 0:
+            raise KeyboardInterrupt  # a Ctrl-C in the third chunk of each conversion
+        return real(block, *a)
+
+    monkeypatch.setattr(zs, "_encode", interrupted)
+    for e in (mine, entry):  # this source's conversion and another source's, both cut short
+        with pytest.raises(KeyboardInterrupt):
+            frame_store(e, cache, chunk_frames=2)
+    progress = {p["source"]: (folder, p) for folder in cache.glob(".*.resume")
+                for p in [zs.read_progress(folder)]}
+    assert set(progress) == {str(rec.resolve()), str(entry.path.resolve())}
+    stale, p = progress[str(rec.resolve())]
+    assert p["source_sha256"] == sha256_path(rec) and p["next"] == 4
+    shutil.copyfile(changed.path, rec)  # the recording is replaced by another one
+    calls.clear()
+    monkeypatch.setattr(zs, "_encode", lambda block, *a: calls.append(block.shape[0])
+                        or real(block, *a))
+    fs = frame_store(mine, cache, chunk_frames=2)
+    assert fs.converted and fs.sha256 == sha256_path(changed.path)
+    assert calls == [2, 2, 2, 2, 2, 1]  # all 11 frames of the new file decoded
+    assert not stale.exists()
+    # the other source's interrupted conversion is kept, and still resumes
+    kept = progress[str(entry.path.resolve())][0]
+    assert [f for f, _ in progress.values() if f.exists()] == [kept]
+    calls.clear()
+    assert frame_store(entry, cache, chunk_frames=2).converted and calls == [2, 2, 2, 1]
+    np.testing.assert_array_equal(open_frames(fs.path).values,
+                                  open_frames(frame_store(changed, tmp_path / "fresh").path).values)
+
+
+def test_a_resume_folder_of_another_source_sha256_is_not_resumed(lab, tmp_path, monkeypatch):
+    frames = read("thermal", lab.files["thermal"].path, "flir-seq")
+    real, calls = zs._encode, []
+
+    def interrupted(block, *a):
+        calls.append(block.shape[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(block, *a)
+
+    monkeypatch.setattr(zs, "_encode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        zs.write_frames(tmp_path / "a.zarr", frames.assign_attrs(source_sha256="1" * 64),
+                        chunk_frames=2, resume=True)
+    calls.clear()
+    monkeypatch.setattr(zs, "_encode", lambda block, *a: calls.append(block.shape[0])
+                        or real(block, *a))
+    zs.write_frames(tmp_path / "a.zarr", frames.assign_attrs(source_sha256="2" * 64),
+                    chunk_frames=2, resume=True)
+    assert calls == [2, 2, 2, 2, 2, 1]
+    assert open_frames(tmp_path / "a.zarr").attrs["source_sha256"] == "2" * 64

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import xarray as xr
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("segmentation_models_pytorch")
@@ -208,3 +209,46 @@ def test_report_vision_part_without_a_model_still_trains(tiny, tmp_path, monkeyp
     assert "not trained on this study" not in part.tables["metric_error"][1]
     assert part.tables["robustness"][1].endswith("(masks scaled alike).")
     assert any((tmp_path / "cache").rglob("*.pt"))          # the trained models are cached
+
+
+def test_segment_records_its_model_for_extract_and_build(tiny, tmp_path, capsys):
+    from irtrepro.cli import main
+    from irtrepro.commands.extract import masks_model
+    from irtrepro.errors import ModelError
+    from irtrepro.io.thermal import open_frame_store, write_masks
+    from irtrepro.manifest import load_manifest, sha256_path
+    from irtrepro.recordings import frame_store
+    from irtrepro.study import open_study
+    from irtrepro.synth.lab import LabConfig, generate_lab_study
+    from irtrepro.synth.physiology import SynthConfig
+    from irtrepro.vision.infer import mask_provenance, model_provenance
+
+    cfg = LabConfig(physiology=SynthConfig(n_subjects=1, sessions=(("CON", "CON", 1),)),
+                    shape=(32, 32), frame_interval_s=30.0, duration_s=240.0, lead_s=60.0,
+                    annotated_per_subject=0, kinds=("hr",))
+    mpath = generate_lab_study(tmp_path / "lab", cfg, n_jobs=1)
+    fs = frame_store(load_manifest(mpath).sessions[0].files["thermal"], tmp_path / "frames")
+    sha = sha256_path(tiny.model)
+    assert main(["segment", str(fs.path), "--model", str(tiny.model)]) == 0
+    assert mask_provenance(fs.path) == {"model": str(tiny.model), "model_sha256": sha}
+    out = tmp_path / "metrics" / "sub-S01_ses-CON.nc"
+    assert main(["extract", str(fs.path), "--out", str(out)]) == 0
+    x = xr.load_dataset(out, engine="h5netcdf")
+    assert (x.attrs["model"], x.attrs["model_sha256"]) == (str(tiny.model), sha)
+    target = tmp_path / "study.nc"
+    assert main(["build", "--manifest", str(mpath), "--out", str(target),
+                 "--metrics", str(out)]) == 0
+    st = open_study(target)
+    assert str(st.thermal_model_sha256.sel(subject="S01", session="CON").values) == sha
+    # masks of another model than the one given to extract: refused, both named
+    other = model_provenance(tiny.bad)
+    with pytest.raises(ModelError) as exc:
+        masks_model(fs.path, other)
+    for part in (str(tiny.model), sha, str(tiny.bad), other["model_sha256"]):
+        assert part in str(exc.value)
+    assert masks_model(fs.path, model_provenance(tiny.model))["model_sha256"] == sha
+    # a mask rewritten without a record: the masks' model is unknown, the netCDF names none
+    write_masks(fs.path, roi=open_frame_store(fs.path)["roi"].values)
+    assert mask_provenance(fs.path) == {} and masks_model(fs.path, other) == other
+    assert main(["extract", str(fs.path), "--out", str(out)]) == 0
+    assert "model_sha256" not in xr.load_dataset(out, engine="h5netcdf").attrs
