@@ -225,7 +225,9 @@ def main(argv=None) -> int:
                          "(default: synthetic ellipses at every size)")
     ap.add_argument("--skip-speed", action="store_true", help="skip the per-size table")
     ap.add_argument("--skip-length", action="store_true",
-                    help="skip the session-length and profile parts (2 and 3)")
+                    help="skip the session-length, session-pass and profile parts (2-4)")
+    ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3, 4],
+                    help="which numbered parts to run (default: all)")
     ap.add_argument("--model", type=Path, default=None,
                     help="model file (train-seg --annotations) instead of the default networks")
     ap.add_argument("--child", nargs=4, metavar=("MODE", "STORE", "ROI", "VES"), help=argparse.SUPPRESS)
@@ -253,7 +255,7 @@ def main(argv=None) -> int:
     rows = []
     print("\n1. chunked segment_store, per size")
     for (name, (h, w)), n in zip(SIZES.items(), speed, strict=True):
-        if a.skip_speed:
+        if a.skip_speed or 1 not in a.parts:
             break
         if n == 0:
             continue
@@ -268,10 +270,23 @@ def main(argv=None) -> int:
     if a.skip_length:
         print(f"\nload average at end {os.getloadavg()[0]:.2f}")
         return 0
+    s_store, l_store = _store(a.work, short, 480, 640), _store(a.work, long, 480, 640)
+    if 2 in a.parts:
+        _length_part(a, short, long, s_store, l_store, models)
+    if 3 in a.parts:
+        _session_part(a, short, long, s_store, l_store, models)
+    if 4 in a.parts:
+        _profile_part(a, s_store, models)
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+def _length_part(a, short, long, s_store, l_store, models) -> None:
     print(f"\n2. 640x480: memory with session length ({short} vs {long} frames)")
     if short < 64:  # a store shorter than its 64-frame zarr chunk is segmented in shorter steps
         print(f"  note: {short} frames < one 64-frame chunk; the steps differ, so does the peak")
-    s_store, l_store = _store(a.work, short, 480, 640), _store(a.work, long, 480, 640)
     ref = _run_child("eager", s_store, models, a.threads, a.batch)
     rs = _run_child("chunked", s_store, models, a.threads, a.batch)
     rl = _run_child("chunked", l_store, models, a.threads, a.batch)
@@ -284,6 +299,9 @@ def main(argv=None) -> int:
     above = 100 * ((rl["peak_rss_mb"] - rl["rss_ready_mb"]) / (rs["peak_rss_mb"] - rs["rss_ready_mb"]) - 1)
     print(f"  peak RSS growth {short} -> {long} frames: {growth:+.1f} % "
           f"(above the ready process: {above:+.1f} %)")
+
+
+def _session_part(a, short, long, s_store, l_store, models) -> None:
     print(f"\n3. 640x480: the report's session pass (segment, extract, score, clock signal; "
           f"{short} vs {long} frames)")
     ss = _run_child("session", s_store, models, a.threads, a.batch)
@@ -293,6 +311,9 @@ def main(argv=None) -> int:
               f"  (scored against masks: {r['scored']})")
     print(f"  peak RSS growth {short} -> {long} frames: "
           f"{100 * (sl['peak_rss_mb'] / ss['peak_rss_mb'] - 1):+.1f} %")
+
+
+def _profile_part(a, s_store, models) -> None:
     print("\n4. 640x480: where the time goes (s per frame)")
     p = _run_child("profile", s_store, models, a.threads, a.batch)
     tot = sum(p["profile_s_per_frame"].values())
@@ -301,10 +322,6 @@ def main(argv=None) -> int:
     print(f"  calf boxes per batch of {p['batch']}: {p['boxes_per_batch']:.1f}, mean box "
           f"{p['box_hw_mean'][0]:.0f}x{p['box_hw_mean'][1]:.0f} px (h x w; the true calves "
           f"~{0.72 * 480 + 8:.0f}x{0.22 * 640 + 8:.0f} px with the margin)")
-    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
-    if tmp is not None:
-        tmp.cleanup()
-    return 0
 
 
 if __name__ == "__main__":
