@@ -9,8 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def calf_frames(k0: int, k1: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+def calf_frames(k0: int, k1: int, h: int, w: int, *, veins: bool = False) -> tuple:
     """Frames ``k0..k1`` (degC float32) and their calf labels (0 wall, 1 left, 2 right).
+
+    With ``veins``, also the vessel labels (1 where a vein stripe is, else 0).
 
     Each calf is an upright ellipse (~12 % of the frame each) at ~33 degC swaying by a few
     pixels, with two warmer vein-like stripes; the wall is ~24 degC with a vertical gradient;
@@ -21,6 +23,7 @@ def calf_frames(k0: int, k1: int, h: int, w: int) -> tuple[np.ndarray, np.ndarra
     xx /= w
     frames = np.empty((k1 - k0, h, w), np.float32)
     labels = np.zeros((k1 - k0, h, w), np.uint8)
+    vessels = np.zeros((k1 - k0, h, w), np.uint8)
     for i, k in enumerate(range(k0, k1)):
         rng = np.random.default_rng(k)
         sway = 0.02 * np.sin(2 * np.pi * k / 40)
@@ -31,8 +34,22 @@ def calf_frames(k0: int, k1: int, h: int, w: int) -> tuple[np.ndarray, np.ndarra
             vein = m & (np.abs(xx - cx - 0.03 * np.sin(9 * yy)) < 0.006)
             f[vein] += 0.6
             labels[i][m] = side
+            vessels[i][vein] = 1
         frames[i] = f
-    return frames, labels
+    return (frames, labels, vessels) if veins else (frames, labels)
+
+
+def lazy_truth(n: int, h: int, w: int, chunk: int = 64):
+    """Dask-backed ``(frame, y, x)`` calf and vein labels of :func:`lazy_frames`' frames."""
+    import dask
+    import dask.array as dsa
+
+    def part(i):
+        return [dsa.from_delayed(
+            dask.delayed(lambda a, b: calf_frames(a, b, h, w, veins=True)[i])(a, min(a + chunk, n)),
+            (min(a + chunk, n) - a, h, w), np.uint8) for a in range(0, n, chunk)]
+
+    return dsa.concatenate(part(1)), dsa.concatenate(part(2))
 
 
 def lazy_frames(n: int, h: int, w: int, chunk: int = 64):

@@ -9,7 +9,7 @@ resident set (``getrusage(RUSAGE_SELF).ru_maxrss``), imports and models included
 1. Frames/s and peak RSS of :func:`irtrepro.vision.infer.segment_store` (chunked: read, calf
    box, vessel model on the boxes, masks written chunk by chunk) at 160x120, 640x480 and
    1024x768.
-2. Memory growth with session length: the same at 640x480 for a ``--short`` and a ``--long``
+2. Memory growth with session length: the same at 640x480 (``--length-size``) for a ``--short`` and a ``--long``
    recording (both at least one 64-frame zarr chunk long, so both are segmented in equal
    steps); and the reference measured in the same run -- the eager, unchunked path (all
    frames in memory, :func:`predict_masks` with ``batch_size`` frames per pass whatever their
@@ -226,6 +226,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-speed", action="store_true", help="skip the per-size table")
     ap.add_argument("--skip-length", action="store_true",
                     help="skip the session-length, session-pass and profile parts (2-4)")
+    ap.add_argument("--length-size", choices=list(SIZES), default="640x480",
+                    help="frame size of the short and long recordings (parts 2-4)")
     ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3, 4],
                     help="which numbered parts to run (default: all)")
     ap.add_argument("--model", type=Path, default=None,
@@ -270,7 +272,8 @@ def main(argv=None) -> int:
     if a.skip_length:
         print(f"\nload average at end {os.getloadavg()[0]:.2f}")
         return 0
-    s_store, l_store = _store(a.work, short, 480, 640), _store(a.work, long, 480, 640)
+    h, w = SIZES[a.length_size]
+    s_store, l_store = _store(a.work, short, h, w), _store(a.work, long, h, w)
     if 2 in a.parts:
         _length_part(a, short, long, s_store, l_store, models)
     if 3 in a.parts:
@@ -284,7 +287,7 @@ def main(argv=None) -> int:
 
 
 def _length_part(a, short, long, s_store, l_store, models) -> None:
-    print(f"\n2. 640x480: memory with session length ({short} vs {long} frames)")
+    print(f"\n2. {a.length_size}: memory with session length ({short} vs {long} frames)")
     if short < 64:  # a store shorter than its 64-frame zarr chunk is segmented in shorter steps
         print(f"  note: {short} frames < one 64-frame chunk; the steps differ, so does the peak")
     ref = _run_child("eager", s_store, models, a.threads, a.batch)
@@ -301,8 +304,23 @@ def _length_part(a, short, long, s_store, l_store, models) -> None:
           f"(above the ready process: {above:+.1f} %)")
 
 
+def _with_truth(store: Path, n: int) -> None:
+    """Give a benchmark store its true calf and vein masks, so the session pass scores it."""
+    from _segment_frames import lazy_truth
+
+    from irtrepro.io.thermal import open_frame_store, write_masks
+
+    if SOURCE is not None or "roi" in open_frame_store(store):
+        return
+    h, w = open_frame_store(store)["frames"].shape[1:]
+    roi, vessels = lazy_truth(n, h, w)
+    write_masks(store, roi=roi, vessels=vessels, progress=False)
+
+
 def _session_part(a, short, long, s_store, l_store, models) -> None:
-    print(f"\n3. 640x480: the report's session pass (segment, extract, score, clock signal; "
+    _with_truth(s_store, short)
+    _with_truth(l_store, long)
+    print(f"\n3. {a.length_size}: the report's session pass (segment, extract, score, clock signal; "
           f"{short} vs {long} frames)")
     ss = _run_child("session", s_store, models, a.threads, a.batch)
     sl = _run_child("session", l_store, models, a.threads, a.batch)
@@ -314,7 +332,7 @@ def _session_part(a, short, long, s_store, l_store, models) -> None:
 
 
 def _profile_part(a, s_store, models) -> None:
-    print("\n4. 640x480: where the time goes (s per frame)")
+    print(f"\n4. {a.length_size}: where the time goes (s per frame)")
     p = _run_child("profile", s_store, models, a.threads, a.batch)
     tot = sum(p["profile_s_per_frame"].values())
     for k, v in p["profile_s_per_frame"].items():
