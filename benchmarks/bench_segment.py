@@ -1,7 +1,7 @@
 """Segmentation speed and peak memory at camera resolution: prints figures, asserts nothing.
 
 Usage: ``python benchmarks/bench_segment.py [--quick] [--threads 2] [--short 1000 --long 4000]
-[--model MODEL.pt]``
+[--parts 1 2 3 4] [--length-size 640x480] [--model MODEL.pt]``
 
 Every measured case runs in its own child process, and its peak memory is that child's peak
 resident set (``getrusage(RUSAGE_SELF).ru_maxrss``), imports and models included.
@@ -9,14 +9,16 @@ resident set (``getrusage(RUSAGE_SELF).ru_maxrss``), imports and models included
 1. Frames/s and peak RSS of :func:`irtrepro.vision.infer.segment_store` (chunked: read, calf
    box, vessel model on the boxes, masks written chunk by chunk) at 160x120, 640x480 and
    1024x768.
-2. Memory growth with session length: the same at 640x480 (``--length-size``) for a ``--short`` and a ``--long``
-   recording (both at least one 64-frame zarr chunk long, so both are segmented in equal
-   steps); and the reference measured in the same run -- the eager, unchunked path (all
-   frames in memory, :func:`predict_masks` with ``batch_size`` frames per pass whatever their
-   size, the masks written afterwards) on the short recording -- with the ratios against it.
+2. Memory growth with session length: the same at 640x480 (``--length-size``) for a
+   ``--short`` and a ``--long`` recording (both at least one 64-frame zarr chunk long, so
+   both are segmented in equal steps); and the reference measured in the same run -- the
+   eager, unchunked path (all frames in memory, :func:`predict_masks` with ``batch_size``
+   frames per pass whatever their size, the masks written afterwards) on the short recording
+   -- with the ratios against it.
 3. The same two recordings through the report's session pass
    (:func:`irtrepro.vision.pipeline.segment_sessions`: segment, extract every feature, score
-   against the store's masks, the clock check's camera signal), chunk by chunk.
+   against the true masks of the synthetic frames -- or, with ``--frames-from``, the store's
+   masks, if any --, the clock check's camera signal), chunk by chunk.
 4. Where the time goes at 640x480: read, calf (ROI) network, vessel network on the boxes,
    mask write, per frame.
 
@@ -254,10 +256,13 @@ def main(argv=None) -> int:
         print(f"models: {a.model}")
     else:
         models = _models(a.work, a.threads)
+    parts = set(a.parts) - ({1} if a.skip_speed else set())
+    parts -= {2, 3, 4} if a.skip_length else set()
     rows = []
-    print("\n1. chunked segment_store, per size")
+    if 1 in parts:
+        print("\n1. chunked segment_store, per size")
     for (name, (h, w)), n in zip(SIZES.items(), speed, strict=True):
-        if a.skip_speed or 1 not in a.parts:
+        if 1 not in parts:
             break
         if n == 0:
             continue
@@ -269,16 +274,14 @@ def main(argv=None) -> int:
         rows.append((name, r))
         print(f"  {name:>9}: {r['fps']:7.2f} frames/s  peak RSS {r['peak_rss_mb']:7.0f} MB "
               f"(ready {r['rss_ready_mb']:.0f} MB)  {n} frames, batch {r['batch']}")
-    if a.skip_length:
-        print(f"\nload average at end {os.getloadavg()[0]:.2f}")
-        return 0
-    h, w = SIZES[a.length_size]
-    s_store, l_store = _store(a.work, short, h, w), _store(a.work, long, h, w)
-    if 2 in a.parts:
+    if parts & {2, 3, 4}:
+        h, w = SIZES[a.length_size]
+        s_store, l_store = _store(a.work, short, h, w), _store(a.work, long, h, w)
+    if 2 in parts:
         _length_part(a, short, long, s_store, l_store, models)
-    if 3 in a.parts:
+    if 3 in parts:
         _session_part(a, short, long, s_store, l_store, models)
-    if 4 in a.parts:
+    if 4 in parts:
         _profile_part(a, s_store, models)
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
     if tmp is not None:
@@ -305,12 +308,13 @@ def _length_part(a, short, long, s_store, l_store, models) -> None:
 
 
 def _with_truth(store: Path, n: int) -> None:
-    """Give a benchmark store its true calf and vein masks, so the session pass scores it."""
+    """Give a synthetic store its true calf and vein masks, so the session pass scores it
+    against them (part 2 leaves predicted masks in the store; they are replaced)."""
     from _segment_frames import lazy_truth
 
     from irtrepro.io.thermal import open_frame_store, write_masks
 
-    if SOURCE is not None or "roi" in open_frame_store(store):
+    if SOURCE is not None:
         return
     h, w = open_frame_store(store)["frames"].shape[1:]
     roi, vessels = lazy_truth(n, h, w)
@@ -320,7 +324,8 @@ def _with_truth(store: Path, n: int) -> None:
 def _session_part(a, short, long, s_store, l_store, models) -> None:
     _with_truth(s_store, short)
     _with_truth(l_store, long)
-    print(f"\n3. {a.length_size}: the report's session pass (segment, extract, score, clock signal; "
+    print(f"\n3. {a.length_size}: the report's session pass (segment, extract, score, "
+          "clock signal; "
           f"{short} vs {long} frames)")
     ss = _run_child("session", s_store, models, a.threads, a.batch)
     sl = _run_child("session", l_store, models, a.threads, a.batch)

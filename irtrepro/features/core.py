@@ -114,6 +114,13 @@ class FeatureContext:
     def n_frames(self) -> int:
         return self.frames.shape[0]
 
+    @property
+    def calf(self) -> np.ndarray:
+        """``roi > 0``, computed once and shared by the feature families that need it."""
+        if "calf" not in self.cache:
+            self.cache["calf"] = self.roi > 0
+        return self.cache["calf"]
+
 
 def region_stats(ctx: FeatureContext, block: int | None = None) -> dict[str, np.ndarray]:
     """Per-frame statistics of each region and side.
@@ -235,9 +242,7 @@ def component_stats(ctx: FeatureContext) -> dict[str, np.ndarray]:
     if "component_stats" in ctx.cache:
         return ctx.cache["component_stats"]
     n = ctx.n_frames
-    calf = ctx.cache.get("calf")
-    if calf is None:
-        calf = ctx.cache["calf"] = ctx.roi > 0
+    calf = ctx.calf
     out = {}
     for lab, name in ((1, "vein"), (2, "perforator")):
         mask = ctx.vessels == lab
@@ -314,7 +319,6 @@ def _side_runs(roi: np.ndarray) -> tuple[Runs, Runs]:
     return label_runs(roi == 1), label_runs(roi == 2)
 
 
-
 _QUALITY_BLOCK = 32  # frames per pass: the temporaries of a block stay in cache
 
 
@@ -367,10 +371,7 @@ def quality_flags(ctx: FeatureContext, settings: QualitySettings | None = None
     flag_area = ((areas < st.min_area_fraction) | (areas > st.max_area_fraction)).any(1)
     ncomp = np.stack([np.bincount(r.frame[r.first], minlength=n) for r in sides], 1)
     flag_shape = (ncomp > st.max_components).any(1)
-    calf = ctx.cache.get("calf")
-    if calf is None:
-        calf = ctx.cache["calf"] = roi > 0
-    flag_range, sharp = _range_and_sharpness(f, calf, st.plausible_range)
+    flag_range, sharp = _range_and_sharpness(f, ctx.calf, st.plausible_range)
     ref = 1.0
     if st.relative_sharpness:
         ref = np.nanmedian(sharp) if np.isfinite(sharp).any() else np.nan
