@@ -32,10 +32,12 @@ export PYTHONDONTWRITEBYTECODE =
 export MALLOC_MMAP_THRESHOLD_ ?= 4294967296
 export MALLOC_TRIM_THRESHOLD_ ?= 4294967296
 
-.PHONY: install lock report test test-slow bench lint clean help sysdeps
+.PHONY: install lock report evaluate test test-slow bench lint clean help sysdeps
 
 help:
 	@echo "make report   build every figure and table of the default study into $(REPORTS)/"
+	@echo "make evaluate the nested protocol of every model (folds x 3 seeds; hours on 2 cores,"
+	@echo "              resumable) into $(REPORTS)/evaluation/; make report quotes it"
 	@echo "make test     run the test suite"
 	@echo "make test-slow  end-to-end tests through the trained U-Nets (~5 min)"
 	@echo "make bench    run the benchmarks (prints figures)"
@@ -75,6 +77,10 @@ sysdeps:
 report: $(STAMP)
 	$(VENV)/bin/irtrepro -v report --manifest $(MANIFEST) --out $(REPORTS) \
 	  $(if $(SETTINGS),--settings $(SETTINGS)) $(if $(MODEL),--model $(MODEL))
+
+evaluate: $(STAMP)
+	$(VENV)/bin/irtrepro -v evaluate --manifest $(MANIFEST) --out $(REPORTS)/evaluation \
+	  $(if $(MODELS),--models $(MODELS)) $(if $(MINUTES),--max-minutes $(MINUTES))
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) -q -m "not slow" tests

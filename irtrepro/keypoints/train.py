@@ -212,8 +212,13 @@ def _rgb_input(x_uint8):
 
 def _fit(params, loss_fn, n: int, *, lr: float, batch: int, max_epochs: int, patience: int,
          val_fraction: float, seed: int, desc: str, progress=None, modules=(),
-         schedule: str = "cosine", warmup_epochs: float = 1.0) -> dict:
+         schedule: str = "cosine", warmup_epochs: float = 1.0,
+         val_rows: np.ndarray | None = None) -> dict:
     """Adam on the training rows, validation on a held-out share, best epoch restored.
+
+    ``val_rows``: the validation rows (e.g. the frames of a validation subject), never
+    trained on; default a random ``val_fraction`` of the rows (frames of the training clips,
+    so near copies of trained neighbours).
 
     ``schedule="cosine"`` (default): linear warm-up over ``warmup_epochs`` then a per-step cosine
     decay to 2 % of ``lr`` at ``max_epochs`` (few epochs of small batches need every step to
@@ -227,8 +232,14 @@ def _fit(params, loss_fn, n: int, *, lr: float, batch: int, max_epochs: int, pat
     check_option("schedule", schedule, ("cosine", "plateau"))
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
-    n_val = max(1, int(round(n * val_fraction))) if n > 10 else 0
-    val, tr = order[:n_val], order[n_val:]
+    if val_rows is not None:
+        is_val = np.zeros(n, bool)
+        is_val[np.asarray(val_rows, int)] = True
+        val, tr = order[is_val[order]], order[~is_val[order]]
+        n_val = len(val)
+    else:
+        n_val = max(1, int(round(n * val_fraction))) if n > 10 else 0
+        val, tr = order[:n_val], order[n_val:]
     opt = torch.optim.Adam(params, lr=lr)
     steps_per_epoch = max(1, sum(1 for s in range(0, len(tr), batch) if len(tr[s:s + batch]) >= 2))
     total = max(1, steps_per_epoch * max_epochs)
@@ -291,9 +302,10 @@ def _fit(params, loss_fn, n: int, *, lr: float, batch: int, max_epochs: int, pat
 
 def train_supervised(kind: str, x: np.ndarray, targets: np.ndarray, weights: np.ndarray,
                      cfg: KeypointConfig, *, rgb: bool, lr: float, epochs: int, seed: int,
-                     progress=None, desc: str = "train"):
+                     progress=None, desc: str = "train", val_rows: np.ndarray | None = None):
     """Train encoder ``kind`` + classic decoder on crops ``x`` with Adaptive Wing.
 
+    ``val_rows``: rows of ``x`` for early stopping only (default a random share).
     Returns the model (eval mode) and the loss history.
     """
     torch = _torch()
@@ -322,7 +334,8 @@ def train_supervised(kind: str, x: np.ndarray, targets: np.ndarray, weights: np.
 
     hist = _fit(list(model.parameters()), loss_fn, len(x), lr=lr, batch=cfg.batch,
                 max_epochs=epochs, patience=cfg.patience, val_fraction=cfg.val_fraction,
-                schedule=cfg.schedule, seed=seed, desc=desc, progress=progress, modules=[model])
+                schedule=cfg.schedule, seed=seed, desc=desc, progress=progress, modules=[model],
+                val_rows=val_rows)
     return model, hist
 
 
@@ -344,8 +357,11 @@ def teacher_outputs(teacher, rgb: np.ndarray, batch: int = 100, *,
 
 def train_student(kind: str, x_thermal: np.ndarray, z_t: np.ndarray, hm_t: np.ndarray, decoder,
                   cfg: KeypointConfig, *, beta: float, seed: int, progress=None,
-                  epochs: int | None = None, flipped: tuple[np.ndarray, np.ndarray] | None = None):
+                  epochs: int | None = None, flipped: tuple[np.ndarray, np.ndarray] | None = None,
+                  val_rows: np.ndarray | None = None):
     """Distil a thermal encoder into the teacher's latent space (decoder frozen).
+
+    ``val_rows``: rows for early stopping only (default a random share).
 
     Loss ``beta * L1(z_s, z_t) + (1 - beta) * AWing(decoder(z_s), clip(hm_t, 0, 1))``.
     ``flipped``: the teacher's latents and heatmaps on the *mirrored* RGB crops; when given (and
@@ -394,7 +410,7 @@ def train_student(kind: str, x_thermal: np.ndarray, z_t: np.ndarray, hm_t: np.nd
                 max_epochs=epochs or cfg.max_epochs, patience=cfg.patience,
                 val_fraction=cfg.val_fraction, schedule=cfg.schedule, seed=seed,
                 desc=f"student {kind}",
-                progress=progress, modules=[enc])
+                progress=progress, modules=[enc], val_rows=val_rows)
     model = PoseNet(enc, dec).eval()
     return model, hist
 
@@ -515,8 +531,13 @@ def _constant_pose_ap(targets: np.ndarray, corpus: CropSet, test: np.ndarray,
 
 
 def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: KeypointConfig,
-              students, baseline: bool, betas, keep_models: bool, progress) -> dict:
-    """One fold of :func:`run_experiment`: teacher, students, beta sweep, baseline."""
+              students, baseline: bool, betas, keep_models: bool, progress,
+              val_subjects=()) -> dict:
+    """One fold of :func:`run_experiment`: teacher, students, beta sweep, baseline.
+
+    ``val_subjects``: training subjects whose frames only decide early stopping (teacher,
+    students and baseline); none: a random share of the training frames does.
+    """
     from irtrepro.keypoints.models import count_flops, count_params
 
     timings: dict[str, float] = {}
@@ -525,28 +546,36 @@ def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: Ke
     test = np.flatnonzero(np.isin(corpus.subject, test_subj))
     train = np.flatnonzero(~np.isin(corpus.subject, test_subj) & corpus.detected)
     lab = train[labelled[train]]
+    val_lab = val_paired = None
+    if len(val_subjects):
+        val_lab = np.flatnonzero(np.isin(corpus.subject[lab], val_subjects))
+        val_paired = np.flatnonzero(np.isin(corpus.subject[train], val_subjects))
     info = {"fold": fi, "test_subjects": ",".join(test_subj), "n_labelled": len(lab),
-            "n_paired": len(train), "n_test": len(test)}
+            "n_paired": len(train), "n_test": len(test),
+            "validation_subjects": ",".join(val_subjects)}
     t = time.perf_counter()
     tg, tw = heatmap_targets(corpus, lab, cfg)
     teacher, h = train_supervised(cfg.teacher, corpus.rgb[lab], tg, tw, cfg, rgb=True,
                                   lr=cfg.teacher_lr, epochs=cfg.teacher_epochs,
-                                  seed=cfg.seed + fi, progress=progress, desc="teacher")
+                                  seed=cfg.seed + fi, progress=progress, desc="teacher",
+                                  val_rows=val_lab)
     timings[f"teacher f{fi}"] = time.perf_counter() - t
     hist[f"teacher f{fi}"] = h
     ap = evaluate_by_activity(teacher, corpus, test, cfg, rgb=True)
     rows.append({"model": f"teacher ({cfg.teacher}, RGB frames)", **info, **ap,
                  "params": count_params(teacher),
                  "flops": count_flops(teacher, (1, 3, *cfg.crop_hw))})
-    rows.append({"model": CONSTANT_POSE, **info, **_constant_pose_ap(tg, corpus, test, cfg),
-                 "params": 0, "flops": 0})
+    fit_tg = tg if val_lab is None else np.delete(tg, val_lab, axis=0)
+    rows.append({"model": CONSTANT_POSE, **info,
+                 **_constant_pose_ap(fit_tg, corpus, test, cfg), "params": 0, "flops": 0})
     z_t, hm_t = teacher_outputs(teacher, corpus.rgb[train])
     flipped = teacher_outputs(teacher, corpus.rgb[train], flip=True) if cfg.flip_augment else None
     xt = corpus.thermal[train]
     for kind in students:
         t = time.perf_counter()
         st, h = train_student(kind, xt, z_t, hm_t, teacher.decoder, cfg, beta=cfg.beta,
-                              seed=cfg.seed + fi, progress=progress, flipped=flipped)
+                              seed=cfg.seed + fi, progress=progress, flipped=flipped,
+                              val_rows=val_paired)
         timings[f"student {kind} f{fi}"] = time.perf_counter() - t
         hist[f"student {kind} f{fi}"] = h
         ap = evaluate_by_activity(st, corpus, test, cfg)
@@ -563,7 +592,8 @@ def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: Ke
             continue
         t = time.perf_counter()
         st, _ = train_student(cfg.student, xt, z_t, hm_t, teacher.decoder, cfg, beta=beta,
-                              seed=cfg.seed + fi, progress=progress, flipped=flipped)
+                              seed=cfg.seed + fi, progress=progress, flipped=flipped,
+                              val_rows=val_paired)
         timings[f"beta {beta} f{fi}"] = time.perf_counter() - t
         brows.append({"beta": beta, **info, **evaluate_by_activity(st, corpus, test, cfg)})
     if baseline:
@@ -571,7 +601,8 @@ def _run_fold(fi: int, test_subj, corpus: CropSet, labelled: np.ndarray, cfg: Ke
         # the teacher's targets: the same labelled frames (train_supervised copies before flipping)
         bl, h = train_supervised("mobilenetv3", corpus.thermal[lab], tg, tw, cfg, rgb=False,
                                  lr=cfg.baseline_lr, epochs=cfg.teacher_epochs,
-                                 seed=cfg.seed + fi, progress=progress, desc="baseline")
+                                 seed=cfg.seed + fi, progress=progress, desc="baseline",
+                                 val_rows=val_lab)
         timings[f"baseline f{fi}"] = time.perf_counter() - t
         hist[f"baseline f{fi}"] = h
         ap = evaluate_by_activity(bl, corpus, test, cfg)

@@ -17,7 +17,8 @@ import pandas as pd
 
 from irtrepro._atomic import atomic_path
 
-SINGLE = "not computed: one split, one training seed (the nested protocol is not run yet)"
+SINGLE = ("not computed: one split, one training seed (the spread over folds and seeds is "
+          "`make evaluate`'s, in the nested protocol groups where it has run)")
 
 
 def _read(tables: Path, name: str) -> pd.DataFrame | None:
@@ -34,13 +35,41 @@ def _num(v) -> float | None:
 
 
 def _fig(group: str, name: str, value, *, source: str, split: str, units: str = "1",
-         spread=None, spread_kind: str | None = None, target: str | None = None) -> dict:
+         spread=None, spread_kind: str | None = None, target: str | None = None,
+         met: bool | None = None) -> dict:
     return {"group": group, "name": name, "value": _num(value), "units": units,
             "spread": spread, "spread_kind": spread_kind or (None if spread else SINGLE),
-            "target": target, "split": split, "source": source}
+            "target": target, "met": met, "split": split, "source": source}
 
 
-def collect_results(tables: str | os.PathLike, provenance: dict) -> dict:
+def nested_figures(evaluation: dict) -> list[dict]:
+    """The figures of ``make evaluate``'s ``evaluation.json`` (:mod:`irtrepro.report.evaluation`),
+    one group per model, each with its SD over folds x seeds and 95 % interval over subjects."""
+    figs = []
+    seeds = evaluation.get("seeds") or []
+    commit = str(evaluation.get("commit"))[:12]
+    for model, m in (evaluation.get("models") or {}).items():
+        folds = m.get("folds")
+        split = (f"{folds if isinstance(folds, str) else f'{folds} outer folds'} x seeds "
+                 f"{seeds}; choices on validation subjects of each fold's training subjects")
+        if not m.get("complete"):
+            split += f" (incomplete: {m.get('jobs_done')} of {m.get('jobs_planned')} jobs)"
+        for name, f in (m.get("figures") or {}).items():
+            if f.get("value") is None:
+                continue
+            figs.append(_fig(
+                f"nested protocol: {model}", name, f["value"], units=f.get("units", "1"),
+                split=split, source=f"evaluation/evaluation.json (commit {commit})",
+                spread={"sd_folds_seeds": _num(f.get("sd_folds_seeds")),
+                        "ci_low": _num(f.get("ci_low")), "ci_high": _num(f.get("ci_high"))},
+                spread_kind=(f"SD over {f.get('n_jobs')} jobs (folds x seeds); "
+                             f"{f.get('ci_method')}, n = {f.get('n_subjects')}"),
+                target=f.get("target"), met=f.get("met")))
+    return figs
+
+
+def collect_results(tables: str | os.PathLike, provenance: dict,
+                    evaluation: dict | None = None) -> dict:
     """Headline figures from the CSV tables of a written report.
 
     Parameters
@@ -49,6 +78,9 @@ def collect_results(tables: str | os.PathLike, provenance: dict) -> dict:
         The report's ``tables/`` folder.
     provenance : dict
         The report's provenance block (commit, seeds, timings).
+    evaluation : dict, optional
+        ``make evaluate``'s summary (``evaluation.json``): its figures come first, in groups
+        "nested protocol: <model>".
 
     Returns
     -------
@@ -67,6 +99,8 @@ def collect_results(tables: str | os.PathLike, provenance: dict) -> dict:
             missing.append(name)
         return df
 
+    if evaluation:
+        figs += nested_figures(evaluation)
     held = "held-out subjects of one subject-wise split"
     seg = table("vision_segmentation_quality")
     if seg is not None:
@@ -154,17 +188,56 @@ def collect_results(tables: str | os.PathLike, provenance: dict) -> dict:
     return {"commit": provenance.get("git_commit"), "seeds": provenance.get("seeds"),
             "device": provenance.get("device"), "load_average": provenance.get("load_average"),
             "part_settings": provenance.get("part_settings"),
-            "timings_s": provenance.get("timings_s"), "figures": figs, "missing": missing}
+            "timings_s": provenance.get("timings_s"), "figures": figs, "missing": missing,
+            "evaluation": None if not evaluation else {
+                k: evaluation.get(k) for k in ("protocol", "commit", "seeds", "device")}}
 
 
-def write_results(out: str | os.PathLike, provenance: dict) -> Path:
-    """Write ``out/results.json`` from ``out/tables`` (atomically)."""
+def load_evaluation(out: str | os.PathLike) -> dict | None:
+    """``out/evaluation/evaluation.json`` (``make evaluate``'s summary), or None."""
+    ev = Path(out) / "evaluation" / "evaluation.json"
+    return json.loads(ev.read_text()) if ev.is_file() else None
+
+
+def write_results(out: str | os.PathLike, provenance: dict, results: dict | None = None
+                  ) -> Path:
+    """Write ``out/results.json`` and ``out/results.md`` (atomically).
+
+    ``results``: already collected (:func:`collect_results`); default: collected from
+    ``out/tables`` and, where ``make evaluate`` has run, ``out/evaluation/evaluation.json``.
+    """
     out = Path(out)
-    res = collect_results(out / "tables", provenance)
+    res = results if results is not None else collect_results(
+        out / "tables", provenance, load_evaluation(out))
     path = out / "results.json"
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    with atomic_path(out / "results.md") as tmp:
+        tmp.write_text(render_markdown(res))
     return path
+
+
+def results_html(results: dict) -> str:
+    """The headline figures as an HTML table (the report page's first section)."""
+    import html
+
+    rows = []
+    for f in results["figures"]:
+        spread = ("; ".join(f"{k} {_fmt(v)}" for k, v in f["spread"].items())
+                  + f" ({f['spread_kind']})") if f["spread"] else f["spread_kind"]
+        target = f["target"] or ""
+        if target and f.get("met") is not None:
+            target += " (met)" if f["met"] else " (not met)"
+        cells = (f["group"], f["name"], _fmt(f["value"]), f["units"], spread, target,
+                 f["split"], f["source"])
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+                    + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("group", "figure", "value", "units", "spread",
+                                               "target", "split", "source"))
+    return ('<p class="caption">Headline figures, from results.json (also results.md): each '
+            "with its spread and how it was selected; a target counts as met only when the 95 "
+            "% interval over subjects clears it (the nested protocol of make evaluate).</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def _fmt(v) -> str:
@@ -181,8 +254,15 @@ def render_markdown(results: dict) -> str:
              "Rendered by `irtrepro results reports/ --markdown docs/results.md` from "
              "`reports/results.json` of the default study (commit "
              f"`{str(results.get('commit'))[:12]}`, seeds {results.get('seeds')}). Every figure "
-             "names the table it comes from; a target counts as met only when the spread "
-             "clears it, and where no spread is computed the figure says so.", ""]
+             "names the table it comes from; a target counts as met only when the 95 % interval "
+             "over subjects clears it (the nested protocol of `make evaluate`), and where no "
+             "spread is computed the figure says so.", ""]
+    ev = results.get("evaluation")
+    if ev:
+        lines += ["## the nested protocol (`make evaluate`)", "",
+                  f"{ev.get('protocol')} Commit `{str(ev.get('commit'))[:12]}`, device "
+                  f"{ev.get('device')}, seeds {ev.get('seeds')}.",
+                  ""]
     groups: dict[str, list] = {}
     for f in results["figures"]:
         groups.setdefault(f["group"], []).append(f)
@@ -193,8 +273,11 @@ def render_markdown(results: dict) -> str:
             spread = ("; ".join(f"{k} {_fmt(v)}" for k, v in f["spread"].items())
                       + f" ({f['spread_kind']})") if f["spread"] else f["spread_kind"]
             name = f["name"].replace("|", "/")
+            target = f["target"] or ""
+            if target and f.get("met") is not None:
+                target += " (met)" if f["met"] else " (**not met**)"
             lines.append(f"| {name} | {_fmt(f['value'])} | {f['units']} | {spread} | "
-                         f"{f['target'] or ''} | {f['split']} | `{f['source']}` |")
+                         f"{target} | {f['split']} | `{f['source']}` |")
         lines.append("")
     t = results.get("timings_s") or {}
     if t:

@@ -40,7 +40,12 @@ from irtrepro._logging import logger
 from irtrepro.errors import IncompleteError, IrtreproError, OptionError
 from irtrepro.report.cache import Cache, cache_key, part_key
 from irtrepro.report.part import ReportPart
-from irtrepro.report.results import write_results
+from irtrepro.report.results import (
+    collect_results,
+    load_evaluation,
+    results_html,
+    write_results,
+)
 
 __all__ = ["ANALYSES", "MODEL_PARTS", "find_analyses", "load_analysis", "merge_study",
            "part_key", "run_report"]
@@ -274,9 +279,16 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             prov["models"] = {"segmentation": seg_model}
         intro = (f"Study '{m.name}': {len(m.subjects)} subjects, {len(m.sessions)} sessions. "
                  f"{m.description}")
+        gathered = {}
+
+        def headline(tables):
+            gathered["results"] = collect_results(tables, prov, load_evaluation(out))
+            return results_html(gathered["results"])
+
         page = write_report(analysis_parts + model_parts, out, title=f"irtrepro report: {m.name}",
-                            provenance=prov, left_out=left_out, failures=failures, intro=intro)
-        write_results(out, prov)
+                            provenance=prov, left_out=left_out, failures=failures, intro=intro,
+                            headline=headline)
+        write_results(out, prov, gathered.get("results"))
     logger.info("report: %s (%.0f s)", page, time.perf_counter() - t_start)
     if failures and not keep_going:
         raise IncompleteError(f"{page}: written, but {len(failures)} step(s) failed (listed at "

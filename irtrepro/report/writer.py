@@ -86,7 +86,7 @@ def _write_figure(fig, figures: Path, name: str) -> dict[str, str]:
 def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
                  title: str = "irtrepro report", provenance: dict | None = None,
                  left_out: Sequence[str] = (), failures: Sequence[str] = (),
-                 intro: str = "") -> Path:
+                 intro: str = "", headline=None) -> Path:
     """Write every part's figures and tables, and ``index.html`` linking them all.
 
     Parameters
@@ -108,6 +108,9 @@ def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
         whole one.
     intro : str
         A paragraph (plain text) under the title.
+    headline : callable, optional
+        ``headline(tables_dir) -> str``: HTML of a first section, made once every table is
+        written (the report's headline figures, gathered from its tables).
 
     Returns
     -------
@@ -140,7 +143,10 @@ def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
                     "analysis of the manifest is included.</div>")
     toc = "".join(f'<li><a href="#{_slug(p.name)}">{html.escape(p.title)}</a></li>'
                   for p in parts)
+    if headline is not None:
+        toc = "<li><a href='#headline'>Headline figures</a></li>" + toc
     body.append(f"<h2>Contents</h2><ol>{toc}<li><a href='#provenance'>Provenance</a></li></ol>")
+    at = len(body)
     index: dict[str, dict] = {}
     for p in parts:
         body.append(f'<h2 id="{_slug(p.name)}">{html.escape(p.title)}</h2>')
@@ -161,6 +167,8 @@ def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
             body.append(f'<p class="caption">{html.escape(caption)}</p>'
                         + shown.to_html(index=False, border=0, na_rep="")
                         + f'<p class="links">{links}</p>')
+    if headline is not None:
+        body.insert(at, '<h2 id="headline">Headline figures</h2>' + headline(tables))
     prov = provenance or {}
     body.append('<h2 id="provenance">Provenance</h2><pre>'
                 + html.escape(json.dumps(prov, indent=2, sort_keys=True, default=str))

@@ -39,3 +39,27 @@ def test_written_file_and_cli(tmp_path, capsys):
     assert main(["results", str(tmp_path), "--markdown", str(out)]) == 0
     assert "# Results of `make report`" in out.read_text()
     assert main(["results", str(tmp_path / "nowhere")]) == 2
+
+
+def test_nested_protocol_figures_come_first_with_spread_and_met(tmp_path):
+    from irtrepro.report.protocol import summarise_figure
+
+    results = [{"job": {"fold": k, "seed": s},
+                "per_subject": {f"S{k}{i}": {"accuracy": 0.90 + 0.01 * i + 0.001 * s}
+                                for i in range(3)},
+                "pooled": {"accuracy": 0.91 + 0.001 * s}} for k in range(2) for s in range(3)]
+    fig = summarise_figure(results, "accuracy", target=">= 0.95")
+    ev = {"protocol": "P.", "commit": "def", "seeds": [0, 1, 2], "device": "cpu",
+          "models": {"breathing": {"folds": 2, "complete": False, "jobs_done": 6,
+                                   "jobs_planned": 9,
+                                   "figures": {"accuracy": {"units": "1", **fig}}}}}
+    _tables(tmp_path)
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "evaluation" / "evaluation.json").write_text(json.dumps(ev))
+    res = json.loads(write_results(tmp_path, {"git_commit": "abc"}).read_text())
+    first = res["figures"][0]
+    assert first["group"] == "nested protocol: breathing" and first["met"] is False
+    assert first["value"] == fig["value"] and first["spread"]["ci_low"] == fig["ci_low"]
+    assert "incomplete: 6 of 9 jobs" in first["split"]
+    md = render_markdown(res)
+    assert "(**not met**)" in md and "## the nested protocol" in md and "P." in md

@@ -32,6 +32,15 @@ def test_report_builds_lists_left_out_and_reuses_cache(study_dir, tmp_path, capl
     top = html[: html.index("Contents")]
     assert "no skin-temperature metrics" in top
     assert "manifest_sha256" in html and "timings_s" in html
+    # the page's first section is results.json's headline figures, also as results.md
+    import json
+
+    res = json.loads((out / "results.json").read_text())
+    assert res["figures"] and 'id="headline"' in html
+    assert html.index('id="headline"') < html.index('id="reliability"')
+    first = res["figures"][0]
+    assert f"<td>{first['name']}</td>" in html.replace("&gt;", ">").replace("&lt;", "<")
+    assert (out / "results.md").read_text().startswith("# Results of `make report`")
     assert (study_dir / "data" / "study.nc").exists()
     with caplog.at_level(logging.INFO, logger="irtrepro"):
         run_report(study_dir / "study.yaml", out, parts=())
