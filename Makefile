@@ -39,7 +39,7 @@ help:
 	@echo "make evaluate the nested protocol of every model (folds x 3 seeds; hours on 2 cores,"
 	@echo "              resumable) into $(REPORTS)/evaluation/; make report quotes it"
 	@echo "make test     run the test suite"
-	@echo "make test-slow  end-to-end tests through the trained U-Nets (~5 min)"
+	@echo "make test-slow  the longer end-to-end tests (the default U-Nets, ~5 min)"
 	@echo "make bench    run the benchmarks (prints figures)"
 	@echo "make lint     ruff"
 	@echo "make clean    remove generated data, reports and caches (keeps .venv)"

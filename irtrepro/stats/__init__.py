@@ -35,6 +35,7 @@ from irtrepro.stats.mixed import MixedResult, compare, fit_mixed
 from irtrepro.stats.mixed_ci import variance_ci
 from irtrepro.stats.models import ModelSpec, default_specs, dump_specs, load_specs
 from irtrepro.stats.planning import plan_icc, plan_loa
+from irtrepro.stats.pooling import rubin_pool
 from irtrepro.stats.reliability import FORMS, icc, koo_li, reliability
 from irtrepro.stats.rmcorr_ci import rmcorr_intervals
 
@@ -63,6 +64,7 @@ __all__ = [
     "reliability",
     "rmcorr_intervals",
     "rmcorr",
+    "rubin_pool",
     "variance_ci",
     "windowed_corr",
 ]

@@ -9,6 +9,8 @@ Torch and smp load inside the functions, so ``import irtrepro.vision`` stays lig
 - :mod:`~irtrepro.vision.infer`: ``predict_masks``, ``segment_store``
 - :mod:`~irtrepro.vision.evaluate`: ``segmentation_scores``, ``robustness_table``,
   ``metric_errors``, ``metric_error_table``
+- :mod:`~irtrepro.vision.uncertainty`: ``variant_metrics`` (segmentation uncertainty of the
+  metrics by test-time augmentation)
 - :mod:`~irtrepro.vision.pipeline`: ``training_arrays``, ``train_models``, ``segment_sessions``,
   ``study_variables`` (many sessions at once; the report's vision part calls these)
 """

@@ -1,9 +1,13 @@
-"""The analyses tell the truth: on a small synthetic study, every planted answer is recovered.
+"""The chain's bookkeeping: on a small synthetic study, every planted answer is recovered
+from the ground-truth masks.
 
 The whole chain runs on files: generator -> cart/HR/core exports and zarr thermograms on disk ->
 manifest -> readers -> sync -> Study; thermal metrics come from the frames on disk through
-``irtrepro.features`` with the ground-truth masks (the U-Net's own accuracy is tested in
-tests/vision). A broken stage anywhere fails one of these tests.
+``irtrepro.features`` with the ground-truth masks. These tests check that readers, clocks,
+extraction and analyses carry the planted answers through; they cannot check the models, since
+the generator sets each region's statistics under the true masks to the truth. The same answers
+through U-Nets trained from scratch are tested in test_planted_unet_fast.py (``make test``) and
+test_planted_unet.py (``make test-slow``).
 """
 
 import json

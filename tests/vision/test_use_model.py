@@ -133,6 +133,13 @@ def test_report_vision_part_with_a_model_trains_nothing_and_scores_every_truth_s
     assert set(sv.subject.values) == {"S01", "S02", "S03"} and "tnv" in sv
     assert not any("failed" in n for n in part.notes)
     assert json.loads(sv.attrs["vision_models"])["model"] == "lab_unet.pt"
+    # the segmentation-uncertainty pass: every session re-segmented at sampled seconds, and
+    # the truth subjects measured under their masks too
+    seg = sv["tnv_seg"]
+    assert list(seg.segmentation.values) == ["as segmented", "flip", "shift+1", "ground truth"]
+    assert seg.dims == ("subject", "session", "segmentation", "time")
+    assert "segmentation_uncertainty" in part.tables
+    assert part.timings["segmentation_uncertainty"] > 0
     # per session: the model file and its hash, the source and the clock it was placed by
     one = sv.sel(subject="S03", session="CON")
     assert str(one.thermal_model.values) == str(tiny.model)

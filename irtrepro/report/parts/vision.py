@@ -153,7 +153,9 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                    settings: dict | None = None, n_workers: int | None = None,
                    model: str | os.PathLike | None = None,
                    frames_cache: str | os.PathLike | None = None,
-                   scheduler: str | None = None) -> ReportPart:
+                   scheduler: str | None = None,
+                   uncertainty_every_s: float | None = 60.0,
+                   uncertainty_variants: tuple[str, ...] | None = None) -> ReportPart:
     """Train-or-reuse the ROI and vessel models (or take a model file), segment every
     session, extract features.
 
@@ -188,15 +190,25 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         the report's settings file; :func:`irtrepro.distributed.open_client`): one task per
         session, the masks equal to a run here on the same kind of device. Not part of the
         part's cache key, for that reason. ``n_workers`` is then unused.
+    uncertainty_every_s : float or None
+        Segmentation uncertainty by test-time augmentation
+        (:mod:`irtrepro.vision.uncertainty`): one frame every this many seconds of each
+        session is segmented again under each of ``uncertainty_variants`` (default
+        :data:`~irtrepro.vision.uncertainty.DEFAULT_VARIANTS`), and measured under the
+        ground-truth masks where a held-out session has them; ``None`` or 0 skips it.
+    uncertainty_variants : tuple of str, optional
 
     Returns
     -------
     ReportPart
         The quality table (per class on held-out subjects), the metric-error table
         (segmented vs ground-truth masks), the robustness table, the camera clock check
-        table (:func:`irtrepro.thermal_study.check_clocks`), an example figure and
-        ``study_vars`` on (subject, session, time, side), placed on the session clock, with
-        per-session provenance (:func:`irtrepro.thermal_study.thermal_study_vars`).
+        table (:func:`irtrepro.thermal_study.check_clocks`), the segmentation-uncertainty table,
+        an example figure and ``study_vars`` on (subject, session, time, side), placed on the session clock, with
+        per-session provenance (:func:`irtrepro.thermal_study.thermal_study_vars`); with
+        ``uncertainty_every_s``, also ``<metric>_seg`` on (subject, session, segmentation,
+        time), both calves, at the sampled seconds only; its last segmentation is
+        ``"ground truth"`` (NaN but for held-out sessions with masks).
     """
     import torch
 
@@ -317,6 +329,16 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         if model is not None:
             which["model"] = Path(model).name
         sv.attrs["vision_models"] = json.dumps(which)
+        if uncertainty_every_s:
+            t0 = time.perf_counter()
+            seg_vars, table = _uncertainty(sessions, seg, roi_ck, ves_ck, models, dev, held,
+                                           float(uncertainty_every_s), uncertainty_variants, sv)
+            sv = sv.merge(seg_vars)
+            part.timings["segmentation_uncertainty"] = time.perf_counter() - t0
+            if len(table):
+                part.tables["segmentation_uncertainty"] = (table, _UNCERTAINTY_CAPTION.format(
+                    every=uncertainty_every_s, variants=", ".join(
+                        seg_vars["segmentation"].values[1:-1]), held=held, by=by))
         part.study_vars = sv
     if model is None:
         part.notes.append(f"models: encoder {roi_ck.encoder} depth {roi_ck.encoder_depth}, "
@@ -324,3 +346,96 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                           f"{ves_ck.metrics.get('seconds', 0):.0f} s on {train_s}")
     part.timings["total"] = time.perf_counter() - t_start
     return part
+
+
+_UNCERTAINTY_CAPTION = (
+    "Segmentation uncertainty by test-time augmentation: one frame every {every:g} s of every "
+    "session segmented again with the input transformed ({variants}: mirrored left-right, "
+    "shifted by one pixel), the masks transformed back, the metric measured under each (both "
+    "calves). "
+    "tta_sd: SD over the segmentations of a frame's metric (median over the sampled frames); "
+    "on the held-out subjects {held} with ground truth also abs_error (|as segmented - "
+    "ground-truth masks|, median) and error_to_tta_sd. Augmentation misses an error every "
+    "variant shares, so tta_sd is a lower bound: an error_to_tta_sd well above 1 says the "
+    "augmentation spread understates the segmentation error; the reliability part therefore "
+    "also propagates the error measured against the ground truth "
+    "(reliability: segmentation_sensitivity){by}.")
+
+
+def _uncertainty(sessions, seg, roi_ck, ves_ck, models, dev, held, every_s, variants, sv):
+    """``<metric>_seg`` Study variables of every segmented session, and the calibration table
+    (test-time-augmentation spread against the error vs ground truth, held-out subjects)."""
+    import xarray as xr
+
+    from irtrepro.io.thermal import open_frame_store
+    from irtrepro.vision.uncertainty import (
+        DEFAULT_VARIANTS,
+        GROUND_TRUTH,
+        METRICS,
+        sample_frames,
+        variant_metrics,
+    )
+
+    variants = tuple(variants) if variants else DEFAULT_VARIANTS
+    subjects, order = list(sv["subject"].values), list(sv["session"].values)
+    grid = sv["time"].values
+    names = None
+    data: dict[str, np.ndarray] = {}
+    spread: dict[str, list] = {}
+    errors: dict[str, list] = {}
+    for e in sessions:
+        key = (e.subject, e.session)
+        if key not in seg.features:
+            continue
+        fr = open_frame_store(e.frames)["frames"]
+        times = fr["time"].values
+        idx = sample_frames(e.clock if e.clock is not None else times, every_s)
+        truth = None
+        if e.masks is not None and e.subject in held:
+            gt = open_frame_store(e.masks)
+            truth = (gt["roi"][idx].values, gt["vessels"][idx].values)
+        own_grid = seg.features[key]["time"].values
+        m, true = variant_metrics(fr[idx].values, times[idx], roi_ck, ves_ck,
+                                  variants=variants, grid=own_grid, models=models, dev=dev,
+                                  clock=e.clock[idx] if e.clock is not None else None,
+                                  truth=truth)
+        names = [*m["segmentation"].values, GROUND_TRUTH]
+        i, j = subjects.index(e.subject), order.index(e.session)
+        for name in METRICS:
+            if name not in m:
+                continue
+            da = m[name].sel(side="both") if "side" in m[name].dims else m[name]
+            arr = data.setdefault(name, np.full((len(subjects), len(order), len(names),
+                                                 grid.size), np.nan, np.float32))
+            vals = da.transpose("segmentation", "time").values
+            if own_grid.size == grid.size:  # sessions on their own clock: not on the Study's
+                arr[i, j, :-1] = vals
+            seen = np.isfinite(vals).all(axis=0)
+            spread.setdefault(name, []).append(np.std(vals[:, seen], axis=0, ddof=1))
+            if true is not None and name in true:
+                t = (true[name].sel(side="both") if "side" in true[name].dims
+                     else true[name]).values
+                if own_grid.size == grid.size:
+                    arr[i, j, -1] = t
+                ok = seen & np.isfinite(t)
+                errors.setdefault(name, []).append(np.abs(vals[0, ok] - t[ok]))
+    if names is None:
+        return xr.Dataset(), pd.DataFrame()
+    out = xr.Dataset(coords={"subject": subjects, "session": order, "segmentation": names,
+                             "time": grid})
+    rows = []
+    for name, arr in data.items():
+        attrs = dict(sv[name].attrs) if name in sv else {}
+        out[f"{name}_seg"] = (("subject", "session", "segmentation", "time"), arr, {
+            **attrs, "long_name": f"{attrs.get('long_name', name)} under each segmentation "
+            "(test-time augmentation; both calves; sampled seconds only)",
+            "every_s": every_s})
+        sd = np.concatenate(spread[name])
+        err = np.concatenate(errors[name]) if name in errors else np.zeros(0)
+        tta = float(np.median(sd)) if sd.size else np.nan
+        ae = float(np.median(err)) if err.size else np.nan
+        rows.append({"metric": name, "units": attrs.get("units", ""), "tta_sd": tta,
+                     "abs_error": ae, "error_to_tta_sd": ae / tta if tta > 0 else np.nan,
+                     "n_frames": int(sd.size), "n_frames_truth": int(err.size),
+                     "variants": ", ".join(names[1:-1]), "every_s": every_s})
+    return out, pd.DataFrame(rows)
