@@ -185,6 +185,24 @@ def collect_results(tables: str | os.PathLike, provenance: dict,
                              source="reliability_icc_choice.csv",
                              spread={"ci_low": _num(r["ci_low_a1"]), "ci_high": _num(r["ci_high_a1"])},
                              spread_kind=f"{r['ci_level']:.0%} CI ({r['koo_li_a1']})"))
+    sens = table("reliability_segmentation_sensitivity")
+    if sens is not None:
+        for _, r in sens.iterrows():
+            for tag, how in (("tta", "augmented segmentations"),
+                             ("error", "draws of the measured error")):
+                if _num(r[f"{tag}_se_widening"]) is None:
+                    continue
+                figs.append(_fig(
+                    "segmentation uncertainty",
+                    f"ICC(A,1) {r['metric']} ({r['window']}) CI under {how}",
+                    r["icc"], split="subjects x sessions",
+                    source="reliability_segmentation_sensitivity.csv",
+                    spread={"ci_low": _num(r[f"{tag}_ci_low"]),
+                            "ci_high": _num(r[f"{tag}_ci_high"]),
+                            "se_widening": _num(r[f"{tag}_se_widening"]),
+                            "segmentation_limited": bool(r["segmentation_limited"])},
+                    spread_kind="95 % CI stretched by Rubin's rules over the versions; "
+                                "se_widening sqrt(T/W)"))
     return {"commit": provenance.get("git_commit"), "seeds": provenance.get("seeds"),
             "device": provenance.get("device"), "load_average": provenance.get("load_average"),
             "part_settings": provenance.get("part_settings"),

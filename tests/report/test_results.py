@@ -63,3 +63,19 @@ def test_nested_protocol_figures_come_first_with_spread_and_met(tmp_path):
     assert "incomplete: 6 of 9 jobs" in first["split"]
     md = render_markdown(res)
     assert "(**not met**)" in md and "## the nested protocol" in md and "P." in md
+
+
+def test_segmentation_uncertainty_figures_carry_the_stretched_interval(tmp_path):
+    t = _tables(tmp_path)
+    pd.DataFrame({"metric": ["tp"], "window": ["warmup"], "icc": [0.66],
+                  "tta_ci_low": [-0.04], "tta_ci_high": [0.93], "tta_se_widening": [1.001],
+                  "error_ci_low": [-0.18], "error_ci_high": [0.92],
+                  "error_se_widening": [float("nan")], "segmentation_limited": [True]}
+                 ).to_csv(t / "reliability_segmentation_sensitivity.csv", index=False)
+    figs = [f for f in collect_results(t, {})["figures"]
+            if f["group"] == "segmentation uncertainty"]
+    assert len(figs) == 1                      # the NaN widening is left out, not shown as 0
+    f = figs[0]
+    assert f["value"] == 0.66 and f["spread"]["ci_low"] == -0.04
+    assert f["spread"]["se_widening"] == 1.001 and f["spread"]["segmentation_limited"] is True
+    assert "augmented" in f["name"]
