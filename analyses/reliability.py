@@ -104,16 +104,12 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
                                   "Li 2016: poor/moderate/good/excellent). "
                                   + HEADLINE_REASON + ".")
     # Bland-Altman: day 1 against day 2 (first session of each day), warm-up phase means
-    if "day" in study:
-        day = study["day"].isel(subject=0).to_series() if study["day"].ndim == 2 \
-            else study["day"].to_series()
-        d1 = [s for s, d in day.items() if d == 1][:1]
-        d2 = [s for s, d in day.items() if d == 2][:1]
+    pair = day_sessions(study)
+    if pair is not None:
+        d1, d2 = pair
         for m in [x for x in ("tnv", "tp", "hr") if x in metrics]:
-            if not (d1 and d2):
-                break
             w = summary[m].sel(window="warmup")
-            x, y = w.sel(session=d1[0]).values, w.sel(session=d2[0]).values
+            x, y = w.sel(session=d1).values, w.sel(session=d2).values
             ok = np.isfinite(x) & np.isfinite(y)
             if ok.sum() < 3:
                 part.notes.append(f"Bland-Altman {m}: fewer than 3 subjects with both days")
@@ -125,14 +121,14 @@ def run(study: xr.Dataset, *, seed: int = 0) -> ReportPart:
                 continue
             units = study[m].attrs.get("units", "")
             fig = bland_altman_plot(ba, units=units, measure=f"{m} warm-up mean",
-                                    x_name=f"day 1 ({d1[0]})", y_name=f"day 2 ({d2[0]})")
+                                    x_name=f"day 1 ({d1})", y_name=f"day 2 ({d2})")
             part.figures[f"bland_altman_{m}"] = (fig, f"Bland-Altman of the warm-up mean of {m} "
-                                                 f"({units}), day 1 ({d1[0]}) minus day 2 "
-                                                 f"({d2[0]}): bias and 95 % limits (1.96 SD) "
+                                                 f"({units}), day 1 ({d1}) minus day 2 "
+                                                 f"({d2}): bias and 95 % limits (1.96 SD) "
                                                  "with exact CIs.")
             part.tables[f"bland_altman_{m}"] = (ba.to_frame().assign(metric=m, window="warmup"),
                                                 f"Bland-Altman statistics of {m}, warm-up.")
-    _segmentation_tables(part, study, summary, metrics, day_sessions(study), seed)
+    _segmentation_tables(part, study, summary, metrics, pair, seed)
     return part
 
 
@@ -152,6 +148,14 @@ def _fisher_z_icc(r, k: int):
     r = np.asarray(r, float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return 0.5 * np.log((1 + (k - 1) * r) / (1 - r))
+
+
+def _inside_icc_range(values, k: int) -> np.ndarray:
+    """ICC values kept just inside the range (-1/(k-1), 1) where Fisher's z is finite.
+
+    A bound at the edge carries almost no information; the huge variance on z it then gets
+    says so."""
+    return np.clip(np.asarray(values, float), -1 / (k - 1) + 1e-6, 1 - 1e-6)
 
 
 def _from_fisher_z(z, k: int):
@@ -259,11 +263,7 @@ def pooled_icc(versions, k: int) -> pd.DataFrame:
             r = t.loc[key] if key in t.index else None
             if r is None or not np.isfinite([r.icc, r.ci_low, r.ci_high]).all():
                 break
-            # a bound at the edge of the ICC's range (-1/(k-1) or 1) is kept just inside:
-            # an interval that reaches it carries almost no information, and a huge
-            # variance on z says so
-            lo_edge, hi_edge = -1 / (k - 1) + 1e-6, 1 - 1e-6
-            z = _fisher_z_icc(np.clip([r.icc, r.ci_low, r.ci_high], lo_edge, hi_edge), k)
+            z = _fisher_z_icc(_inside_icc_range([r.icc, r.ci_low, r.ci_high], k), k)
             est.append(z[0])
             var.append(((z[2] - z[1]) / (2 * Z975)) ** 2)
         if len(est) != len(tables) or not np.isfinite(est + var).all():
@@ -319,7 +319,7 @@ def segmentation_sensitivity(versions: dict) -> pd.DataFrame:
             q = p.loc[(metric, window)] if got else None
             lo = hi = np.nan
             if got and np.isfinite([r.icc, r.ci_low, r.ci_high]).all():
-                edge = np.clip([r.icc, r.ci_low, r.ci_high], -1 / (k - 1) + 1e-6, 1 - 1e-6)
+                edge = _inside_icc_range([r.icc, r.ci_low, r.ci_high], k)
                 lo, hi = _stretched(*edge, q.stretch,
                                     lambda x: _fisher_z_icc(x, k),
                                     lambda z: _from_fisher_z(z, k))

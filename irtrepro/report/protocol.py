@@ -198,7 +198,8 @@ def target_met(target: str | None, ci_low: float | None, ci_high: float | None) 
     return bool(ci_low >= x) if op == ">=" else bool(ci_high <= x)
 
 
-def _finite(v) -> float | None:
+def finite_or_none(v) -> float | None:
+    """``v`` as a float, or None where it is missing, not a number, NaN or infinite."""
     try:
         v = float(v)
     except (TypeError, ValueError):
@@ -222,11 +223,11 @@ def summarise_figure(results: Sequence[dict], figure: str, *, target: str | None
     per_job = {}
     for r in results:
         name = f"fold{r['job']['fold']}-seed{r['job']['seed']}"
-        v = _finite((r.get("pooled") or {}).get(figure))
+        v = finite_or_none((r.get("pooled") or {}).get(figure))
         if v is not None:
             per_job[name] = v
         for s, figs in (r.get("per_subject") or {}).items():
-            u = _finite(figs.get(figure))
+            u = finite_or_none(figs.get(figure))
             if u is not None:
                 per_subject.setdefault(s, []).append(u)
     subj = np.array([np.mean(v) for v in per_subject.values()])

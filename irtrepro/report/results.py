@@ -9,13 +9,13 @@ split, one seed), the seed and the code commit. ``docs/results.md`` is rendered 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
 import pandas as pd
 
 from irtrepro._atomic import atomic_path
+from irtrepro.report.protocol import finite_or_none as _num
 
 SINGLE = ("not computed: one split, one training seed (the spread over folds and seeds is "
           "`make evaluate`'s, in the nested protocol groups where it has run)")
@@ -24,14 +24,6 @@ SINGLE = ("not computed: one split, one training seed (the spread over folds and
 def _read(tables: Path, name: str) -> pd.DataFrame | None:
     path = tables / f"{name}.csv"
     return pd.read_csv(path) if path.is_file() else None
-
-
-def _num(v) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
 
 
 def _fig(group: str, name: str, value, *, source: str, split: str, units: str = "1",
