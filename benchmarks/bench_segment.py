@@ -1,14 +1,19 @@
 """Segmentation speed and peak memory at camera resolution: prints figures, asserts nothing.
 
 Usage: ``python benchmarks/bench_segment.py [--quick] [--threads 2] [--short 1000 --long 4000]
-[--parts 1 2 3 4] [--length-size 640x480] [--model MODEL.pt]``
+[--parts 1 2 3 4] [--length-size 640x480] [--model MODEL.pt] [--precision auto]``
 
 Every measured case runs in its own child process, and its peak memory is that child's peak
 resident set (``getrusage(RUSAGE_SELF).ru_maxrss``), imports and models included.
 
 1. Frames/s and peak RSS of :func:`irtrepro.vision.infer.segment_store` (chunked: read, calf
    box, vessel model on the boxes, masks written chunk by chunk) at 160x120, 640x480 and
-   1024x768.
+   1024x768: the PyTorch float32 reference and the fast path (``--precision``, default
+   ``auto``: bfloat16 where the CPU computes it natively; :mod:`irtrepro.vision.precision`)
+   on the same store in the same run, with the ratio and the fast masks' Dice per class
+   against the reference's. Above 160x120 also in the camera configuration that
+   ``train-seg --annotations`` builds for that size (the calf network on frames pooled to
+   ~160 px, the vessel network at native resolution; the same weights).
 2. Memory growth with session length: the same at 640x480 (``--length-size``) for a
    ``--short`` and a ``--long`` recording (both at least one 64-frame zarr chunk long, so
    both are segmented in equal steps); and the reference measured in the same run -- the
@@ -29,8 +34,8 @@ native resolution). Without it, the default architectures of
 input 2x, which at 640x480 makes it the cost). The calf model is
 trained for a few steps at 160x120 on the benchmark's own frames (so the calf boxes, which set
 the vessel model's work, are roughly where the calves are; at larger sizes it over-segments and
-the boxes come out wider than the calves -- printed beside the results); the vessel model is
-untrained (its cost does not depend on its weights). Frames: two warm ellipses on a cool wall
+the boxes come out wider than the calves -- printed beside the results), and so is the vessel
+model (100 steps on the frames' vein stripes). Frames: two warm ellipses on a cool wall
 (:mod:`_segment_frames`), written with :func:`irtrepro.io.zarr_store.write_frames`.
 """
 
@@ -60,12 +65,10 @@ def _rss_mb() -> float:
 
 
 def _models(work: Path, threads: int) -> tuple[Path, Path]:
-    """Few-step calf model and untrained vessel model (default architectures), saved once."""
-    import torch
+    """Few-step calf and vessel models (default architectures), saved once."""
     from _segment_frames import calf_frames
 
-    from irtrepro.vision.models import TASK_CLASSES, Checkpoint
-    from irtrepro.vision.train import TASK_DEFAULTS, train_segmenter
+    from irtrepro.vision.train import train_segmenter
 
     roi_p, ves_p = work / "roi.pt", work / "vessels.pt"
     if not roi_p.is_file():
@@ -75,13 +78,51 @@ def _models(work: Path, threads: int) -> tuple[Path, Path]:
         ck.save(roi_p)
         print(f"calf model: 80 steps at 160x120, validation Dice {ck.metrics.get('val_dice')}")
     if not ves_p.is_file():
-        torch.manual_seed(0)
-        d = TASK_DEFAULTS["vessels"]
-        ck = Checkpoint(task="vessels", classes=TASK_CLASSES["vessels"],
-                        downsample=d["downsample"], upsample=d["upsample"])
-        ck.state_dict = ck.build().state_dict()
+        f, r, v = calf_frames(0, 48, 120, 160, veins=True)
+        ck = train_segmenter(f, r, v, [f"s{i % 4}" for i in range(48)], task="vessels",
+                             max_steps=100, eval_every=100, batch_size=4, seed=0,
+                             threads=threads)
+        ck.save(ves_p)
+        print(f"vessel model: 100 steps at 160x120, validation Dice {ck.metrics.get('val_dice')}")
+    return roi_p, ves_p
+
+
+def _camera_models(work: Path, models: tuple, shape: tuple[int, int]) -> tuple[Path, Path]:
+    """What ``train-seg --annotations`` builds for frames of ``shape``: the calf network on
+    frames pooled to ~160 px (:func:`~irtrepro.vision.sparse.auto_downsample`; the same
+    weights, trained at 160x120), the vessel network at native resolution (no enlarging)."""
+    from irtrepro.vision.models import Checkpoint
+    from irtrepro.vision.sparse import auto_downsample
+
+    k = auto_downsample([shape])
+    roi_p, ves_p = work / f"roi-pool{k}.pt", work / "vessels-native.pt"
+    if not roi_p.is_file():
+        ck = Checkpoint.load(models[0], task="roi")
+        ck.downsample = k
+        ck.save(roi_p)
+    if not ves_p.is_file():
+        ck = Checkpoint.load(models[1], task="vessels")
+        ck.upsample = 1
         ck.save(ves_p)
     return roi_p, ves_p
+
+
+def _masks(store: Path) -> dict:
+    from irtrepro.io.thermal import open_frame_store
+
+    ds = open_frame_store(store)
+    return {k: np.asarray(ds[k].values) for k in ("roi", "vessels")}
+
+
+def _dice_per_class(ref: dict, got: dict) -> str:
+    """Dice of each class of ``got`` against ``ref`` (left/right calf, vein, perforator)."""
+    out = []
+    for name, c, label in (("roi", 1, "left"), ("roi", 2, "right"), ("vessels", 1, "vein"),
+                           ("vessels", 2, "perforator")):
+        a, b = ref[name] == c, got[name] == c
+        s = a.sum() + b.sum()
+        out.append(f"{label} {2 * (a & b).sum() / s:.4f}" if s else f"{label} -")
+    return ", ".join(out)
 
 
 SOURCE: Path | None = None   # --frames-from: a real recording tiled to length
@@ -109,7 +150,8 @@ def _store(work: Path, n: int, h: int, w: int) -> Path:
 
 
 # ---------------------------------------------------------------- child process: one case
-def _child(mode: str, store: str, roi_p: str, ves_p: str, threads: int, batch: int) -> dict:
+def _child(mode: str, store: str, roi_p: str, ves_p: str, threads: int, batch: int,
+           precision: str) -> dict:
     import torch
 
     from irtrepro._threads import torch_threads
@@ -122,6 +164,7 @@ def _child(mode: str, store: str, roi_p: str, ves_p: str, threads: int, batch: i
         segment_store,
     )
     from irtrepro.vision.models import Checkpoint
+    from irtrepro.vision.precision import inference_network, resolve_precision
 
     torch_threads(threads)
     cpu = torch.device("cpu")
@@ -134,10 +177,11 @@ def _child(mode: str, store: str, roi_p: str, ves_p: str, threads: int, batch: i
         ves_ck = Checkpoint.load(ves_p, task="vessels")
     ds = open_frame_store(store)
     n, h, w = ds["frames"].shape
-    out: dict = {"frames": n, "h": h, "w": w, "threads": threads}
+    precision = resolve_precision(precision, cpu)
+    out: dict = {"frames": n, "h": h, "w": w, "threads": threads, "precision": precision}
     b = effective_batch(batch, (h, w))
     out["batch"] = b
-    models = tuple(ck.build().to(cpu, memory_format=torch.channels_last) for ck in (roi_ck, ves_ck))
+    models = tuple(inference_network(ck, cpu, precision) for ck in (roi_ck, ves_ck))
     warm = np.asarray(ds["frames"][:b].values)      # one batch: oneDNN warm-up, no extra peak
     predict_masks(warm, roi_ck, ves_ck, batch_size=b, models=models, dev=cpu)
     del warm
@@ -145,7 +189,7 @@ def _child(mode: str, store: str, roi_p: str, ves_p: str, threads: int, batch: i
     t0 = time.perf_counter()
     if mode == "chunked":
         segment_store(store, roi_ck, ves_ck, batch_size=batch, threads=threads, progress=False,
-                      resume=False, dev=cpu)
+                      resume=False, dev=cpu, precision=precision)
     elif mode == "eager":
         frames = np.asarray(ds["frames"].values)
         r, v = predict_masks(frames, roi_ck, ves_ck, batch_size=batch, models=models, dev=cpu,
@@ -200,10 +244,15 @@ def _child(mode: str, store: str, roi_p: str, ves_p: str, threads: int, batch: i
     return out
 
 
-def _run_child(mode: str, store: Path, models: tuple, threads: int, batch: int) -> dict:
+PRECISION = "auto"  # --precision: the fast path measured against float32
+
+
+def _run_child(mode: str, store: Path, models: tuple, threads: int, batch: int,
+               precision: str | None = None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, __file__, "--child", mode, str(store), str(models[0]), str(models[1]),
-           "--threads", str(threads), "--batch", str(batch)]
+           "--threads", str(threads), "--batch", str(batch),
+           "--precision", precision or PRECISION]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode:
         raise RuntimeError(f"{mode} {store}: child failed\n{res.stderr[-3000:]}")
@@ -234,11 +283,16 @@ def main(argv=None) -> int:
                     help="which numbered parts to run (default: all)")
     ap.add_argument("--model", type=Path, default=None,
                     help="model file (train-seg --annotations) instead of the default networks")
+    ap.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                    help="the fast path, measured against float32 in part 1 and used in "
+                         "parts 2-4 (default auto)")
     ap.add_argument("--child", nargs=4, metavar=("MODE", "STORE", "ROI", "VES"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        print(json.dumps(_child(*a.child, a.threads, a.batch)))
+        print(json.dumps(_child(*a.child, a.threads, a.batch, a.precision)))
         return 0
+    global PRECISION
+    PRECISION = a.precision
     short = a.short or (64 if a.quick else 1000)
     long = a.long or (256 if a.quick else 4000)
     speed = a.speed_frames or ((64, 16, 8) if a.quick else (256, 64, 32))
@@ -270,10 +324,19 @@ def main(argv=None) -> int:
         if store is None:
             print(f"  {name:>9}: skipped (--frames-from is another size)")
             continue
-        r = _run_child("chunked", store, models, a.threads, a.batch)
-        rows.append((name, r))
-        print(f"  {name:>9}: {r['fps']:7.2f} frames/s  peak RSS {r['peak_rss_mb']:7.0f} MB "
-              f"(ready {r['rss_ready_mb']:.0f} MB)  {n} frames, batch {r['batch']}")
+        configs = [("default networks", models)]
+        if a.model is None and (h, w) != (120, 160):
+            configs.append(("camera configuration", _camera_models(a.work, models, (h, w))))
+        for label, mods in configs:
+            ref = _run_child("chunked", store, mods, a.threads, a.batch, "float32")
+            ref_masks = _masks(store)
+            r = _run_child("chunked", store, mods, a.threads, a.batch)
+            dice = _dice_per_class(ref_masks, _masks(store))
+            rows.append((name, label, ref, r))
+            print(f"  {name:>9} {label}: float32 (reference) {ref['fps']:7.2f} frames/s, peak "
+                  f"RSS {ref['peak_rss_mb']:5.0f} MB; {r['precision']} {r['fps']:7.2f} frames/s, "
+                  f"peak RSS {r['peak_rss_mb']:5.0f} MB; x{r['fps'] / ref['fps']:.2f}; Dice "
+                  f"against float32 {dice}  ({n} frames, batch {r['batch']})")
     if parts & {2, 3, 4}:
         h, w = SIZES[a.length_size]
         s_store, l_store = _store(a.work, short, h, w), _store(a.work, long, h, w)

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (on a cluster: per task, default 1)")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="numeric precision of the networks (default auto: bfloat16 where "
+                             "the CPU or GPU computes it natively, else float32)")
     add_scheduler_argument(parser, "the chunks")
     parser.add_argument("--chunk", type=int, default=None,
                         help="frames per work unit (rounded up to whole batches and zarr "
@@ -66,7 +69,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     subjects = args.subject or [_subject_of(r) for r in recs]
     items = annotated_recordings(masks, recs, subjects)
     ev = evaluate_model(model, items, robustness_frames=args.robustness_frames,
-                        threads=args.threads, device=args.device)
+                        threads=args.threads, device=args.device, precision=args.precision)
     out = write_evaluation(ev, args.out)
     s = ev.scores
     print(f"{model}: {ev.info['frames']} annotated frames of {len(recs)} recordings, "
@@ -93,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     with open_client(args.scheduler) as client:
         for p in args.stores:
             segment_store(p, roi, ves, batch_size=args.batch_size, threads=args.threads,
-                          chunk=args.chunk, scheduler=client, provenance=prov)
+                          chunk=args.chunk, scheduler=client, provenance=prov,
+                          precision=args.precision)
             print(f"{p}: masks written")
     return 0

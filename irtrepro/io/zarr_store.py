@@ -105,6 +105,10 @@ def _check_mask(name: str, mask, frames_shape: tuple[int, ...], path) -> xr.Data
 
 def _check_mask_values(name: str, arr: np.ndarray, path, first_frame: int) -> np.ndarray:
     allowed = np.array(sorted(MASK_CLASSES[name]))
+    # the common case, integer labels 0..k, in two reductions instead of a set lookup
+    if (arr.dtype.kind in "ui" and arr.size and np.array_equal(allowed, np.arange(len(allowed)))
+            and arr.min() >= 0 and arr.max() < len(allowed)):
+        return arr.astype(np.uint8, copy=False)
     bad = ~np.isin(arr, allowed)
     if bad.any():
         i = int(np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0])

@@ -16,6 +16,11 @@ from irtrepro._logging import logger, progress_bar
 from irtrepro._threads import torch_threads
 from irtrepro.errors import ModelError, OptionError
 from irtrepro.vision.models import Checkpoint, check_checkpoint, normalise
+from irtrepro.vision.precision import inference_network, network_dtype, resolve_precision
+
+#: precision of the segmentation networks unless told (:mod:`irtrepro.vision.precision`):
+#: bfloat16 where the device computes it natively, else float32
+DEFAULT_PRECISION = "auto"
 
 
 def device(prefer: str | None = None):
@@ -28,13 +33,14 @@ def device(prefer: str | None = None):
 
 
 def forward(model, ck: Checkpoint, x):
-    """Network logits at the input's full resolution for a normalised (B, H, W) tensor."""
+    """Network logits (float32) at the input's full resolution for a normalised (B, H, W)
+    tensor; the input is cast to the network's dtype (:mod:`irtrepro.vision.precision`)."""
     import torch
     import torch.nn.functional as F
 
     b, h, w = x.shape
     # channels-last convolutions were ~1.3x faster on this CPU (oneDNN)
-    x = x[:, None].contiguous(memory_format=torch.channels_last)
+    x = x[:, None].float().contiguous(memory_format=torch.channels_last)
     if ck.downsample > 1:
         x = F.avg_pool2d(x, ck.downsample, ceil_mode=True)
     up = ck.upsample
@@ -45,7 +51,8 @@ def forward(model, ck: Checkpoint, x):
     ph, pw = (-hh) % m, (-ww) % m
     if ph or pw:  # U-Net needs sizes divisible by 2**depth; replicate the border
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    y = model(x)[..., :hh, :ww]
+    # resampling stays in float32 on both sides of the network, whatever its precision
+    y = model(x.to(network_dtype(model)))[..., :hh, :ww].float()
     if ck.downsample > 1:
         y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
     elif up > 1:
@@ -87,17 +94,19 @@ def effective_batch(batch_size: int, frame_shape: tuple[int, int],
 
 
 def predict_labels(ck: Checkpoint, frames: np.ndarray, *, model=None, batch_size: int = 32,
-                   dev=None, max_pixels: int | None = MAX_BATCH_PIXELS) -> np.ndarray:
+                   dev=None, max_pixels: int | None = MAX_BATCH_PIXELS,
+                   precision: str = DEFAULT_PRECISION) -> np.ndarray:
     """Label image (frame, y, x) uint8 of one model for frames in degC.
 
     Batches hold ``batch_size`` frames at most and ``max_pixels`` pixels at most
-    (:func:`effective_batch`), counted from the first frame.
+    (:func:`effective_batch`), counted from the first frame. ``precision`` applies when the
+    network is built here (``model=None``; :func:`irtrepro.vision.precision.inference_network`).
     """
     import torch
 
     dev = dev or device()
     if model is None:
-        model = ck.build().to(dev, memory_format=torch.channels_last)
+        model = inference_network(ck, dev, precision)
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 3:
         raise ModelError(f"frames must be (frame, y, x), got shape {frames.shape}")
@@ -132,7 +141,8 @@ def _calf_boxes(roi: np.ndarray, margin: int) -> tuple[list, tuple[int, int]]:
 
 def predict_masks(frames: np.ndarray, roi_ck: Checkpoint, vessel_ck: Checkpoint, *,
                   batch_size: int = 32, models=None, dev=None, margin: int = 4,
-                  max_pixels: int | None = MAX_BATCH_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+                  max_pixels: int | None = MAX_BATCH_PIXELS,
+                  precision: str = DEFAULT_PRECISION) -> tuple[np.ndarray, np.ndarray]:
     """ROI and vessel masks of frames (degC); vessels are kept only inside the predicted calves.
 
     The vessel model sees one box per predicted calf (the calf's bounding box plus ``margin``
@@ -146,6 +156,10 @@ def predict_masks(frames: np.ndarray, roi_ck: Checkpoint, vessel_ck: Checkpoint,
     batch, so the masks of a frame depend on which frames share its batch. Memory is that of
     the frames and masks plus one batch of activations.
 
+    ``precision`` (``"float32"``, ``"bfloat16"`` or ``"auto"``) sets the networks' precision
+    when they are built here (``models=None``; :mod:`irtrepro.vision.precision`); built
+    networks (``models``) run at their own.
+
     Returns
     -------
     roi, vessels : ndarray (frame, y, x) uint8
@@ -156,22 +170,26 @@ def predict_masks(frames: np.ndarray, roi_ck: Checkpoint, vessel_ck: Checkpoint,
     check_checkpoint(vessel_ck, "vessels")
     dev = dev or device()
     m_roi, m_ves = models if models is not None else (
-        roi_ck.build().to(dev, memory_format=torch.channels_last),
-        vessel_ck.build().to(dev, memory_format=torch.channels_last))
+        inference_network(roi_ck, dev, precision), inference_network(vessel_ck, dev, precision))
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 3:
         raise ModelError(f"frames must be (frame, y, x), got shape {frames.shape}")
     batch_size = effective_batch(batch_size, frames.shape[1:], max_pixels)
-    roi = predict_labels(roi_ck, frames, model=m_roi, batch_size=batch_size, dev=dev,
-                         max_pixels=None)
+    # one normalisation per batch serves both networks when they were trained with the same
+    same_norm = roi_ck.normalisation == vessel_ck.normalisation
+    roi = np.empty(frames.shape, np.uint8)
     ves = np.zeros(frames.shape, np.uint8)
     with torch.inference_mode():
         for a in range(0, len(frames), batch_size):
-            r = roi[a:a + batch_size]
+            block = frames[a:a + batch_size]
+            x = normalise(block, roi_ck.normalisation)
+            r = forward(m_roi, roi_ck, torch.from_numpy(x).to(dev)).argmax(1)
+            r = roi[a:a + batch_size] = r.to(torch.uint8).cpu().numpy()
             boxes, (bh, bw) = _calf_boxes(r, margin)
             if not boxes:
                 continue
-            x = normalise(frames[a:a + batch_size], vessel_ck.normalisation)
+            if not same_norm:
+                x = normalise(block, vessel_ck.normalisation)
             crops = np.stack([x[k, y0:y0 + bh, x0:x0 + bw] for k, _, y0, x0 in boxes])
             lab = forward(m_ves, vessel_ck, torch.from_numpy(crops).to(dev)).argmax(1)
             lab = lab.to(torch.uint8).cpu().numpy()
@@ -200,7 +218,9 @@ def _fingerprint(path: Path, models, settings: dict) -> str:
     for model in models:
         for k, v in model.state_dict().items():
             h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+            # numpy has no bfloat16: hash the raw bytes (a float32 copy would be the same
+            # for every bfloat16 weight, which is what identifies the run)
+            h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     h.update(json.dumps({**settings, "torch": torch.__version__}, sort_keys=True).encode())
     return h.hexdigest()
 
@@ -256,7 +276,8 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
                   threads: int | None = None, progress: bool | None = None,
                   chunk: int | None = None, resume: bool = True, margin: int = 4,
                   max_pixels: int | None = MAX_BATCH_PIXELS, dev=None,
-                  scheduler=None, provenance: dict[str, str] | None = None) -> Path:
+                  scheduler=None, provenance: dict[str, str] | None = None,
+                  precision: str = DEFAULT_PRECISION) -> Path:
     """Segment every frame of a zarr frame store, chunk by chunk, and write ``roi``/``vessels``.
 
     Frames are read, segmented (:func:`predict_masks`: calf box first, then the vessel model on
@@ -311,6 +332,10 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
         Attributes written on both mask arrays before they are renamed into the store, e.g.
         ``{"model": path, "model_sha256": hex}`` (:func:`model_provenance`); read back by
         :func:`mask_provenance`. A mask written without them carries none.
+    precision : {"auto", "float32", "bfloat16"}
+        Numeric precision of the networks (:mod:`irtrepro.vision.precision`; ``"auto"``:
+        bfloat16 where the device computes it natively). On a cluster, "auto" is decided on
+        each worker's device.
 
     Returns
     -------
@@ -342,7 +367,8 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     worker_dev = None if dev is None else str(dev)
     # on a cluster the networks are built here only for the run's fingerprint (on the CPU)
     dev = torch.device("cpu") if distributed else dev or device()
-    models = tuple(ck.build().to(dev, memory_format=torch.channels_last)
+    resolve_precision(precision, dev)  # a bad name fails before anything is written
+    models = tuple(inference_network(ck, dev, "float32" if distributed else precision)
                    for ck in (roi_ck, vessel_ck))
     ds = open_frame_store(path)
     frames = ds["frames"].data
@@ -359,7 +385,9 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     # a cluster's workers pick their own device unless told: not the same run as a serial one
     run_dev = (worker_dev or "each worker's default") if distributed else str(dev)
     fp = _fingerprint(path, models, {"batch": b, "step": step, "zchunk": zchunk, "shape": [n, ny, nx],
-                                     "margin": int(margin), "device": run_dev})
+                                     "margin": int(margin), "device": run_dev,
+                                     "precision": precision if distributed else
+                                     resolve_precision(precision, dev)})
     arrays, done = _open_part(part, fp, (n, ny, nx), zchunk, zarr_format, path, resume)
     if done:
         logger.info("%s: resuming, %d of %d chunks already segmented", path, len(done),
@@ -369,7 +397,7 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     starts = [s for s in range(0, n, step) if s not in done]
     if distributed:
         _segment_on_cluster(scheduler, path, part, fp, done, starts, step, (roi_ck, vessel_ck),
-                            b, margin, worker_dev, threads, progress)
+                            b, margin, worker_dev, threads, progress, precision)
         starts_run = starts
         starts = []
     for s in progress_bar(starts, progress, desc=f"segmenting {path.name}", total=len(starts)):
@@ -446,14 +474,14 @@ def _segment_block(block: np.ndarray, path, s: int, cks, batch: int, models, dev
 
 
 def _segment_chunk(path: str, part_store: str, s: int, step: int, cks, key: str, batch: int,
-                   margin: int, dev_name: str | None, threads: int | None) -> int:
+                   margin: int, dev_name: str | None, threads: int | None,
+                   precision: str = DEFAULT_PRECISION) -> int:
     """Segment frames ``s:s+step`` of a store and write their masks (runs on a worker).
 
     The networks are built once per worker process and weights (``key``); the masks go into
     the half-done mask store directly, one write per array covering whole zarr chunks, so two
     workers never write the same zarr chunk.
     """
-    import torch
     import zarr
 
     from irtrepro.distributed import worker_cache
@@ -463,8 +491,8 @@ def _segment_chunk(path: str, part_store: str, s: int, step: int, cks, key: str,
     torch_threads(threads if threads is not None else 1)
     dev = device(dev_name)
     roi_ck, vessel_ck = cks
-    models = worker_cache(f"segment:{key}:{dev}", lambda: tuple(
-        ck.build().to(dev, memory_format=torch.channels_last) for ck in (roi_ck, vessel_ck)))
+    models = worker_cache(f"segment:{key}:{dev}:{precision}", lambda: tuple(
+        inference_network(ck, dev, precision) for ck in (roi_ck, vessel_ck)))
     block = np.asarray(open_frame_store(path)["frames"].data[s:s + step], dtype=np.float32)
     r, v = _segment_block(block, path, s, cks, batch, models, dev, margin)
     del block
@@ -476,7 +504,8 @@ def _segment_chunk(path: str, part_store: str, s: int, step: int, cks, key: str,
 
 def _segment_on_cluster(scheduler, path: Path, part: Path, fp: str, done: set, starts: list,
                         step: int, cks, batch: int, margin: int, dev_name: str | None,
-                        threads: int | None, progress) -> None:
+                        threads: int | None, progress,
+                        precision: str = DEFAULT_PRECISION) -> None:
     """Run :func:`_segment_chunk` for every start on the cluster; record each one done."""
     from distributed import as_completed
 
@@ -488,7 +517,8 @@ def _segment_on_cluster(scheduler, path: Path, part: Path, fp: str, done: set, s
         # the checkpoints travel once per worker, not once per chunk
         cks_f = client.scatter(list(cks), broadcast=True)
         futs = [client.submit(_segment_chunk, str(path), str(part / "store.zarr"), s, step,
-                              cks_f, fp, batch, int(margin), dev_name, threads, pure=False)
+                              cks_f, fp, batch, int(margin), dev_name, threads, precision,
+                              pure=False)
                 for s in starts]
         try:
             for fut in progress_bar(as_completed(futs), progress,

@@ -285,15 +285,16 @@ def process_session(job: SessionJob, roi_ck, ves_ck, models, dev=None) -> Sessio
 _WORKER: dict = {}
 
 
-def _init_worker(roi_ck, ves_ck) -> None:
+def _init_worker(roi_ck, ves_ck, precision: str) -> None:
     """Session worker: one torch thread, the two models built once."""
     import torch
 
     from irtrepro._threads import torch_threads
+    from irtrepro.vision.precision import inference_network
 
     torch_threads(1)
     _WORKER["cks"] = (roi_ck, ves_ck)
-    _WORKER["models"] = tuple(ck.build().to(memory_format=torch.channels_last)
+    _WORKER["models"] = tuple(inference_network(ck, torch.device("cpu"), precision)
                               for ck in (roi_ck, ves_ck))
 
 
@@ -301,23 +302,22 @@ def _process_here(job: SessionJob) -> SessionResult:
     return process_session(job, *_WORKER["cks"], _WORKER["models"], _WORKER.get("dev"))
 
 
-def _process_on_worker(job: SessionJob, cks, key: str) -> SessionResult:
+def _process_on_worker(job: SessionJob, cks, key: str, precision: str) -> SessionResult:
     """:func:`process_session` on a dask worker: the two networks built once per worker."""
-    import torch
-
     from irtrepro._threads import torch_threads
     from irtrepro.distributed import worker_cache
     from irtrepro.vision.infer import device
+    from irtrepro.vision.precision import inference_network
 
     torch_threads(1)
     dev = device()
-    models = worker_cache(f"sessions:{key}:{dev}", lambda: tuple(
-        ck.build().to(dev, memory_format=torch.channels_last) for ck in cks))
+    models = worker_cache(f"sessions:{key}:{dev}:{precision}", lambda: tuple(
+        inference_network(ck, dev, precision) for ck in cks))
     return process_session(job, *cks, models, dev)
 
 
 def session_results(jobs: Sequence[SessionJob], roi_ck, ves_ck, models, n_workers: int,
-                    scheduler=None, dev=None):
+                    scheduler=None, dev=None, precision: str = "auto"):
     """:func:`process_session` of every job, yielded in order; ``n_workers`` processes on CPU.
 
     On a CPU the sessions are spread over single-threaded processes, which segment faster
@@ -328,8 +328,16 @@ def session_results(jobs: Sequence[SessionJob], roi_ck, ves_ck, models, n_worker
     tasks on its workers instead (``n_workers`` is then unused): each worker builds the two
     networks once (on its own device) and processes whole sessions chunk by chunk, as a
     process here does, so the results are the same as here on the same kind of device.
+    Networks built in worker processes or on dask workers run at ``precision``
+    (:mod:`irtrepro.vision.precision`), or at the precision of ``models`` where given, so
+    that the workers compute what a run here would.
     """
     from irtrepro.distributed import parse_scheduler
+
+    if models is not None:
+        from irtrepro.vision.precision import precision_of
+
+        precision = precision_of(models[0])
 
     if parse_scheduler(scheduler)[0] != "serial":
         import hashlib
@@ -341,7 +349,8 @@ def session_results(jobs: Sequence[SessionJob], roi_ck, ves_ck, models, n_worker
             for ck in (roi_ck, ves_ck) for v in ck.state_dict.values())).hexdigest()
         with open_client(scheduler) as client:
             cks = client.scatter([roi_ck, ves_ck], broadcast=True)
-            futs = [client.submit(_process_on_worker, j, cks, key, pure=False) for j in jobs]
+            futs = [client.submit(_process_on_worker, j, cks, key, precision, pure=False)
+                    for j in jobs]
             try:
                 for fut in futs:  # in order: the caller pairs them with its sessions
                     yield fut.result()
@@ -357,7 +366,8 @@ def session_results(jobs: Sequence[SessionJob], roi_ck, ves_ck, models, n_worker
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # fork after torch's OpenMP init can hang
-    with ctx.Pool(n_workers, initializer=_init_worker, initargs=(roi_ck, ves_ck)) as pool:
+    with ctx.Pool(n_workers, initializer=_init_worker,
+                  initargs=(roi_ck, ves_ck, precision)) as pool:
         yield from pool.imap(_process_here, jobs)
 
 
@@ -415,7 +425,8 @@ def _picks(lengths: Sequence[int], n: int) -> list[tuple[int, ...]]:
 def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Sequence[str],
                      models=None, n_workers: int = 1, progress: bool | None = None,
                      grid: np.ndarray | None = None, scheduler=None, signals: bool = False,
-                     chunk_frames: int = SESSION_CHUNK_FRAMES) -> SegmentedSessions:
+                     chunk_frames: int = SESSION_CHUNK_FRAMES,
+                     precision: str = "auto") -> SegmentedSessions:
     """Segment every session, extract its features, score the held-out subjects' masks.
 
     Every session is processed chunk by chunk (:func:`process_session`), so memory does not
@@ -445,6 +456,9 @@ def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Seque
         clock cross-check, read in the same pass.
     chunk_frames : int
         Frames per chunk (:data:`SESSION_CHUNK_FRAMES`).
+    precision : {"auto", "float32", "bfloat16"}
+        Precision of the networks built here (:mod:`irtrepro.vision.precision`); given
+        ``models`` run at their own, and the workers at the same.
 
     Returns
     -------
@@ -459,13 +473,11 @@ def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Seque
         raise OptionError("segment_sessions: sessions with a clock need the Study's grid=")
     dev = None
     if models is None:
-        import torch
-
         from irtrepro.vision.infer import device
+        from irtrepro.vision.precision import inference_network
 
         dev = device()
-        models = tuple(ck.build().to(dev, memory_format=torch.channels_last)
-                       for ck in (roi_ck, ves_ck))
+        models = tuple(inference_network(ck, dev, precision) for ck in (roi_ck, ves_ck))
     else:
         dev = next(models[0].parameters()).device
     scored = [i for i, e in enumerate(sessions) if e.subject in held and e.masks is not None]
@@ -485,7 +497,7 @@ def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Seque
     kept = []
     t0 = time.perf_counter()
     results = session_results(jobs, roi_ck, ves_ck, models, n_workers, scheduler=scheduler,
-                              dev=dev)
+                              dev=dev, precision=precision)
     quarter = max(1, len(sessions) // 4)
     for i, (e, res) in enumerate(progress_bar(
             zip(sessions, results, strict=True), progress, desc="segmenting sessions",

@@ -123,6 +123,7 @@ def _table(counts: np.ndarray) -> pd.DataFrame:
 def evaluate_model(model, items: Sequence, *, robustness_frames: int = 16,
                    perturbations: dict | None = None, batch_size: int = 4, seed: int = 0,
                    threads: int | None = None, device: str | None = None,
+                   precision: str = "auto",
                    progress: bool | None = None) -> ModelEvaluation:
     """Segment every annotated frame with ``model`` and score it against its annotation.
 
@@ -145,6 +146,9 @@ def evaluate_model(model, items: Sequence, *, robustness_frames: int = 16,
         Seed of the noise perturbation.
     threads, device, progress
         Torch CPU threads; ``cpu``/``cuda``; progress bar (``None``: at INFO, ``-v``).
+    precision : {"auto", "float32", "bfloat16"}
+        Numeric precision of the networks (:mod:`irtrepro.vision.precision`), as
+        :func:`~irtrepro.vision.infer.segment_store` would segment the sessions.
 
     Returns
     -------
@@ -157,13 +161,12 @@ def evaluate_model(model, items: Sequence, *, robustness_frames: int = 16,
     predicted calves. For the metric errors, ``ignore`` pixels are taken out of both the
     annotated and the predicted masks, so that both masks cover the same pixels.
     """
-    import torch
-
     from irtrepro._threads import torch_threads
     from irtrepro.manifest import sha256_path
     from irtrepro.vision.infer import device as pick_device
     from irtrepro.vision.infer import predict_masks
     from irtrepro.vision.models import SegmentationModel
+    from irtrepro.vision.precision import inference_network
     from irtrepro.vision.sparse import SparseFrames
 
     path = None
@@ -173,8 +176,7 @@ def evaluate_model(model, items: Sequence, *, robustness_frames: int = 16,
     if threads:
         torch_threads(threads)
     dev = pick_device(device)
-    nets = tuple(ck.build().to(dev, memory_format=torch.channels_last).eval()
-                 for ck in (model.roi, model.vessels))
+    nets = tuple(inference_network(ck, dev, precision) for ck in (model.roi, model.vessels))
     data = SparseFrames(items, cache_mb=0)
 
     def predict(frames):

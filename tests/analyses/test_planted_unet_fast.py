@@ -62,6 +62,7 @@ def unet_study(tmp_path_factory):
                                  max_steps=steps, eval_every=steps // 2)
            for task, steps in STEPS.items()}
     parts, held_out = [], {"calf_error": [], "calf_fraction": [], "dice": []}
+    held_frames = []
     for ses in m.sessions:
         ds = open_frame_store(ses.files["thermal"].path)
         f = ds["frames"].values
@@ -71,6 +72,7 @@ def unet_study(tmp_path_factory):
                                                         session=[ses.session]))
         if ses.subject in train_subjects:
             continue
+        held_frames.append(f)
         gt = open_frame_store(ses.files["thermal_masks"].path)
         true_roi, true_ves = gt["roi"].values > 0, gt["vessels"].values
         held_out["calf_error"].append(((pr > 0) != true_roi).mean())
@@ -80,7 +82,8 @@ def unet_study(tmp_path_factory):
     study = merge_study(study, xr.combine_by_coords(parts))
     truth = json.loads((root / "data" / "derivatives" / "truth" / "truth.json").read_text())
     summary = {k: np.mean(v, axis=0) for k, v in held_out.items()}
-    return study, truth, {**summary, "train_subjects": train_subjects}, cks
+    return study, truth, {**summary, "train_subjects": train_subjects,
+                          "frames": np.concatenate(held_frames)}, cks
 
 
 def _run(name, study):
@@ -99,6 +102,23 @@ def test_held_out_subjects_are_segmented_far_above_background(unet_study):
     for ck in cks.values():
         val, fit = set(ck.metrics["val_subjects"]), set(ck.metrics["train_subjects"])
         assert val and not val & fit and val | fit == set(held_out["train_subjects"])
+
+def test_bfloat16_masks_match_float32_masks(unet_study):
+    """The fast path (bfloat16 networks, conv-BN folded) against the float32 reference, on
+    every held-out frame: Dice >= 0.99 per class."""
+    from irtrepro.vision.infer import predict_masks
+
+    _, _, held_out, cks = unet_study
+    frames = held_out["frames"]
+    ref = predict_masks(frames, cks["roi"], cks["vessels"], precision="float32")
+    fast = predict_masks(frames, cks["roi"], cks["vessels"], precision="bfloat16")
+    for k, (name, classes) in enumerate((("roi", (1, 2)), ("vessels", (1, 2)))):
+        for c in classes:
+            a, b = ref[k] == c, fast[k] == c
+            assert a.sum() > 100, (name, c)   # the class is there to be compared
+            dice = 2 * (a & b).sum() / (a.sum() + b.sum())
+            assert dice >= 0.99, (name, c, dice)
+
 
 def test_tp_tracks_hr_inversely_through_trained_unets(unet_study):
     study, truth, _, _ = unet_study

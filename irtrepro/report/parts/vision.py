@@ -155,7 +155,8 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                    frames_cache: str | os.PathLike | None = None,
                    scheduler: str | None = None,
                    uncertainty_every_s: float | None = 60.0,
-                   uncertainty_variants: tuple[str, ...] | None = None) -> ReportPart:
+                   uncertainty_variants: tuple[str, ...] | None = None,
+                   precision: str = "auto") -> ReportPart:
     """Train-or-reuse the ROI and vessel models (or take a model file), segment every
     session, extract features.
 
@@ -197,6 +198,10 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         :data:`~irtrepro.vision.uncertainty.DEFAULT_VARIANTS`), and measured under the
         ground-truth masks where a held-out session has them; ``None`` or 0 skips it.
     uncertainty_variants : tuple of str, optional
+    precision : {"auto", "float32", "bfloat16"}
+        Numeric precision of the networks at inference (:mod:`irtrepro.vision.precision`;
+        ``"auto"``: bfloat16 where the device computes it natively, else float32); the
+        quality tables score the masks made at this precision, and the notes name it.
 
     Returns
     -------
@@ -210,7 +215,6 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         time), both calves, at the sampled seconds only; its last segmentation is
         ``"ground truth"`` (NaN but for held-out sessions with masks).
     """
-    import torch
 
     from irtrepro._threads import parallelism, torch_threads
     from irtrepro.plots.segmentation import robustness_figure, segmentation_example
@@ -230,6 +234,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
         train_models,
         training_arrays,
     )
+    from irtrepro.vision.precision import inference_network, resolve_precision
 
     t_start = time.perf_counter()
     cache = Cache(Path(cache_dir) / "vision")
@@ -269,14 +274,15 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     # where a caption says which models made the masks
     by = f"; {named}" if named else ""
     dev = device()
-    models = tuple(ck.build().to(dev, memory_format=torch.channels_last)
-                   for ck in (roi_ck, ves_ck))
+    precision = resolve_precision(precision, dev)
+    models = tuple(inference_network(ck, dev, precision) for ck in (roi_ck, ves_ck))
+    part.notes.append(f"segmentation networks run in {precision} on {dev.type}")
     if n_workers is None:
         n_workers = 1 if dev.type == "cuda" else parallelism()
     t0 = time.perf_counter()
     seg = segment_sessions(sessions, roi_ck, ves_ck, held=held, models=models,
                            n_workers=n_workers, progress=progress, grid=study_grid(manifest),
-                           scheduler=scheduler, signals=True)
+                           scheduler=scheduler, signals=True, precision=precision)
     part.notes += seg.notes
     part.timings["segment_extract"] = time.perf_counter() - t0
     _clock_table(part, manifest, info, seg.signals)
