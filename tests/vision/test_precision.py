@@ -77,10 +77,9 @@ def test_auto_follows_the_cpu_flags(monkeypatch):
 def test_segment_store_runs_at_each_precision_and_refuses_an_unknown_one(tmp_path):
     from irtrepro.errors import OptionError
     from irtrepro.io.thermal import open_frame_store, write_frames
+    from irtrepro.synth.thermogram import render_session
     from irtrepro.vision.infer import _fingerprint, predict_masks, segment_store
     from irtrepro.vision.precision import inference_network
-
-    from irtrepro.synth.thermogram import render_session
     from tests.synth.test_thermogram import make_truth
 
     ses = render_session(make_truth(8), shape=(48, 64), seed=0, frame_interval_s=1)
