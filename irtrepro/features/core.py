@@ -19,7 +19,7 @@ import xarray as xr
 
 from irtrepro.errors import OptionError, ReaderError
 from irtrepro.features.histstats import hist_region_stats
-from irtrepro.features.runlabel import Runs, label_runs
+from irtrepro.features.runlabel import Runs, label_runs_of_values
 
 __all__ = [
     "REGIONS", "SIDES", "STATS", "PERCENTILES", "FeatureContext", "region_stats",
@@ -242,17 +242,21 @@ def component_stats(ctx: FeatureContext) -> dict[str, np.ndarray]:
     if "component_stats" in ctx.cache:
         return ctx.cache["component_stats"]
     n = ctx.n_frames
-    calf = ctx.calf
+    # vessel labels inside the calves (a product: ~20x faster than np.where here), both
+    # classes labelled in one pass
+    inside = np.multiply(ctx.vessels, ctx.calf.view(np.uint8), dtype=np.uint8,
+                         casting="unsafe")  # labels are 0..2, checked by _as_arrays
+    by_label = label_runs_of_values(inside, (1, 2))
+    frames, roi = ctx.frames.ravel(), ctx.roi.ravel()
     out = {}
     for lab, name in ((1, "vein"), (2, "perforator")):
-        mask = ctx.vessels == lab
-        mask &= calf
-        runs = label_runs(mask)
+        runs = by_label[lab]
         ncomp = runs.n_components
         # pixels in C order, each with its component: the order of a boolean gather
         cid = np.repeat(runs.label, runs.length)
         area = np.bincount(runs.label, runs.length, minlength=ncomp)
-        tv = ctx.frames[mask].astype(np.float64)
+        px = runs.pixels()
+        tv = frames[px].astype(np.float64)
         ok = np.isfinite(tv)
         if not ok.all():
             cid_ok, tv = cid[ok], tv[ok]
@@ -264,7 +268,7 @@ def component_stats(ctx: FeatureContext) -> dict[str, np.ndarray]:
             ctemp = tsum / tcnt
         # frame and majority side of each component
         cframe = runs.frame[runs.first]
-        right = np.bincount(cid, ctx.roi[mask] == 2, minlength=ncomp)
+        right = np.bincount(cid, roi[px] == 2, minlength=ncomp)
         cside = (right * 2 > area).astype(np.int64)
         res = {k: np.zeros((n, 3)) for k in ("count", "area_total", "tsum", "tcnt")}
         for s_idx, sel in ((0, cside == 0), (1, cside == 1), (2, np.ones(ncomp, bool))):
@@ -314,9 +318,9 @@ class QualitySettings:
 
 def _side_runs(roi: np.ndarray) -> tuple[Runs, Runs]:
     """Row runs and in-plane components of each calf (roi labels 1 and 2)."""
-    # one labelling per side: cheaper than labelling roi > 0 once and sorting out which
-    # components touch both calves (that bookkeeping reads every calf pixel again)
-    return label_runs(roi == 1), label_runs(roi == 2)
+    # each side labelled on its own (a component never spans both calves), in one pass
+    runs = label_runs_of_values(roi, (1, 2))
+    return runs[1], runs[2]
 
 
 _QUALITY_BLOCK = 32  # frames per pass: the temporaries of a block stay in cache

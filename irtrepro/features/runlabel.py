@@ -20,7 +20,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["Runs", "label_runs"]
+__all__ = ["Runs", "label_runs", "label_runs_of_values"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class Runs:
     n_components : int
     first : ndarray (component,), intp
         Index of each component's first run (so ``frame[first]`` is its frame).
+    start : ndarray (run,), intp
+        Flat index (into the C-ordered (frame, y, x) array) of each run's first pixel.
     """
 
     frame: np.ndarray
@@ -46,6 +48,14 @@ class Runs:
     label: np.ndarray
     n_components: int
     first: np.ndarray
+    start: np.ndarray
+
+    def pixels(self) -> np.ndarray:
+        """Flat indices of the mask's pixels in C order (``array.ravel()[runs.pixels()]`` is
+        ``array[mask]``), from the runs: work in proportion to the mask's pixels."""
+        total = int(self.length.sum())
+        offset = np.repeat(self.start - np.cumsum(self.length) + self.length, self.length)
+        return offset + np.arange(total)
 
 
 def label_runs(mask: np.ndarray) -> Runs:
@@ -62,8 +72,7 @@ def label_runs(mask: np.ndarray) -> Runs:
     """
     n, h, w = mask.shape
     if mask.size == 0:
-        z = np.zeros(0, np.intp)
-        return Runs(z, z, z, 0, z)
+        return _no_runs()
     rows = n * h
     m = mask.reshape(rows, w)
     # transitions of each row padded with False on both sides: every run starts and ends at
@@ -75,12 +84,60 @@ def label_runs(mask: np.ndarray) -> Runs:
     edges = np.flatnonzero(tr)
     start, stop = edges[0::2], edges[1::2]          # flat in (row, w + 1); stop exclusive
     row = start // (w + 1)
-    c0 = start - row * (w + 1)
-    c1 = stop - row * (w + 1)
-    n_runs = start.size
+    return _components(row, start - row * (w + 1), stop - row * (w + 1), h, w)
+
+
+def label_runs_of_values(labels: np.ndarray, values) -> dict[int, Runs]:
+    """:func:`label_runs` of ``labels == v`` for each ``v`` in ``values``, in one dense pass.
+
+    Parameters
+    ----------
+    labels : ndarray (frame, y, x), integer
+    values : iterable of int
+        Non-zero label values (0 is the background and is never labelled).
+
+    Returns
+    -------
+    dict
+        ``{v: Runs}``, each equal to ``label_runs(labels == v)``.
+    """
+    values = [int(v) for v in values]
+    if 0 in values:
+        raise ValueError("label_runs_of_values: 0 is the background")
+    n, h, w = labels.shape
+    if labels.size == 0:
+        return {v: _no_runs() for v in values}
+    rows = n * h
+    m = labels.reshape(rows, w)
+    # a segment of equal labels starts at every change (and at each row's first column);
+    # the one after it, or the row's end, closes it. Segments of 0 are dropped.
+    tr = np.empty((rows, w + 1), bool)
+    tr[:, 0] = True
+    np.not_equal(m[:, 1:], m[:, :-1], out=tr[:, 1:w])
+    tr[:, w] = True
+    edges = np.flatnonzero(tr)
+    row = edges // (w + 1)
+    col = edges - row * (w + 1)
+    opens = np.flatnonzero(col < w)                 # the edge at column w closes, never opens
+    value = m.ravel()[row[opens] * w + col[opens]]
+    out = {}
+    for v in values:
+        k = opens[value == v]
+        r = row[k]
+        out[v] = _components(r, col[k], col[k + 1], h, w)   # edge k + 1 is in the same row
+    return out
+
+
+def _no_runs() -> Runs:
+    z = np.zeros(0, np.intp)
+    return Runs(z, z, z, 0, z, z)
+
+
+def _components(row: np.ndarray, c0: np.ndarray, c1: np.ndarray, h: int, w: int) -> Runs:
+    """Components of runs ``[c0, c1)`` of rows ``row`` (flat frame * h + y, C order)."""
+    n_runs = row.size
     if n_runs == 0:
-        z = np.zeros(0, np.intp)
-        return Runs(z, z, z, 0, z)
+        return _no_runs()
     # run A (row r) touches run B (row r + 1, same frame) iff B.c0 <= A.c1 and A.c0 <= B.c1
     # (exclusive ends, diagonal neighbours included). Runs of a row are disjoint and sorted,
     # so the A's of one B form a contiguous range [lo, hi), found by ranking keys that order
@@ -100,7 +157,7 @@ def label_runs(mask: np.ndarray) -> Runs:
     label = label.astype(np.intp, copy=False)
     # components are numbered by their lowest run; that is their first run in C order
     first = np.flatnonzero(np.r_[True, label[1:] > np.maximum.accumulate(label)[:-1]])
-    return Runs(row // h, c1 - c0, label, int(n_comp), first)
+    return Runs(row // h, c1 - c0, label, int(n_comp), first, row * w + c0)
 
 
 def _rank(keys: np.ndarray, queries: np.ndarray, ties_before: bool) -> np.ndarray:

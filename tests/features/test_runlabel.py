@@ -57,3 +57,22 @@ def test_empty_stacks():
     for shape in [(0, 4, 4), (3, 0, 4), (2, 4, 4)]:
         runs = label_runs(np.zeros(shape, bool))
         assert runs.n_components == 0 and runs.length.size == 0
+
+
+def test_runs_of_several_values_in_one_pass_equal_one_labelling_per_value():
+    from irtrepro.features.runlabel import label_runs_of_values
+
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        lab = (rng.integers(0, 3, (3, 9, 11)) * (rng.random((3, 9, 11)) < 0.6)).astype(np.uint8)
+        got = label_runs_of_values(lab, (1, 2))
+        for v in (1, 2):
+            ref = label_runs(lab == v)
+            assert got[v].n_components == ref.n_components
+            for field in ("frame", "length", "label", "first", "start"):
+                np.testing.assert_array_equal(getattr(got[v], field), getattr(ref, field))
+            # the runs give the mask's pixels in the order of a boolean gather
+            np.testing.assert_array_equal(np.arange(lab.size)[got[v].pixels()],
+                                          np.flatnonzero(lab == v))
+    with pytest.raises(ValueError, match="background"):
+        label_runs_of_values(lab, (0, 1))
