@@ -365,9 +365,13 @@ def _length_part(a, short, long, s_store, l_store, models) -> None:
               f"(x{r['fps'] / ref['fps']:.2f} speed, x{r['peak_rss_mb'] / ref['peak_rss_mb']:.2f} "
               "peak RSS of the reference)")
     growth = 100 * (rl["peak_rss_mb"] / rs["peak_rss_mb"] - 1)
-    above = 100 * ((rl["peak_rss_mb"] - rl["rss_ready_mb"]) / (rs["peak_rss_mb"] - rs["rss_ready_mb"]) - 1)
+    above_s = rs["peak_rss_mb"] - rs["rss_ready_mb"]
+    above_l = rl["peak_rss_mb"] - rl["rss_ready_mb"]
+    # at small frames the peak can be the ready process itself (models and one warm batch)
+    above = (f"{100 * (above_l / above_s - 1):+.1f} %" if above_s > 0
+             else f"{above_l:.0f} MB above it for {long} frames, 0 for {short}")
     print(f"  peak RSS growth {short} -> {long} frames: {growth:+.1f} % "
-          f"(above the ready process: {above:+.1f} %)")
+          f"(above the ready process: {above})")
 
 
 def _with_truth(store: Path, n: int) -> None:

@@ -23,6 +23,7 @@ def test_task_defaults_and_overrides():
     ({"lr": 0.0}, r"lr=0.0; expected a learning rate > 0"),
     ({"max_steps": 0}, r"max_steps=0; expected an integer >= 1"),
     ({"class_weight": (1.0, 2.0)}, "one weight per class"),
+    ({"precision": "float16"}, "precision='float16'; expected one of float32, bfloat16, auto"),
 ])
 def test_bad_settings_are_named(overrides, match):
     with pytest.raises(OptionError, match=match):
@@ -36,3 +37,25 @@ def test_train_segmenter_rejects_unknown_setting_before_training():
         train_segmenter(f, m, m, ["a", "b"], task="roi", eval_evry=3)
     with pytest.raises(OptionError, match="task"):
         SegmenterSettings.for_task("calf")
+
+
+@pytest.mark.requires_torch
+def test_training_precision_is_recorded_and_changes_the_steps_not_the_setup():
+    pytest.importorskip("segmentation_models_pytorch")
+    rng = np.random.default_rng(0)
+    f = (30 + rng.normal(0, 1, (8, 32, 32))).astype(np.float32)
+    roi = np.zeros((8, 32, 32), np.uint8)
+    roi[:, 8:28, 4:14], roi[:, 8:28, 18:28] = 1, 2
+    f[roi > 0] += 3
+    subjects = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    cks = {p: train_segmenter(f, roi, roi * 0, subjects, task="roi", max_steps=4, eval_every=2,
+                              batch_size=2, decoder_channels=(8, 8, 4), threads=1,
+                              precision=p) for p in ("float32", "bfloat16")}
+    for p, ck in cks.items():
+        assert ck.settings["precision"] == p
+        assert all(v.dtype.is_floating_point is False or str(v.dtype) == "torch.float32"
+                   for v in ck.state_dict.values())          # weights stay float32
+    # same split, same batches, same initial weights: only the arithmetic of the steps differs
+    assert cks["float32"].metrics["val_subjects"] == cks["bfloat16"].metrics["val_subjects"]
+    a, b = (cks[p].state_dict["segmentation_head.0.weight"] for p in ("float32", "bfloat16"))
+    assert 0 < float((a - b).abs().max()) < 0.05
