@@ -524,8 +524,67 @@ def load_manifest(path: str | os.PathLike, *, check_readers: bool = True) -> Man
                     models=models)
 
 
+def file_signature(path: str | os.PathLike) -> list:
+    """What a file's checksum is remembered by: size, modification time (ns) and inode of the
+    file, or of every file inside a folder (relative path included), in sorted order."""
+    path = Path(path)
+
+    def one(p: Path) -> list:
+        st = p.stat()
+        return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+    if path.is_dir():
+        return [[f.relative_to(path).as_posix(), *one(f)]
+                for f in sorted(p for p in path.rglob("*") if p.is_file())]
+    return one(path)
+
+
+class ChecksumCache:
+    """sha256 values remembered by :func:`file_signature`, in one JSON file.
+
+    A file whose signature is unchanged since it was hashed is not read again (the rule of
+    git's index and of make: a file rewritten in place keeps neither its modification time
+    nor, mostly, its inode). Delete the file to hash everything again.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        import json
+
+        self.path = Path(path)
+        try:
+            self.entries = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+        self._dirty = False
+
+    def sha256(self, path: str | os.PathLike) -> str:
+        """The sha256 of ``path`` (:func:`sha256_path`), from the cache when unchanged."""
+        key = str(Path(path).resolve())
+        sig = file_signature(path)
+        hit = self.entries.get(key)
+        if hit and hit.get("signature") == sig:
+            return hit["sha256"]
+        digest = sha256_path(path)
+        self.entries[key] = {"signature": sig, "sha256": digest}
+        self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        import json
+
+        from irtrepro._atomic import atomic_path
+
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(json.dumps(self.entries))
+        self._dirty = False
+
+
 def verify(manifest: Manifest, *, raise_on_error: bool = True,
-           kinds: tuple[str, ...] | None = None) -> list[tuple[FileEntry, str]]:
+           kinds: tuple[str, ...] | None = None,
+           cache: str | os.PathLike | None = None) -> list[tuple[FileEntry, str]]:
     """Check every file of the manifest (its models too) exists and matches its sha256.
 
     Parameters
@@ -534,6 +593,9 @@ def verify(manifest: Manifest, *, raise_on_error: bool = True,
     raise_on_error : bool
     kinds : tuple of str, optional
         Only these file kinds (:data:`MODEL_KIND` for the ``models:`` entries); default: all.
+    cache : path-like, optional
+        A :class:`ChecksumCache` file: files unchanged since they were last hashed (size,
+        modification time, inode) are not read again. Default: every file is hashed.
 
     Returns
     -------
@@ -546,6 +608,8 @@ def verify(manifest: Manifest, *, raise_on_error: bool = True,
         If ``raise_on_error`` and any file is missing or differs, listing each by YAML path.
     """
     results = []
+    known = ChecksumCache(cache) if cache is not None else None
+    digest = known.sha256 if known is not None else sha256_path
     for fe in manifest.files() + list(manifest.models.values()):
         if kinds is not None and fe.kind not in kinds:
             continue
@@ -553,11 +617,13 @@ def verify(manifest: Manifest, *, raise_on_error: bool = True,
             status = "missing"
         elif not fe.sha256:
             status = "no sha256"
-        elif sha256_path(fe.path) != fe.sha256:
+        elif digest(fe.path) != fe.sha256:
             status = "sha256 mismatch"
         else:
             status = "ok"
         results.append((fe, status))
+    if known is not None:
+        known.save()
     bad = [(fe, st) for fe, st in results if st in ("missing", "sha256 mismatch")]
     if bad and raise_on_error:
         lines = [f"{fe.where}: {st} ({fe.rel})" for fe, st in bad]

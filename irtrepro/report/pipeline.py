@@ -17,8 +17,12 @@ from irtrepro.errors import ChecksumError, ManifestError
 from irtrepro.manifest import FileEntry, Manifest, load_manifest, verify
 
 
-def ensure_files(manifest_path: str | os.PathLike, *, progress: bool | None = None) -> Manifest:
+def ensure_files(manifest_path: str | os.PathLike, *, progress: bool | None = None,
+                 checksum_cache: str | os.PathLike | None = None) -> Manifest:
     """Load the manifest; regenerate missing synthetic files; verify every checksum.
+
+    With ``checksum_cache`` (a :class:`~irtrepro.manifest.ChecksumCache` file), files
+    unchanged since they were last verified there are not read again.
 
     A manifest with a ``generator`` section describes a synthetic study: when any of its files
     is missing, the whole study is regenerated from the recorded seed and settings, and the new
@@ -39,7 +43,7 @@ def ensure_files(manifest_path: str | os.PathLike, *, progress: bool | None = No
     elif missing:
         lines = "\n  ".join(f"{fe.where}: missing ({fe.rel})" for fe in missing[:20])
         raise ManifestError(f"{manifest_path}: {len(missing)} file(s) missing:\n  {lines}")
-    verify(m)
+    verify(m, cache=checksum_cache)
     return m
 
 

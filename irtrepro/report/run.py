@@ -199,7 +199,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
     cache.mkdir(parents=True, exist_ok=True)
     store = Cache(cache)
     with _timer(timings, "data: generate if missing, verify checksums"):
-        m = ensure_files(manifest, progress=progress)
+        m = ensure_files(manifest, progress=progress, checksum_cache=cache / "checksums.json")
     seg_model = _segmentation_model(m, dict(settings or {}), parts)
     with _timer(timings, "study: read, sync, build"):
         key = cache_key(data=(m.sha256,), source=("irtrepro.sync", "irtrepro.io",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,46 @@ def test_zarr_store_hash_follows_content_not_codec(tmp_path):
 
     zarr.open_group(str(p), mode="r+")["frames"].attrs["units"] = "K"
     assert sha256_path(p) != a
+
+
+def test_checksum_cache_reads_a_file_once_and_again_when_it_changes(tmp_path, monkeypatch):
+    import os
+
+    from irtrepro import manifest as mf
+    from irtrepro.errors import ChecksumError
+
+    data = tmp_path / "hr.csv"
+    data.write_text("time,hr\n0,60\n")
+    store = _store(tmp_path / "frames.zarr", np.zeros((2, 3, 4), "uint16"))
+    path = _write(tmp_path, HEAD + f"          hr: {{path: hr.csv, sha256: {sha256_path(data)}}}\n"
+                  f"          thermal: {{path: frames.zarr, sha256: {sha256_path(store)}}}\n")
+    reads = []
+    real = mf.sha256_path
+    monkeypatch.setattr(mf, "sha256_path", lambda p: reads.append(Path(p).name) or real(p))
+    cache = tmp_path / "cache" / "checksums.json"
+    m = load_manifest(path)
+    reads.clear()
+    assert [st for _, st in mf.verify(m, cache=cache)] == ["ok", "ok"]
+    assert sorted(reads) == ["frames.zarr", "hr.csv"]
+    reads.clear()
+    assert [st for _, st in mf.verify(m, cache=cache)] == ["ok", "ok"]
+    assert reads == []                                    # unchanged: nothing read again
+    # the file rewritten with other bytes (and a later mtime): hashed again, and caught
+    data.write_text("time,hr\n0,61\n")
+    st = data.stat()
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(ChecksumError, match="sha256 mismatch"):
+        mf.verify(m, cache=cache)
+    assert reads == ["hr.csv"]
+    # a value in the zarr store changed: its chunk file changed, so the store is hashed again
+    import zarr
+
+    zarr.open_group(str(store), mode="r+")["frames"][0, 0, 0] = 7
+    reads.clear()
+    results = dict((fe.kind, s) for fe, s in mf.verify(m, cache=cache, raise_on_error=False))
+    assert results["thermal"] == "sha256 mismatch" and "frames.zarr" in reads
+    # an unreadable cache file is ignored, not trusted
+    cache.write_text("{not json")
+    reads.clear()
+    mf.verify(m, cache=cache, raise_on_error=False)
+    assert sorted(reads) == ["frames.zarr", "hr.csv"]
