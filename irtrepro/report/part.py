@@ -30,6 +30,10 @@ class ReportPart:
         Everything left out and why (missing files, failed sessions, ...).
     timings : dict
         ``{step: seconds}`` for the provenance block.
+    cache_key : str or None
+        Set by the report to the key the part was computed or reused under: the writer then
+        reuses the figures it rendered for that key (:func:`~irtrepro.report.writer.
+        write_report`'s ``render_cache``). ``None``: the figures are always rendered.
     """
 
     name: str
@@ -39,3 +43,4 @@ class ReportPart:
     study_vars: xr.Dataset | None = None
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    cache_key: str | None = None

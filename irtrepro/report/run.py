@@ -202,9 +202,9 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
         m = ensure_files(manifest, progress=progress, checksum_cache=cache / "checksums.json")
     seg_model = _segmentation_model(m, dict(settings or {}), parts)
     with _timer(timings, "study: read, sync, build"):
-        key = cache_key(data=(m.sha256,), source=("irtrepro.sync", "irtrepro.io",
-                                                  "irtrepro.manifest", "irtrepro.study"))
-        study, _ = store.get("study", key, lambda: build_study(m, progress=progress))
+        study_key = cache_key(data=(m.sha256,), source=("irtrepro.sync", "irtrepro.io",
+                                                        "irtrepro.manifest", "irtrepro.study"))
+        study, _ = store.get("study", study_key, lambda: build_study(m, progress=progress))
         for miss in json.loads(study.attrs.get("missing", "[]")):
             (failures if miss.get("failed") else left_out).append(
                 f"{miss['subject']}/{miss['session']} {miss['kind']}: {miss['reason']}")
@@ -243,6 +243,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
                 logger.error("report: %s failed:\n%s", short, traceback.format_exc())
                 failed[short] = f"{type(exc).__name__}: {exc}"
                 continue
+        part.cache_key = key
         timings.update({f"{short}: {k}": v for k, v in part.timings.items()})
         if part.study_vars is not None:
             study = merge_study(study, part.study_vars)
@@ -256,11 +257,23 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             failures.append(f"Study file not written: {exc}")
     analysis_parts: list[ReportPart] = []
     adir = find_analyses(analyses_dir)
+    # an analysis is a function of the Study (the built one and the parts that joined it),
+    # the seed, the analyses folder (scripts, models.yaml) and the package: the same inputs
+    # reuse its result and its rendered figures
+    inputs = [study_key, *(p.cache_key for p in model_parts),
+              *(x for f in sorted(adir.glob("*"))
+                if f.is_file() and f.suffix in (".py", ".yaml", ".yml")
+                for x in (f.name, f.read_bytes()))]
     for name in ANALYSES:
         with _timer(timings, f"analysis: {name}"):
             try:
+                akey = cache_key(settings={"seed": seed, "analysis": name}, data=inputs,
+                                 source=("irtrepro",))
                 mod = load_analysis(name, adir)
-                analysis_parts.append(mod.run(study, seed=seed))
+                part, _ = store.get(f"analysis-{name}", akey,
+                                    functools.partial(mod.run, study, seed=seed))
+                part.cache_key = akey
+                analysis_parts.append(part)
             except Exception as exc:
                 logger.error("report: analysis %s failed:\n%s", name, traceback.format_exc())
                 failures.append(f"analysis {name}: failed with {type(exc).__name__}: {exc}")
@@ -287,7 +300,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
 
         page = write_report(analysis_parts + model_parts, out, title=f"irtrepro report: {m.name}",
                             provenance=prov, left_out=left_out, failures=failures, intro=intro,
-                            headline=headline)
+                            headline=headline, render_cache=cache / "figures")
         write_results(out, prov, gathered.get("results"))
     logger.info("report: %s (%.0f s)", page, time.perf_counter() - t_start)
     if failures and not keep_going:

@@ -70,15 +70,31 @@ def _write_table(df: pd.DataFrame, tables: Path, name: str, caption: str) -> dic
     return {k: str(v) for k, v in paths.items()}
 
 
-def _write_figure(fig, figures: Path, name: str) -> dict[str, str]:
+_FIGURE_FORMATS = ((".png", {"dpi": 130}), (".pdf", {}))
+
+
+def _write_figure(fig, figures: Path, name: str, rendered: Path | None = None
+                  ) -> dict[str, str]:
+    """PNG and PDF of a figure; with ``rendered`` (a folder of this figure's files from an
+    earlier report of the same part result), copied from there instead of drawn again."""
     import matplotlib.pyplot as plt
 
     base = figures / _slug(name)
     out = {}
-    for ext, kw in ((".png", {"dpi": 130}), (".pdf", {})):
+    have = rendered is not None and all((rendered / (base.name + ext)).is_file()
+                                        for ext, _ in _FIGURE_FORMATS)
+    for ext, kw in _FIGURE_FORMATS:
         with atomic_path(base.with_suffix(ext)) as tmp:
-            fig.savefig(tmp, format=ext[1:], bbox_inches="tight", **kw)
+            if have:
+                shutil.copyfile(rendered / (base.name + ext), tmp)
+            else:
+                fig.savefig(tmp, format=ext[1:], bbox_inches="tight", **kw)
         out[ext[1:]] = str(base.with_suffix(ext))
+    if rendered is not None and not have:
+        rendered.mkdir(parents=True, exist_ok=True)
+        for ext, _ in _FIGURE_FORMATS:
+            with atomic_path(rendered / (base.name + ext)) as tmp:
+                shutil.copyfile(base.with_suffix(ext), tmp)
     plt.close(fig)
     return out
 
@@ -86,7 +102,8 @@ def _write_figure(fig, figures: Path, name: str) -> dict[str, str]:
 def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
                  title: str = "irtrepro report", provenance: dict | None = None,
                  left_out: Sequence[str] = (), failures: Sequence[str] = (),
-                 intro: str = "", headline=None) -> Path:
+                 intro: str = "", headline=None,
+                 render_cache: str | os.PathLike | None = None) -> Path:
     """Write every part's figures and tables, and ``index.html`` linking them all.
 
     Parameters
@@ -111,6 +128,10 @@ def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
     headline : callable, optional
         ``headline(tables_dir) -> str``: HTML of a first section, made once every table is
         written (the report's headline figures, gathered from its tables).
+    render_cache : path-like, optional
+        Folder of rendered figures by part result: a part with a ``cache_key`` gets the
+        figure files rendered for that key last time (drawing the figures is most of a warm
+        report's time), and leaves its own there for next time.
 
     Returns
     -------
@@ -151,7 +172,9 @@ def write_report(parts: Sequence[ReportPart], out: str | os.PathLike, *,
     for p in parts:
         body.append(f'<h2 id="{_slug(p.name)}">{html.escape(p.title)}</h2>')
         for name, (fig, caption) in p.figures.items():
-            files = _write_figure(fig, figures, f"{p.name}_{name}")
+            rendered = (Path(render_cache) / f"{p.name}-{p.cache_key}"
+                        if render_cache is not None and p.cache_key else None)
+            files = _write_figure(fig, figures, f"{p.name}_{name}", rendered)
             index[f"figure:{p.name}_{name}"] = files
             rel = os.path.relpath(files["png"], out)
             relpdf = os.path.relpath(files["pdf"], out)

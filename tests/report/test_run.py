@@ -47,6 +47,36 @@ def test_report_builds_lists_left_out_and_reuses_cache(study_dir, tmp_path, capl
     assert any("reusing study-" in r.getMessage() for r in caplog.records)
 
 
+def test_warm_report_reuses_analyses_and_their_rendered_figures(study_dir, tmp_path,
+                                                               monkeypatch):
+    import matplotlib.figure
+
+    from irtrepro.report.run import find_analyses
+
+    adir = tmp_path / "analyses"
+    shutil.copytree(find_analyses(), adir, ignore=shutil.ignore_patterns("__pycache__"))
+    out, cache = tmp_path / "reports", tmp_path / "cache"
+
+    def report():
+        return run_report(study_dir / "study.yaml", out, parts=(), cache_dir=cache,
+                          analyses_dir=adir)
+
+    report()
+    png = out / "figures" / "time_courses_cardio.png"
+    first = png.read_bytes()
+    drawn = []
+    real = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda self, *a, **k: drawn.append(1) or real(self, *a, **k))
+    report()
+    assert drawn == []                       # same inputs: nothing computed or drawn again
+    assert png.read_bytes() == first and (out / "tables" / "reliability_icc.csv").exists()
+    # a statistician's change to the analyses folder (models.yaml) recomputes them
+    (adir / "models.yaml").write_text((adir / "models.yaml").read_text() + "\n# edited\n")
+    report()
+    assert drawn and png.read_bytes()
+
+
 def test_corrupt_file_and_missing_session_are_listed(study_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(study_dir, copy, ignore=shutil.ignore_patterns("cache", "study.nc"))
