@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from irtrepro.commands import add_scheduler_argument
+from irtrepro.vision.precision import DEFAULT_PRECISION, PRECISIONS
 
 NAME = "segment"
 HELP = ("segment calf ROI and vessels in zarr frame stores (masks written into each store); "
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (on a cluster: per task, default 1)")
-    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                         help="numeric precision of the networks (default auto: bfloat16 where "
                              "the CPU or GPU computes it natively, else float32)")
     add_scheduler_argument(parser, "the chunks")

@@ -16,11 +16,12 @@ from irtrepro._logging import logger, progress_bar
 from irtrepro._threads import torch_threads
 from irtrepro.errors import ModelError, OptionError
 from irtrepro.vision.models import Checkpoint, check_checkpoint, normalise
-from irtrepro.vision.precision import inference_network, network_dtype, resolve_precision
-
-#: precision of the segmentation networks unless told (:mod:`irtrepro.vision.precision`):
-#: bfloat16 where the device computes it natively, else float32
-DEFAULT_PRECISION = "auto"
+from irtrepro.vision.precision import (
+    DEFAULT_PRECISION,
+    inference_network,
+    network_dtype,
+    resolve_precision,
+)
 
 
 def device(prefer: str | None = None):
@@ -218,8 +219,7 @@ def _fingerprint(path: Path, models, settings: dict) -> str:
     for model in models:
         for k, v in model.state_dict().items():
             h.update(k.encode())
-            # numpy has no bfloat16: hash the raw bytes (a float32 copy would be the same
-            # for every bfloat16 weight, which is what identifies the run)
+            # the raw bytes of every tensor (numpy has no bfloat16 to go through)
             h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     h.update(json.dumps({**settings, "torch": torch.__version__}, sort_keys=True).encode())
     return h.hexdigest()
@@ -367,7 +367,7 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     worker_dev = None if dev is None else str(dev)
     # on a cluster the networks are built here only for the run's fingerprint (on the CPU)
     dev = torch.device("cpu") if distributed else dev or device()
-    resolve_precision(precision, dev)  # a bad name fails before anything is written
+    resolved = resolve_precision(precision, dev)  # a bad name fails before anything is written
     models = tuple(inference_network(ck, dev, "float32" if distributed else precision)
                    for ck in (roi_ck, vessel_ck))
     ds = open_frame_store(path)
@@ -386,8 +386,7 @@ def segment_store(path: str | os.PathLike, roi_ck: Checkpoint | str | os.PathLik
     run_dev = (worker_dev or "each worker's default") if distributed else str(dev)
     fp = _fingerprint(path, models, {"batch": b, "step": step, "zchunk": zchunk, "shape": [n, ny, nx],
                                      "margin": int(margin), "device": run_dev,
-                                     "precision": precision if distributed else
-                                     resolve_precision(precision, dev)})
+                                     "precision": precision if distributed else resolved})
     arrays, done = _open_part(part, fp, (n, ny, nx), zchunk, zarr_format, path, resume)
     if done:
         logger.info("%s: resuming, %d of %d chunks already segmented", path, len(done),

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from irtrepro._logging import logger, progress_bar
+from irtrepro.vision.precision import DEFAULT_PRECISION
 
 __all__ = ["SegmentedSessions", "Session", "SessionJob", "SessionResult", "load_session",
            "process_session", "segment_sessions", "session_results", "study_variables",
@@ -317,7 +318,7 @@ def _process_on_worker(job: SessionJob, cks, key: str, precision: str) -> Sessio
 
 
 def session_results(jobs: Sequence[SessionJob], roi_ck, ves_ck, models, n_workers: int,
-                    scheduler=None, dev=None, precision: str = "auto"):
+                    scheduler=None, dev=None, precision: str = DEFAULT_PRECISION):
     """:func:`process_session` of every job, yielded in order; ``n_workers`` processes on CPU.
 
     On a CPU the sessions are spread over single-threaded processes, which segment faster
@@ -426,7 +427,7 @@ def segment_sessions(sessions: Sequence[Session], roi_ck, ves_ck, *, held: Seque
                      models=None, n_workers: int = 1, progress: bool | None = None,
                      grid: np.ndarray | None = None, scheduler=None, signals: bool = False,
                      chunk_frames: int = SESSION_CHUNK_FRAMES,
-                     precision: str = "auto") -> SegmentedSessions:
+                     precision: str = DEFAULT_PRECISION) -> SegmentedSessions:
     """Segment every session, extract its features, score the held-out subjects' masks.
 
     Every session is processed chunk by chunk (:func:`process_session`), so memory does not

@@ -20,6 +20,10 @@ from irtrepro.errors import OptionError
 #: the precisions :func:`inference_network` accepts
 PRECISIONS = ("float32", "bfloat16", "auto")
 
+#: precision of the segmentation networks at inference unless told: bfloat16 where the
+#: device computes it natively, else float32
+DEFAULT_PRECISION = "auto"
+
 
 @functools.lru_cache(maxsize=1)
 def _cpu_flags() -> frozenset[str]:

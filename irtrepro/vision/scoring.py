@@ -35,6 +35,7 @@ from irtrepro.vision.evaluate import (
     metric_errors,
     robustness_table,
 )
+from irtrepro.vision.precision import DEFAULT_PRECISION
 
 __all__ = ["ModelEvaluation", "evaluate_model", "write_evaluation", "scores_from_counts"]
 
@@ -123,7 +124,7 @@ def _table(counts: np.ndarray) -> pd.DataFrame:
 def evaluate_model(model, items: Sequence, *, robustness_frames: int = 16,
                    perturbations: dict | None = None, batch_size: int = 4, seed: int = 0,
                    threads: int | None = None, device: str | None = None,
-                   precision: str = "auto",
+                   precision: str = DEFAULT_PRECISION,
                    progress: bool | None = None) -> ModelEvaluation:
     """Segment every annotated frame with ``model`` and score it against its annotation.
 

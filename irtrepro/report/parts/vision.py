@@ -12,6 +12,7 @@ import pandas as pd
 
 from irtrepro.report.cache import Cache, cache_key
 from irtrepro.report.part import ReportPart
+from irtrepro.vision.precision import DEFAULT_PRECISION
 
 __all__ = ["model_key", "run_for_report"]
 
@@ -156,7 +157,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
                    scheduler: str | None = None,
                    uncertainty_every_s: float | None = 60.0,
                    uncertainty_variants: tuple[str, ...] | None = None,
-                   precision: str = "auto") -> ReportPart:
+                   precision: str = DEFAULT_PRECISION) -> ReportPart:
     """Train-or-reuse the ROI and vessel models (or take a model file), segment every
     session, extract features.
 
@@ -282,7 +283,7 @@ def run_for_report(manifest, cache_dir: Path, *, seed: int = 0, progress=None,
     t0 = time.perf_counter()
     seg = segment_sessions(sessions, roi_ck, ves_ck, held=held, models=models,
                            n_workers=n_workers, progress=progress, grid=study_grid(manifest),
-                           scheduler=scheduler, signals=True, precision=precision)
+                           scheduler=scheduler, signals=True)
     part.notes += seg.notes
     part.timings["segment_extract"] = time.perf_counter() - t0
     _clock_table(part, manifest, info, seg.signals)
