@@ -38,6 +38,9 @@ FIGURES: dict[str, list[tuple[str, str, str | None]]] = {
                      ("Dice vein", "1", ">= 0.75"), ("Dice perforator", "1", ">= 0.6")],
 }
 
+#: the range of every figure above (each is a proportion)
+FIGURE_BOUNDS = (0.0, 1.0)
+
 PROTOCOL = (
     "Outer folds of subjects (the same for every seed) x training seeds. Inside each fold, "
     "every choice is made on validation subjects drawn from its training subjects: breathing: "
@@ -47,7 +50,8 @@ PROTOCOL = (
     "subject never trained on; segmentation: the step kept (early stopping) of each U-Net on "
     "25 % of the training subjects. The test subjects are scored once per seed. value: mean "
     "over subjects of each subject's mean over seeds; sd_folds_seeds: SD of the per-job "
-    "figure; ci: 95 % t-interval over subjects; met: the interval clears the target.")
+    "figure; ci: 95 % t-interval over subjects, clipped to [0, 1]; met: the interval clears "
+    "the target.")
 
 
 # ---- breathing -------------------------------------------------------------------------
@@ -182,10 +186,8 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
     folds = {**DEFAULT_FOLDS, **(folds or {})}
     out = Path(out)
     path = out / "evaluation.json"
-    summary = json.loads(path.read_text()) if path.is_file() else {}
-    summary.update({"protocol": PROTOCOL, "commit": git_commit(), "device": str(device()),
-                    "seeds": list(seeds)})
-    summary.setdefault("models", {})
+    head = {"protocol": PROTOCOL, "commit": git_commit(), "device": str(device()),
+            "seeds": list(seeds)}
     workers = parallelism(workers)
     t_start = time.perf_counter()
     for name in models:
@@ -201,9 +203,10 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
         left = None if max_seconds is None else max(0.0, max_seconds - (t0 - t_start))
         done, pending = run_jobs(jobs, fn, out / "jobs", key=key, max_seconds=left,
                                  workers=workers)
-        figures = {fig: {"units": units, **summarise_figure(done, fig, target=target)}
+        figures = {fig: {"units": units, **summarise_figure(done, fig, target=target,
+                                                                bounds=FIGURE_BOUNDS)}
                    for fig, units, target in FIGURES[name]}
-        summary["models"][name] = {
+        entry = {
             "subjects": subjects,
             "folds": "leave-one-subject-out" if folds[name] is None else folds[name],
             "test_subjects": {f"fold{j.fold}": list(j.test_subjects) for j in jobs},
@@ -218,6 +221,10 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
         logger.info("evaluate %s: %d of %d jobs done in %.0f s", name, len(done), len(jobs),
                     time.perf_counter() - t0)
         out.mkdir(parents=True, exist_ok=True)
+        # read again: another run may have written other models meanwhile
+        summary = json.loads(path.read_text()) if path.is_file() else {}
+        summary.update(head)
+        summary.setdefault("models", {})[name] = entry
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(summary, indent=1, default=str) + "\n")
     return path

@@ -9,7 +9,9 @@ resumable per-job cache, and summarises each figure as
 - ``value``: the mean over subjects of each subject's mean over seeds (every subject is a
   test subject exactly once per seed);
 - ``sd_folds_seeds``: the SD of the per-job figure over folds x seeds;
-- ``ci_low`` / ``ci_high``: a 95 % t-interval over the subjects' values (n = subjects);
+- ``ci_low`` / ``ci_high``: a 95 % t-interval over the subjects' values (n = subjects),
+  clipped to the figure's range where it has one (a proportion's interval over 4 subjects
+  can pass 1; ``ci_method`` then says so);
 - ``met``: whether the interval clears the target (``>= x``: ``ci_low >= x``; ``<= x``:
   ``ci_high <= x``); ``None`` without a target or without an interval.
 """
@@ -208,8 +210,12 @@ def finite_or_none(v) -> float | None:
 
 
 def summarise_figure(results: Sequence[dict], figure: str, *, target: str | None = None,
-                     ci_level: float = 0.95) -> dict:
+                     ci_level: float = 0.95,
+                     bounds: tuple[float, float] | None = None) -> dict:
     """Spread of one figure over the jobs of a model (see the module docstring).
+
+    ``bounds``: the range the figure can take (``(0, 1)`` for Dice, accuracy, AP); the
+    t-interval is clipped to it.
 
     Returns
     -------
@@ -242,6 +248,11 @@ def summarise_figure(results: Sequence[dict], figure: str, *, target: str | None
     if len(subj) >= 2:
         half = stats.t.ppf(0.5 + ci_level / 2, len(subj) - 1) * subj.std(ddof=1) / np.sqrt(
             len(subj))
-        out["ci_low"], out["ci_high"] = float(subj.mean() - half), float(subj.mean() + half)
+        low, high = float(subj.mean() - half), float(subj.mean() + half)
+        if bounds is not None:
+            low, high = max(low, bounds[0]), min(high, bounds[1])
+        out["ci_low"], out["ci_high"] = low, high
+    if bounds is not None:
+        out["ci_method"] += f", clipped to [{bounds[0]:g}, {bounds[1]:g}]"
     out["met"] = target_met(target, out["ci_low"], out["ci_high"])
     return out

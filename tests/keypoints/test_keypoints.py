@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from irtrepro.errors import ReaderError
+from irtrepro.errors import OptionError, ReaderError
 from irtrepro.synth import pose
 
 torch = pytest.importorskip("torch")
@@ -218,6 +218,34 @@ def test_cosine_schedule_warms_up_then_decays():
     assert (pub.crop_hw, pub.hm_hw, pub.sigma, pub.schedule) == ((256, 192), (64, 48), 2.0,
                                                                   "plateau")
     assert train.KeypointConfig().sigma == 1.0  # 16x12 maps: sigma floored at 1 heatmap px
+
+
+def test_early_stopping_waits_out_the_minimum_epochs():
+    """A validation loss that first rises (the heatmap plateau) stops a run at ``patience``
+    epochs unless ``min_epochs`` holds it; the best epoch is restored either way."""
+    from irtrepro.keypoints import train
+
+    w = torch.nn.Parameter(torch.zeros(1))
+    # validation loss per epoch: best at epoch 1, worse for 5 epochs, then better for good
+    curve = iter([1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.5, 0.4, 0.3, 0.2])
+    val_losses = []
+
+    def loss_fn(idx, training):
+        if training:
+            return (w - 1.0).pow(2).sum()
+        v = next(curve)
+        val_losses.append(v)
+        return torch.tensor(v)
+
+    kw = dict(lr=0.01, batch=40, max_epochs=10, patience=4, val_fraction=0.0, seed=0,
+              desc="t", progress=False, modules=(), val_rows=np.arange(40, 80))
+    assert len(train._fit([w], loss_fn, 80, **kw)["val"]) == 5
+    curve = iter([1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.5, 0.4, 0.3, 0.2])
+    hist = train._fit([w], loss_fn, 80, min_epochs=8, **kw)
+    assert len(hist["val"]) == 10 and int(np.argmin(hist["val"])) == 9
+    assert train._min_epochs(train.KeypointConfig(), 80) == 20
+    with pytest.raises(OptionError, match="min_epoch_share"):
+        train._min_epochs(train.KeypointConfig(min_epoch_share=1.5), 80)
 
 
 def test_predict_frames_bad_input(tiny):

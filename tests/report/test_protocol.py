@@ -108,3 +108,19 @@ def test_target_met_only_when_the_interval_clears_it():
     assert target_met("<= 1.5", 0.2, 1.6) is False
     assert target_met(None, 0.1, 0.2) is None
     assert target_met(">= 0.5", None, None) is None
+
+
+def test_interval_of_a_proportion_is_clipped_to_its_range_and_says_so():
+    # four subjects far apart: the t-interval of their mean passes 1 and 0
+    results = [{"job": {"fold": i, "seed": 0},
+                "per_subject": {f"S{i}": {"ap": v}}, "pooled": {"ap": v}}
+               for i, v in enumerate((0.0, 1.0, 1.0, 0.1))]
+    free = summarise_figure(results, "ap")
+    assert free["ci_low"] < 0 and free["ci_high"] > 1
+    out = summarise_figure(results, "ap", bounds=(0.0, 1.0))
+    assert (out["ci_low"], out["ci_high"]) == (0.0, 1.0)
+    assert "clipped to [0, 1]" in out["ci_method"]
+    narrow = [{"job": {"fold": i, "seed": 0}, "per_subject": {f"S{i}": {"ap": v}},
+               "pooled": {"ap": v}} for i, v in enumerate((0.5, 0.6, 0.55))]
+    assert summarise_figure(narrow, "ap", bounds=(0.0, 1.0))["ci_low"] == pytest.approx(
+        summarise_figure(narrow, "ap")["ci_low"], abs=1e-15)
