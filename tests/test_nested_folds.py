@@ -132,8 +132,17 @@ def test_segmentation_fold_trains_on_training_subjects_and_scores_each_test_subj
 
     monkeypatch.setattr(nested, "train_models", spy)
     tiny = {"max_steps": 2, "eval_every": 1, "decoder_channels": (8, 8, 4), "batch_size": 2}
-    out = nested.nested_fold(sessions, ["S02"], seed=0, test_frames_per_session=4,
-                             settings={"roi": tiny, "vessels": {**tiny, "crop": 16}})
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the protocol's worker sets it
+    try:
+        out = nested.nested_fold(sessions, ["S02"], seed=0, test_frames_per_session=4,
+                                 settings={"roi": tiny, "vessels": {**tiny, "crop": 16}})
+        # the fold trained with the worker's thread, not the trainer's default of 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
     assert seen["subjects"] == {"S01", "S03", "S04"}
     for task in ("roi", "vessels"):
         val = out["choices"][task]["validation_subjects"]

@@ -53,7 +53,8 @@ class Job:
 
 def plan_jobs(model: str, subjects: Sequence[str], *, folds: int | None,
               seeds: Sequence[int]) -> list[Job]:
-    """Every (outer fold, seed) of a model, folds outermost.
+    """Every (outer fold, seed) of a model, seeds outermost: a run stopped part-way (time
+    limit) has scored every subject once before it starts a second seed.
 
     Parameters
     ----------
@@ -70,8 +71,8 @@ def plan_jobs(model: str, subjects: Sequence[str], *, folds: int | None,
     subs = sorted(set(map(str, subjects)))
     order = [subs[i] for i in np.random.default_rng(FOLD_SEED).permutation(len(subs))]
     groups = subject_folds(order, folds)
-    return [Job(model, k, int(s), tuple(sorted(g))) for k, g in enumerate(groups)
-            for s in seeds]
+    return [Job(model, k, int(s), tuple(sorted(g))) for s in seeds
+            for k, g in enumerate(groups)]
 
 
 def run_jobs(jobs: Sequence[Job], fold_fn: Callable[[Job], dict], cache_dir: str | Path, *,

@@ -62,6 +62,11 @@ def nested_fold(sessions: Sequence[Session], test_subjects, *, seed: int,
         raise SplitError(f"segmentation fold with test subjects {test}: fewer than 2 training "
                          "subjects with masks; a validation subject needs at least 2")
     F, R, V, S = training_arrays(train, max_train_frames, progress)
+    # train with the threads this process was given (the protocol runs jobs side by side,
+    # one thread each), not train_segmenter's own default of 2: oversubscribed OpenMP
+    # threads made a job ~10x slower
+    settings = {task: {"threads": None, **(settings or {}).get(task, {})}
+                for task in ("roi", "vessels")}
     roi_ck, ves_ck = train_models(F, R, V, S, seed=int(seed), settings=settings)
     del F, R, V
     per, total = {}, np.zeros((len(CLASSES), 3), np.int64)

@@ -17,6 +17,9 @@ SUBJECTS = [f"S{i:02d}" for i in range(1, 12)]
 def test_every_subject_is_tested_once_per_seed_and_folds_do_not_move_with_the_seed():
     jobs = plan_jobs("m", SUBJECTS + SUBJECTS[:3], folds=5, seeds=(0, 1, 2))
     assert len(jobs) == 15
+    # seeds outermost: the first 5 jobs (what a run stopped part-way has) test every subject
+    assert sorted(s for j in jobs[:5] for s in j.test_subjects) == SUBJECTS
+    assert [j.seed for j in jobs] == [0] * 5 + [1] * 5 + [2] * 5
     for seed in (0, 1, 2):
         tested = [s for j in jobs if j.seed == seed for s in j.test_subjects]
         assert sorted(tested) == SUBJECTS
