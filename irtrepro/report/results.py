@@ -40,7 +40,7 @@ def nested_figures(evaluation: dict) -> list[dict]:
     figs = []
     seeds = evaluation.get("seeds") or []
     commit = str(evaluation.get("commit"))[:12]
-    for model, m in (evaluation.get("models") or {}).items():
+    for model, m in sorted((evaluation.get("models") or {}).items()):
         folds = m.get("folds")
         split = (f"{folds if isinstance(folds, str) else f'{folds} outer folds'} x seeds "
                  f"{seeds}; choices on validation subjects of each fold's training subjects")

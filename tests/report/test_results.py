@@ -50,7 +50,10 @@ def test_nested_protocol_figures_come_first_with_spread_and_met(tmp_path):
                 "pooled": {"accuracy": 0.91 + 0.001 * s}} for k in range(2) for s in range(3)]
     fig = summarise_figure(results, "accuracy", target=">= 0.95")
     ev = {"protocol": "P.", "commit": "def", "seeds": [0, 1, 2], "device": "cpu",
-          "models": {"breathing": {"folds": 2, "complete": False, "jobs_done": 6,
+          "models": {"segmentation": {"folds": 2, "complete": True, "jobs_done": 6,
+                                      "jobs_planned": 6,
+                                      "figures": {"Dice vein": {"units": "1", **fig}}},
+                     "breathing": {"folds": 2, "complete": False, "jobs_done": 6,
                                    "jobs_planned": 9,
                                    "figures": {"accuracy": {"units": "1", **fig}}}}}
     _tables(tmp_path)
@@ -61,6 +64,9 @@ def test_nested_protocol_figures_come_first_with_spread_and_met(tmp_path):
     assert first["group"] == "nested protocol: breathing" and first["met"] is False
     assert first["value"] == fig["value"] and first["spread"]["ci_low"] == fig["ci_low"]
     assert "incomplete: 6 of 9 jobs" in first["split"]
+    # models in a fixed order whatever order the runs wrote them in
+    groups = [f["group"] for f in res["figures"] if f["group"].startswith("nested")]
+    assert groups == ["nested protocol: breathing", "nested protocol: segmentation"]
     md = render_markdown(res)
     assert "(**not met**)" in md and "## the nested protocol" in md and "P." in md
 
