@@ -198,7 +198,9 @@ def collect_results(tables: str | os.PathLike, provenance: dict,
     return {"commit": provenance.get("git_commit"), "seeds": provenance.get("seeds"),
             "device": provenance.get("device"), "load_average": provenance.get("load_average"),
             "part_settings": provenance.get("part_settings"),
-            "timings_s": provenance.get("timings_s"), "figures": figs, "missing": missing,
+            "timings_s": provenance.get("timings_s"),
+            "reused_from_cache": provenance.get("reused_from_cache") or [],
+            "figures": figs, "missing": missing,
             "evaluation": None if not evaluation else {
                 k: evaluation.get(k) for k in ("protocol", "commit", "seeds", "device")}}
 
@@ -295,8 +297,13 @@ def render_markdown(results: dict) -> str:
         lines += ["## run time of the report (s)", "",
                   f"Machine: {results.get('device') or 'not recorded'}; load average (1, 5, 15 "
                   f"min) at the end of the run: {load if load else 'not recorded'}. Run times "
-                  "on a shared machine are upper bounds.", "", "| step | s |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in t.items()
+                  "on a shared machine are upper bounds. A step marked *reused* took its "
+                  "results from the cache (`data/cache`): its time is the reuse, not the "
+                  "work; `timings_s` in results.json keeps each part's own steps from when "
+                  "it was computed.", "", "| step | s |", "|---|---|"]
+        reused = set(results.get("reused_from_cache") or [])
+        lines += [f"| {k}{' (*reused*)' if k in reused else ''} | {_fmt(v)} |"
+                  for k, v in t.items()
                   if not k.startswith(("vision: ", "breathing: ", "keypoints: "))]
         lines.append("")
     if results.get("missing"):

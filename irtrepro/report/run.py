@@ -204,10 +204,12 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
     with _timer(timings, "study: read, sync, build"):
         study_key = cache_key(data=(m.sha256,), source=("irtrepro.sync", "irtrepro.io",
                                                         "irtrepro.manifest", "irtrepro.study"))
-        study, _ = store.get("study", study_key, lambda: build_study(m, progress=progress))
+        study, reused = store.get("study", study_key, lambda: build_study(m, progress=progress))
         for miss in json.loads(study.attrs.get("missing", "[]")):
             (failures if miss.get("failed") else left_out).append(
                 f"{miss['subject']}/{miss['session']} {miss['kind']}: {miss['reason']}")
+    # steps whose results came from the cache: their times are the reuse, not the work
+    reused_steps = ["study: read, sync, build"] if reused else []
     model_parts: list[ReportPart] = []
     settings = dict(settings or {})
     unknown = sorted(set(settings) - {n.rsplit(".", 1)[-1] for n in parts})
@@ -236,9 +238,11 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
     for name, short, kwargs, key in todo:
         with _timer(timings, f"models: {short}"):
             try:
-                part, _ = store.get(f"part-{short}", key, functools.partial(
+                part, reused = store.get(f"part-{short}", key, functools.partial(
                     _compute_part, name, m, cache / "models" / short, seed, progress, kwargs,
                     cache / "frames"))
+                if reused:
+                    reused_steps.append(f"models: {short}")
             except Exception as exc:  # a failing part must not take the report down
                 logger.error("report: %s failed:\n%s", short, traceback.format_exc())
                 failed[short] = f"{type(exc).__name__}: {exc}"
@@ -270,8 +274,10 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
                 akey = cache_key(settings={"seed": seed, "analysis": name}, data=inputs,
                                  source=("irtrepro",))
                 mod = load_analysis(name, adir)
-                part, _ = store.get(f"analysis-{name}", akey,
-                                    functools.partial(mod.run, study, seed=seed))
+                part, reused = store.get(f"analysis-{name}", akey,
+                                         functools.partial(mod.run, study, seed=seed))
+                if reused:
+                    reused_steps.append(f"analysis: {name}")
                 part.cache_key = akey
                 analysis_parts.append(part)
             except Exception as exc:
@@ -285,7 +291,8 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
             "seeds": {"report": seed, "generator": (m.generator or {}).get("seed")},
             "part_settings": settings,
             "study": {"subjects": len(m.subjects), "sessions": len(m.sessions)},
-            "timings_s": timings, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "timings_s": timings, "reused_from_cache": reused_steps,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "load_average": [round(v, 2) for v in os.getloadavg()],
         }
         if seg_model is not None:

@@ -62,6 +62,10 @@ def test_warm_report_reuses_analyses_and_their_rendered_figures(study_dir, tmp_p
                           analyses_dir=adir)
 
     report()
+    import json
+
+    # a cold run reuses nothing; a warm one says which steps it took from the cache
+    assert json.loads((out / "results.json").read_text())["reused_from_cache"] == []
     png = out / "figures" / "time_courses_cardio.png"
     first = png.read_bytes()
     drawn = []
@@ -71,6 +75,9 @@ def test_warm_report_reuses_analyses_and_their_rendered_figures(study_dir, tmp_p
     report()
     assert drawn == []                       # same inputs: nothing computed or drawn again
     assert png.read_bytes() == first and (out / "tables" / "reliability_icc.csv").exists()
+    reused = json.loads((out / "results.json").read_text())["reused_from_cache"]
+    assert "study: read, sync, build" in reused and "analysis: reliability" in reused
+    assert "| analysis: reliability (*reused*) |" in (out / "results.md").read_text()
     # a statistician's change to the analyses folder (models.yaml) recomputes them
     (adir / "models.yaml").write_text((adir / "models.yaml").read_text() + "\n# edited\n")
     report()
