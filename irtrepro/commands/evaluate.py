@@ -25,6 +25,9 @@ def add_arguments(parser) -> None:
                         help="start no new job after this long; rerun to resume")
     parser.add_argument("--workers", type=int, default=None,
                         help="jobs at the same time, one torch thread each (default: cores)")
+    parser.add_argument("--keypoint-corpus-seed", type=int, default=None, metavar="N",
+                        help="render the keypoints' synthetic corpus from seed N, subjects the "
+                             "defaults were never tuned on (default: the report's corpus)")
     parser.add_argument("--frames-cache", default="data/cache/frames",
                         help="where camera files are converted to frame stores (default: "
                              "%(default)s, shared with the report)")
@@ -59,7 +62,8 @@ def run(args) -> int:
     path = run_evaluation(manifest, args.out, models=models, seeds=seeds,
                           folds=_folds(args.folds), workers=args.workers,
                           max_seconds=None if args.max_minutes is None
-                          else 60 * args.max_minutes, frames_cache=args.frames_cache)
+                          else 60 * args.max_minutes, frames_cache=args.frames_cache,
+                          keypoint_corpus_seed=args.keypoint_corpus_seed)
     import json
 
     summary = json.loads(path.read_text())

@@ -40,7 +40,7 @@ from irtrepro.keypoints.vocabulary import COCO_SKELETON, KEYPOINT_NAMES, flip_pe
 from irtrepro.splits import subject_folds
 
 __all__ = ["CropSet", "KeypointConfig", "crops_from_clips", "evaluate_by_activity",
-           "evaluate_crops", "flip_permutation", "heatmap_targets", "load_model",
+           "evaluate_crops", "flip_permutation", "heatmap_targets", "labelled_frames", "load_model",
            "normalise_thermal", "predict_crops", "predict_frames", "run_experiment", "save_model",
            "summarise", "teacher_outputs", "train_student", "train_supervised"]
 
@@ -57,6 +57,9 @@ class KeypointConfig:
     each training batch (left/right keypoints swapped; for the student the crop is paired with
     the teacher's output on the mirrored RGB crop); measured not to help at the report size, so
     off. ``flip_test``: average the heatmaps of a crop and of its mirror at inference.
+    ``corpus_seed``: seed of the synthetic corpus and of which of its frames are labelled
+    (``None``: ``seed``, so one number fixes a whole run; set it apart from ``seed`` to train
+    and evaluate on a corpus the defaults were never tuned on, with the same training seeds).
     ``min_epoch_share``: early stopping may not end a training before this share of its epochs
     (the heatmap networks sit on a plateau of near-zero output for their first 6-11 epochs,
     where ``patience`` epochs without progress say nothing). Both it and ``patience`` were set
@@ -89,6 +92,12 @@ class KeypointConfig:
     flip_augment: bool = False
     flip_test: bool = True
     seed: int = 0
+    corpus_seed: int | None = None
+
+    @property
+    def data_seed(self) -> int:
+        """The seed the corpus is rendered and labelled with (``corpus_seed``, else ``seed``)."""
+        return self.seed if self.corpus_seed is None else int(self.corpus_seed)
 
     @property
     def hm_hw(self) -> tuple[int, int]:
@@ -109,6 +118,13 @@ class KeypointConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def labelled_frames(cfg: KeypointConfig, n: int) -> np.ndarray:
+    """Which of a corpus's ``n`` frames carry labels: each with probability
+    ``cfg.label_fraction``, drawn from ``cfg.data_seed`` (the corpus's seed, not the training
+    seed, so every training seed sees the same labels)."""
+    return np.random.default_rng(cfg.data_seed + 1).random(int(n)) < cfg.label_fraction
 
 
 # --------------------------------------------------------------------------------------------
@@ -670,8 +686,7 @@ def run_experiment(cfg: KeypointConfig = KeypointConfig(), *, corpus, students=(
         corpus = crops_from_clips(corpus, cfg.crop_hw, keep_frames=True)
         timings["crop"] = time.perf_counter() - t0
     subjects = list(dict.fromkeys(corpus.subject.tolist()))
-    rng = np.random.default_rng(cfg.seed + 1)
-    labelled = rng.random(len(corpus)) < cfg.label_fraction
+    labelled = labelled_frames(cfg, len(corpus))
     folds = list(enumerate(subject_folds(subjects, cfg.folds)))
     last = folds[-1][0]  # only the last fold's models are returned, so only it keeps them
     if workers > 1 and len(folds) > 1:

@@ -98,19 +98,16 @@ def _keypoints_job(job, *, corpus, labelled, config) -> dict:
     return nested_fold(corpus, labelled, job.test_subjects, seed=job.seed, config=config)
 
 
-def _keypoints(manifest, progress):
+def _keypoints(manifest, progress, corpus_seed):
     import dataclasses
 
-    import numpy as np
-
-    from irtrepro.keypoints.train import KeypointConfig
+    from irtrepro.keypoints.train import KeypointConfig, labelled_frames
     from irtrepro.report.parts.keypoints import EXPERIMENT_SOURCE
     from irtrepro.synth.pose_corpus import make_corpus
 
-    cfg = KeypointConfig()
+    cfg = KeypointConfig(corpus_seed=corpus_seed)
     corpus = dataclasses.replace(make_corpus(cfg, progress=progress), frames=None)
-    # the labelled frames of run_experiment (the corpus seed, not the training seed)
-    labelled = np.random.default_rng(cfg.seed + 1).random(len(corpus)) < cfg.label_fraction
+    labelled = labelled_frames(cfg, len(corpus))
     key = cache_key(settings=cfg.to_dict(), data=(labelled,),
                     source=EXPERIMENT_SOURCE)
     fn = partial(_keypoints_job, corpus=corpus, labelled=labelled, config=cfg)
@@ -146,6 +143,7 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
                    seeds=DEFAULT_SEEDS, folds: dict | None = None,
                    max_seconds: float | None = None, workers: int | None = None,
                    frames_cache: str | os.PathLike | None = None,
+                   keypoint_corpus_seed: int | None = None,
                    progress: bool | None = None) -> Path:
     """Run (or resume) the nested protocol of ``models``; write ``out/evaluation.json``.
 
@@ -169,6 +167,10 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
     frames_cache : path-like, optional
         Where camera files are converted to frame stores (default ``out/frames``; the
         report's ``data/cache/frames`` shares the conversions).
+    keypoint_corpus_seed : int, optional
+        Seed of the keypoints' synthetic corpus (default: that of :class:`KeypointConfig`,
+        the corpus the report trains on). Another seed renders subjects the defaults were
+        never tuned on; the training seeds stay ``seeds``.
 
     Returns
     -------
@@ -195,7 +197,7 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
         if name == "breathing":
             subjects, fn, key = _breathing(manifest, progress)
         elif name == "keypoints":
-            subjects, fn, key = _keypoints(manifest, progress)
+            subjects, fn, key = _keypoints(manifest, progress, keypoint_corpus_seed)
         else:
             subjects, fn, key = _segmentation(manifest, progress,
                                               frames_cache or out / "frames")
@@ -207,12 +209,15 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
                                                                 bounds=FIGURE_BOUNDS)}
                    for fig, units, target in FIGURES[name]}
         entry = {
+            # each model's own provenance: the file's head is that of its last writer
+            "commit": head["commit"], "device": head["device"], "seeds": list(seeds),
             "subjects": subjects,
             "folds": "leave-one-subject-out" if folds[name] is None else folds[name],
             "test_subjects": {f"fold{j.fold}": list(j.test_subjects) for j in jobs},
             "jobs_planned": len(jobs), "jobs_done": len(done),
             "pending": [f"fold{j.fold}-seed{j.seed}" for j in pending],
             "complete": not pending, "key": key,
+            **({"corpus_seed": keypoint_corpus_seed} if name == "keypoints" else {}),
             "threads": sorted({r.get("threads") for r in done if r.get("threads")}),
             "job_seconds": round(sum(r.get("seconds", 0.0) for r in done), 1),
             "figures": figures,

@@ -38,12 +38,16 @@ def nested_figures(evaluation: dict) -> list[dict]:
     """The figures of ``make evaluate``'s ``evaluation.json`` (:mod:`irtrepro.report.evaluation`),
     one group per model, each with its SD over folds x seeds and 95 % interval over subjects."""
     figs = []
-    seeds = evaluation.get("seeds") or []
-    commit = str(evaluation.get("commit"))[:12]
     for model, m in sorted((evaluation.get("models") or {}).items()):
+        # a model's own commit and seeds; files written before entries carried them have
+        # only the file's (its last writer's)
+        seeds = m.get("seeds") or evaluation.get("seeds") or []
+        commit = str(m.get("commit") or evaluation.get("commit"))[:12]
         folds = m.get("folds")
         split = (f"{folds if isinstance(folds, str) else f'{folds} outer folds'} x seeds "
                  f"{seeds}; choices on validation subjects of each fold's training subjects")
+        if m.get("corpus_seed") is not None:
+            split += f"; corpus rendered from seed {m['corpus_seed']}"
         if not m.get("complete"):
             split += f" (incomplete: {m.get('jobs_done')} of {m.get('jobs_planned')} jobs)"
         for name, f in (m.get("figures") or {}).items():

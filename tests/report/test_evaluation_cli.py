@@ -24,7 +24,7 @@ def tiny_keypoints(monkeypatch):
     corpus = pose_corpus.make_corpus(cfg, progress=False)
     labelled = np.random.default_rng(1).random(len(corpus)) < 0.5
 
-    def setup(manifest, progress):
+    def setup(manifest, progress, corpus_seed):
         fn = partial(evaluation._keypoints_job, corpus=corpus, labelled=labelled, config=cfg)
         return sorted(set(corpus.subject)), fn, "tiny"
 
@@ -49,6 +49,8 @@ def test_evaluate_runs_loso_times_seeds_and_resumes(tiny_keypoints, tmp_path, ca
     assert "keypoints: 6 of 6 jobs" in text and "AP student" in text
     m = json.loads((out / "evaluation.json").read_text())["models"]["keypoints"]
     assert m["complete"] and m["folds"] == "leave-one-subject-out"
+    # each model carries its own provenance (the file's head is its last writer's)
+    assert m["seeds"] == [0, 1] and m["commit"] and "corpus_seed" in m
     assert sorted(s for v in m["test_subjects"].values() for s in v) == sorted(
         set(tiny_keypoints.subject))
     fig = m["figures"]["AP student"]
@@ -68,3 +70,24 @@ def test_bad_options_are_named(tmp_path):
 
     assert main(["evaluate", "--folds", "breathing=five", "--out", str(tmp_path)]) == 2
     assert main(["evaluate", "--seeds", "a,b", "--out", str(tmp_path)]) == 2
+
+
+def test_corpus_seed_renders_other_subjects_with_the_same_training_seed():
+    from irtrepro.keypoints.train import KeypointConfig, labelled_frames
+    from irtrepro.synth.pose_corpus import make_corpus
+
+    small = dict(n_subjects=2, frames_per_subject=6)
+    base = KeypointConfig(**small)
+    assert base.data_seed == base.seed == 0
+    # None means the training seed: one number still fixes a whole run
+    assert KeypointConfig(seed=4, **small).data_seed == 4
+    other = KeypointConfig(corpus_seed=9, **small)
+    assert other.seed == 0 and other.data_seed == 9
+    a, b = make_corpus(base, progress=False), make_corpus(other, progress=False)
+    again = make_corpus(KeypointConfig(seed=3, corpus_seed=0, **small), progress=False)
+    assert not np.allclose(a.keypoints, b.keypoints)
+    np.testing.assert_array_equal(a.keypoints, again.keypoints)
+    n = 400
+    assert (labelled_frames(base, n) != labelled_frames(other, n)).any()
+    np.testing.assert_array_equal(labelled_frames(base, n),
+                                  labelled_frames(KeypointConfig(seed=3, corpus_seed=0), n))
