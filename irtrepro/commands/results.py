@@ -24,7 +24,13 @@ def run(args) -> int:
     path = Path(args.reports) / "results.json"
     if not path.is_file():
         raise OptionError(f"{path}: not found; run `make report` (or irtrepro report) first")
-    text = render_markdown(json.loads(path.read_text()))
+    import shlex
+
+    command = None
+    if args.markdown:
+        command = shlex.join(["irtrepro", "results", str(args.reports), "--markdown",
+                              str(args.markdown)])
+    text = render_markdown(json.loads(path.read_text()), command=command)
     if args.markdown:
         with atomic_path(Path(args.markdown)) as tmp:
             tmp.write_text(text)

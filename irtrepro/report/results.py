@@ -200,6 +200,7 @@ def collect_results(tables: str | os.PathLike, provenance: dict,
                     spread_kind="95 % CI stretched by Rubin's rules over the versions; "
                                 "se_widening sqrt(T/W)"))
     return {"commit": provenance.get("git_commit"), "seeds": provenance.get("seeds"),
+            "manifest": provenance.get("manifest"),
             "device": provenance.get("device"), "load_average": provenance.get("load_average"),
             "part_settings": provenance.get("part_settings"),
             "timings_s": provenance.get("timings_s"),
@@ -264,20 +265,29 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def render_markdown(results: dict) -> str:
-    """``docs/results.md``: one table per group, each figure with spread, split and source."""
+def render_markdown(results: dict, *, command: str | None = None) -> str:
+    """``docs/results.md``: one table per group, each figure with spread, split and source.
+
+    ``command``: the command line that rendered it, quoted in the header (default: the
+    default study's, ``irtrepro results reports/ --markdown docs/results.md``).
+    """
+    command = command or "irtrepro results reports/ --markdown docs/results.md"
+    manifest, seeds = results.get("manifest"), results.get("seeds") or {}
+    study = f"study `{Path(manifest).name}`" if manifest else "study (manifest not recorded)"
+    if isinstance(seeds, dict) and seeds.get("generator") is not None:
+        study += f" (synthetic, generator seed {seeds['generator']})"
     lines = ["# Results of `make report`", "",
-             "Rendered by `irtrepro results reports/ --markdown docs/results.md` from "
-             "`reports/results.json` of the default study (commit "
-             f"`{str(results.get('commit'))[:12]}`, seeds {results.get('seeds')}). Every figure "
+             f"Rendered by `{command}` from the results.json of the {study} (commit "
+             f"`{str(results.get('commit'))[:12]}`, report seed "
+             f"{seeds.get('report') if isinstance(seeds, dict) else seeds}). Every figure "
              "names the table it comes from; a target counts as met only when the 95 % interval "
              "over subjects clears it (the nested protocol of `make evaluate`), and where no "
              "spread is computed the figure says so.", ""]
     ev = results.get("evaluation")
     if ev:
         lines += ["## the nested protocol (`make evaluate`)", "",
-                  f"{ev.get('protocol')} Commit `{str(ev.get('commit'))[:12]}`, device "
-                  f"{ev.get('device')}, seeds {ev.get('seeds')}.",
+                  f"{ev.get('protocol')} Each model's table names the commit it was measured "
+                  f"at; device {ev.get('device')}.",
                   ""]
     groups: dict[str, list] = {}
     for f in results["figures"]:

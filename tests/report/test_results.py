@@ -29,6 +29,11 @@ def test_figures_carry_value_spread_target_and_source(tmp_path):
     assert "breathing_ablation" in res["missing"]  # absent tables are named, not invented
     md = render_markdown(res)
     assert "| Dice vein | 0.610 |" in md and "`abc`" in md
+    # the study is named by its manifest and generator seed, not assumed to be the default
+    named = render_markdown({**res, "manifest": "/x/fresh/manifest.yaml",
+                             "seeds": {"report": 7, "generator": 99}})
+    assert "study `manifest.yaml` (synthetic, generator seed 99)" in named
+    assert "report seed 7" in named and "/x/fresh" not in named
 
 
 def test_written_file_and_cli(tmp_path, capsys):
@@ -37,7 +42,10 @@ def test_written_file_and_cli(tmp_path, capsys):
     assert json.loads(path.read_text())["commit"] == "abc"
     out = tmp_path / "results.md"
     assert main(["results", str(tmp_path), "--markdown", str(out)]) == 0
-    assert "# Results of `make report`" in out.read_text()
+    text = out.read_text()
+    assert "# Results of `make report`" in text
+    # the header quotes the command that rendered it
+    assert f"`irtrepro results {tmp_path} --markdown {out}`" in text
     assert main(["results", str(tmp_path / "nowhere")]) == 2
 
 
