@@ -36,7 +36,7 @@ export MALLOC_TRIM_THRESHOLD_ ?= 4294967296
 
 help:
 	@echo "make report   build every figure and table of the default study into $(REPORTS)/"
-	@echo "make evaluate the nested protocol of every model (folds x 3 seeds; about an hour on 2 cores,"
+	@echo "make evaluate the nested protocol of every model (folds x 3 seeds; 30-60 min on 2 cores,"
 	@echo "              resumable) into $(REPORTS)/evaluation/; make report quotes it"
 	@echo "make test     run the test suite"
 	@echo "make test-slow  the longer end-to-end tests (the default U-Nets, ~5 min)"
