@@ -39,6 +39,7 @@ import xarray as xr
 from irtrepro._logging import logger
 from irtrepro.errors import IncompleteError, IrtreproError, OptionError
 from irtrepro.report.cache import Cache, cache_key, part_key
+from irtrepro.report.deviations import deviations_html
 from irtrepro.report.part import ReportPart
 from irtrepro.report.results import (
     collect_results,
@@ -303,7 +304,7 @@ def run_report(manifest: str | os.PathLike = "data_manifest.yaml",
 
         def headline(tables):
             gathered["results"] = collect_results(tables, prov, load_evaluation(out))
-            return results_html(gathered["results"])
+            return results_html(gathered["results"]) + deviations_html(gathered["results"])
 
         page = write_report(analysis_parts + model_parts, out, title=f"irtrepro report: {m.name}",
                             provenance=prov, left_out=left_out, failures=failures, intro=intro,
