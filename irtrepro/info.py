@@ -28,15 +28,36 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`), or
+    ``"unknown"``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def device() -> str:
-    """Compute device torch would use (without importing torch when it is absent)."""
+    """Compute device torch would use (without importing torch when it is absent).
+
+    On a CPU it names the model and the vector instructions torch's kernels use: results of
+    the same training differ in the last digits between machines whose kernels differ.
+    """
     try:
         import torch
     except ImportError:
         return "cpu (torch not installed)"
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
-    return f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
+    try:
+        simd = f", {torch.backends.cpu.get_cpu_capability()}"
+    except AttributeError:  # torch < 2.1
+        simd = ""
+    return (f"cpu ({cpu_model()}{simd}; {os.cpu_count()} cores, torch threads "
+            f"{torch.get_num_threads()})")
 
 
 def sys_info(manifest: str | os.PathLike | None = None) -> str:

@@ -179,6 +179,7 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
     """
     from irtrepro._threads import parallelism
     from irtrepro.errors import OptionError
+    from irtrepro.info import device as describe_device
     from irtrepro.study import git_commit
     from irtrepro.vision.infer import device
 
@@ -189,6 +190,7 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
     out = Path(out)
     path = out / "evaluation.json"
     head = {"protocol": PROTOCOL, "commit": git_commit(), "device": str(device()),
+            "cpu": describe_device(),
             "seeds": list(seeds)}
     workers = parallelism(workers)
     t_start = time.perf_counter()
@@ -210,7 +212,8 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
                    for fig, units, target in FIGURES[name]}
         entry = {
             # each model's own provenance: the file's head is that of its last writer
-            "commit": head["commit"], "device": head["device"], "seeds": list(seeds),
+            "commit": head["commit"], "device": head["device"], "cpu": head["cpu"],
+            "seeds": list(seeds),
             "subjects": subjects,
             "folds": "leave-one-subject-out" if folds[name] is None else folds[name],
             "test_subjects": {f"fold{j.fold}": list(j.test_subjects) for j in jobs},

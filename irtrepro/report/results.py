@@ -43,6 +43,7 @@ def nested_figures(evaluation: dict) -> list[dict]:
         # only the file's (its last writer's)
         seeds = m.get("seeds") or evaluation.get("seeds") or []
         commit = str(m.get("commit") or evaluation.get("commit"))[:12]
+        machine = f"; {m['cpu']}" if m.get("cpu") else ""
         folds = m.get("folds")
         split = (f"{folds if isinstance(folds, str) else f'{folds} outer folds'} x seeds "
                  f"{seeds}; choices on validation subjects of each fold's training subjects")
@@ -55,7 +56,7 @@ def nested_figures(evaluation: dict) -> list[dict]:
                 continue
             figs.append(_fig(
                 f"nested protocol: {model}", name, f["value"], units=f.get("units", "1"),
-                split=split, source=f"evaluation/evaluation.json (commit {commit})",
+                split=split, source=f"evaluation/evaluation.json (commit {commit}{machine})",
                 spread={"sd_folds_seeds": _num(f.get("sd_folds_seeds")),
                         "ci_low": _num(f.get("ci_low")), "ci_high": _num(f.get("ci_high"))},
                 spread_kind=(f"SD over {f.get('n_jobs')} jobs (folds x seeds); "
@@ -207,7 +208,7 @@ def collect_results(tables: str | os.PathLike, provenance: dict,
             "reused_from_cache": provenance.get("reused_from_cache") or [],
             "figures": figs, "missing": missing,
             "evaluation": None if not evaluation else {
-                k: evaluation.get(k) for k in ("protocol", "commit", "seeds", "device")}}
+                k: evaluation.get(k) for k in ("protocol", "commit", "seeds", "device", "cpu")}}
 
 
 def load_evaluation(out: str | os.PathLike) -> dict | None:
@@ -286,8 +287,9 @@ def render_markdown(results: dict, *, command: str | None = None) -> str:
     ev = results.get("evaluation")
     if ev:
         lines += ["## the nested protocol (`make evaluate`)", "",
-                  f"{ev.get('protocol')} Each model's table names the commit it was measured "
-                  f"at; device {ev.get('device')}.",
+                  f"{ev.get('protocol')} Each model's table names the commit and the machine "
+                  "it was measured on (the last digits of a training differ between machines "
+                  "whose CPU kernels differ).",
                   ""]
     groups: dict[str, list] = {}
     for f in results["figures"]:
