@@ -40,24 +40,32 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def device() -> str:
-    """Compute device torch would use (without importing torch when it is absent).
-
-    On a CPU it names the model and the vector instructions torch's kernels use: results of
-    the same training differ in the last digits between machines whose kernels differ.
-    """
+def machine() -> str:
+    """The compute device without its thread setting: ``cuda (<name>)``, or on a CPU its model,
+    the vector instructions torch's kernels use and the cores (the same training differs in
+    its last digits between machines whose kernels differ)."""
     try:
         import torch
     except ImportError:
-        return "cpu (torch not installed)"
+        return f"cpu ({cpu_model()}; {os.cpu_count()} cores; torch not installed)"
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
     try:
         simd = f", {torch.backends.cpu.get_cpu_capability()}"
     except AttributeError:  # torch < 2.1
         simd = ""
-    return (f"cpu ({cpu_model()}{simd}; {os.cpu_count()} cores, torch threads "
-            f"{torch.get_num_threads()})")
+    return f"cpu ({cpu_model()}{simd}; {os.cpu_count()} cores)"
+
+
+def device() -> str:
+    """:func:`machine`, on a CPU with torch's thread count (without importing torch when it is
+    absent)."""
+    name = machine()
+    if not name.startswith("cpu (") or "torch not installed" in name:
+        return name
+    import torch
+
+    return f"{name[:-1]}, torch threads {torch.get_num_threads()})"
 
 
 def sys_info(manifest: str | os.PathLike | None = None) -> str:

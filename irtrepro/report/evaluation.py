@@ -179,7 +179,7 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
     """
     from irtrepro._threads import parallelism
     from irtrepro.errors import OptionError
-    from irtrepro.info import device as describe_device
+    from irtrepro.info import machine
     from irtrepro.study import git_commit
     from irtrepro.vision.infer import device
 
@@ -190,7 +190,7 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
     out = Path(out)
     path = out / "evaluation.json"
     head = {"protocol": PROTOCOL, "commit": git_commit(), "device": str(device()),
-            "cpu": describe_device(),
+            "cpu": machine(),
             "seeds": list(seeds)}
     workers = parallelism(workers)
     t_start = time.perf_counter()
@@ -212,7 +212,9 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
                    for fig, units, target in FIGURES[name]}
         entry = {
             # each model's own provenance: the file's head is that of its last writer
-            "commit": head["commit"], "device": head["device"], "cpu": head["cpu"],
+            "commit": head["commit"], "device": head["device"],
+            # the machines the jobs ran on (a cached job keeps its own; older ones lack it)
+            "cpu": sorted({r.get("machine") or "not recorded" for r in done}) or [head["cpu"]],
             "seeds": list(seeds),
             "subjects": subjects,
             "folds": "leave-one-subject-out" if folds[name] is None else folds[name],

@@ -101,7 +101,7 @@ def run_jobs(jobs: Sequence[Job], fold_fn: Callable[[Job], dict], cache_dir: str
     Returns
     -------
     done : list of dict
-        Results of the finished jobs (each with ``job``, ``seconds`` and ``threads``), in
+        Results of the finished jobs (each with ``job``, ``seconds``, ``threads`` and ``machine``), in
         the order of ``jobs``.
     pending : list of Job
         Jobs not run (time budget spent).
@@ -172,15 +172,17 @@ def _cached(path: Path, key: str, job: Job) -> dict | None:
 
 
 def _timed(fold_fn, job: Job, threads: int | None) -> dict:
-    """``fold_fn(job)`` with its run time and torch thread count (``threads`` set first)."""
+    """``fold_fn(job)`` with its run time, torch thread count (``threads`` set first) and the
+    machine it ran on (:func:`irtrepro.info.machine`)."""
     from irtrepro._threads import torch_threads
+    from irtrepro.info import machine
 
     n = torch_threads(threads)
     logger.info("evaluate %s %s: test subjects %s (%d torch thread(s))", job.model, job.name,
                 ",".join(job.test_subjects), n)
     t = time.perf_counter()
     res = fold_fn(job)
-    return {**res, "seconds": time.perf_counter() - t, "threads": n}
+    return {**res, "seconds": time.perf_counter() - t, "threads": n, "machine": machine()}
 
 
 def _json(v):

@@ -43,7 +43,8 @@ def nested_figures(evaluation: dict) -> list[dict]:
         # only the file's (its last writer's)
         seeds = m.get("seeds") or evaluation.get("seeds") or []
         commit = str(m.get("commit") or evaluation.get("commit"))[:12]
-        machine = f"; {m['cpu']}" if m.get("cpu") else ""
+        cpu = m.get("cpu")
+        machine = f"; {', '.join(cpu) if isinstance(cpu, list) else cpu}" if cpu else ""
         folds = m.get("folds")
         split = (f"{folds if isinstance(folds, str) else f'{folds} outer folds'} x seeds "
                  f"{seeds}; choices on validation subjects of each fold's training subjects")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from irtrepro.info import cpu_model, device
+from irtrepro.info import cpu_model, device, machine
 
 
 def test_cpu_device_names_model_kernels_and_threads():
@@ -14,3 +14,5 @@ def test_cpu_device_names_model_kernels_and_threads():
     assert torch.backends.cpu.get_cpu_capability() in line
     assert f"torch threads {torch.get_num_threads()}" in line
     assert cpu_model() != ""
+    # the machine is the device without the thread setting (compared across jobs)
+    assert line.startswith(machine()[:-1]) and "threads" not in machine()
