@@ -40,6 +40,17 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _cpu(torch=None) -> str:
+    """``<model>[, <vector instructions torch's kernels use>]; <n> cores``."""
+    simd = ""
+    if torch is not None:
+        try:
+            simd = f", {torch.backends.cpu.get_cpu_capability()}"
+        except AttributeError:  # torch < 2.1
+            pass
+    return f"{cpu_model()}{simd}; {os.cpu_count()} cores"
+
+
 def machine() -> str:
     """The compute device without its thread setting: ``cuda (<name>)``, or on a CPU its model,
     the vector instructions torch's kernels use and the cores (the same training differs in
@@ -47,25 +58,22 @@ def machine() -> str:
     try:
         import torch
     except ImportError:
-        return f"cpu ({cpu_model()}; {os.cpu_count()} cores; torch not installed)"
+        return f"cpu ({_cpu()}; torch not installed)"
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
-    try:
-        simd = f", {torch.backends.cpu.get_cpu_capability()}"
-    except AttributeError:  # torch < 2.1
-        simd = ""
-    return f"cpu ({cpu_model()}{simd}; {os.cpu_count()} cores)"
+    return f"cpu ({_cpu(torch)})"
 
 
 def device() -> str:
     """:func:`machine`, on a CPU with torch's thread count (without importing torch when it is
     absent)."""
-    name = machine()
-    if not name.startswith("cpu (") or "torch not installed" in name:
-        return name
-    import torch
-
-    return f"{name[:-1]}, torch threads {torch.get_num_threads()})"
+    try:
+        import torch
+    except ImportError:
+        return machine()
+    if torch.cuda.is_available():
+        return machine()
+    return f"cpu ({_cpu(torch)}, torch threads {torch.get_num_threads()})"
 
 
 def sys_info(manifest: str | os.PathLike | None = None) -> str:

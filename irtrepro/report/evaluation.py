@@ -179,7 +179,6 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
     """
     from irtrepro._threads import parallelism
     from irtrepro.errors import OptionError
-    from irtrepro.info import machine
     from irtrepro.study import git_commit
     from irtrepro.vision.infer import device
 
@@ -190,7 +189,6 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
     out = Path(out)
     path = out / "evaluation.json"
     head = {"protocol": PROTOCOL, "commit": git_commit(), "device": str(device()),
-            "cpu": machine(),
             "seeds": list(seeds)}
     workers = parallelism(workers)
     t_start = time.perf_counter()
@@ -214,7 +212,7 @@ def run_evaluation(manifest, out: str | os.PathLike, *, models=MODELS,
             # each model's own provenance: the file's head is that of its last writer
             "commit": head["commit"], "device": head["device"],
             # the machines the jobs ran on (a cached job keeps its own; older ones lack it)
-            "cpu": sorted({r.get("machine") or "not recorded" for r in done}) or [head["cpu"]],
+            "cpu": sorted({r.get("machine") or "not recorded" for r in done}),
             "seeds": list(seeds),
             "subjects": subjects,
             "folds": "leave-one-subject-out" if folds[name] is None else folds[name],

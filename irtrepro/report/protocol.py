@@ -101,8 +101,8 @@ def run_jobs(jobs: Sequence[Job], fold_fn: Callable[[Job], dict], cache_dir: str
     Returns
     -------
     done : list of dict
-        Results of the finished jobs (each with ``job``, ``seconds``, ``threads`` and ``machine``), in
-        the order of ``jobs``.
+        Results of the finished jobs (each with ``job``, ``seconds``, ``threads`` and
+        ``machine``), in the order of ``jobs``.
     pending : list of Job
         Jobs not run (time budget spent).
     """

@@ -43,8 +43,7 @@ def nested_figures(evaluation: dict) -> list[dict]:
         # only the file's (its last writer's)
         seeds = m.get("seeds") or evaluation.get("seeds") or []
         commit = str(m.get("commit") or evaluation.get("commit"))[:12]
-        cpu = m.get("cpu")
-        machine = f"; {', '.join(cpu) if isinstance(cpu, list) else cpu}" if cpu else ""
+        machine = f"; {', '.join(m['cpu'])}" if m.get("cpu") else ""
         folds = m.get("folds")
         split = (f"{folds if isinstance(folds, str) else f'{folds} outer folds'} x seeds "
                  f"{seeds}; choices on validation subjects of each fold's training subjects")
@@ -209,7 +208,7 @@ def collect_results(tables: str | os.PathLike, provenance: dict,
             "reused_from_cache": provenance.get("reused_from_cache") or [],
             "figures": figs, "missing": missing,
             "evaluation": None if not evaluation else {
-                k: evaluation.get(k) for k in ("protocol", "commit", "seeds", "device", "cpu")}}
+                k: evaluation.get(k) for k in ("protocol", "commit", "seeds", "device")}}
 
 
 def load_evaluation(out: str | os.PathLike) -> dict | None:

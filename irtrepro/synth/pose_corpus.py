@@ -25,8 +25,8 @@ def corpus_subjects(cfg: KeypointConfig) -> list[str]:
 def make_corpus(cfg: KeypointConfig | None = None, *, progress: bool | None = None) -> CropSet:
     """Render the paired corpus of ``cfg`` and crop it (frames kept for figures).
 
-    Uses ``cfg.n_subjects``, ``frames_per_subject``, ``fps`` (Hz), ``tug_share``, ``data_seed`` (``corpus_seed``, else ``seed``) and
-    ``crop_hw`` (the defaults of :class:`KeypointConfig` when ``None``); the same settings give
+    Uses ``cfg.n_subjects``, ``frames_per_subject``, ``fps`` (Hz), ``tug_share``,
+    ``data_seed`` (``corpus_seed``, else ``seed``) and ``crop_hw`` (the defaults of :class:`KeypointConfig` when ``None``); the same settings give
     the same crops.
     """
     cfg = KeypointConfig() if cfg is None else cfg

@@ -94,7 +94,9 @@ def test_report_results_json_names_match_the_patterns(tmp_path):
                   "AP75": [0.1, 0.57, 0.79, 0.71], "AP_min_fold": [0.1, 0.4, 0.75, 0.6],
                   "folds": [2, 2, 2, 2]}).to_csv(t / "keypoints_keypoints_ap.csv", index=False)
     res = json.loads(json.dumps(collect_results(t, {})))
+    # every row that names a single-split figure of these models finds one (the nested
+    # figures come from evaluation.json, absent here)
     for d in DEVIATIONS:
-        if d.model in ("breathing", "keypoints") and d.evidence and all(
+        if d.model in ("breathing", "keypoints") and any(
                 not g.startswith("nested") for g, _ in d.evidence):
-            assert evidence(d, res), d.part
+            assert any(not f["group"].startswith("nested") for f in evidence(d, res)), d.part
